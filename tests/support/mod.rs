@@ -1,0 +1,5 @@
+//! The test environment: real components started on loopback by the tests themselves.
+#![allow(dead_code)]
+
+pub mod kube;
+pub mod process;
