@@ -1,1 +1,8 @@
+//! livestream-operator: live streaming on Kubernetes. RTMP ingest, an ABR ladder through
+//! ffmpeg, HLS packaged in Rust and written to S3-compatible storage; the operator that
+//! runs it from `LiveStream` resources; and `livestream serve`, the same worker as one
+//! process.
+
 pub mod api;
+pub mod telemetry;
+pub mod worker;
