@@ -1,6 +1,6 @@
 //! The worker's configuration file: what the controller mounts into the worker pod, and
 //! what `livestream worker --config FILE` reads. Secrets are never in this file: it names
-//! the files (mounted from Secrets) that hold them.
+//! the environment variables (set from Secrets) that hold them.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,10 +19,10 @@ pub enum ConfigError {
     Parse { path: PathBuf, source: serde_yaml::Error },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
-    #[error("cannot read the secret file {path}: {source}")]
-    Secret { path: PathBuf, source: std::io::Error },
-    #[error("the secret file {path} is empty")]
-    EmptySecret { path: PathBuf },
+    #[error("the environment variable {name} is not set (it should come from a Secret)")]
+    MissingSecret { name: String },
+    #[error("the environment variable {name} is empty")]
+    EmptySecret { name: String },
 }
 
 /// One stream's worker.
@@ -32,6 +32,7 @@ pub struct WorkerConfig {
     /// Which LiveStream this worker serves (for logs and metrics).
     pub stream: StreamIdentity,
     /// RTMP ingest.
+    #[serde(default)]
     pub rtmp: RtmpConfig,
     /// Health, metrics and the live status the controller reads.
     #[serde(default)]
@@ -75,8 +76,15 @@ pub struct RtmpConfig {
     /// Application name in the publish URL.
     #[serde(default = "default_app")]
     pub app: String,
-    /// File holding the stream key (mounted from a Secret).
-    pub stream_key_file: PathBuf,
+    /// Environment variable holding the stream key (set from a Secret).
+    #[serde(default = "default_stream_key_env")]
+    pub stream_key_env: String,
+}
+
+impl Default for RtmpConfig {
+    fn default() -> Self {
+        Self { listen: default_rtmp_listen(), app: default_app(), stream_key_env: default_stream_key_env() }
+    }
 }
 
 /// The worker's HTTP endpoints.
@@ -114,12 +122,11 @@ pub struct S3Config {
     pub endpoint: Option<String>,
     #[serde(default)]
     pub force_path_style: bool,
-    /// Files holding the access key (mounted from a Secret). Without them the worker
-    /// reads `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` from its environment.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub access_key_id_file: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_access_key_file: Option<PathBuf>,
+    /// Environment variables holding the access key (set from a Secret).
+    #[serde(default = "default_access_key_id_env")]
+    pub access_key_id_env: String,
+    #[serde(default = "default_secret_access_key_env")]
+    pub secret_access_key_env: String,
 }
 
 /// A local directory and the prefix of this stream within it.
@@ -130,6 +137,15 @@ pub struct LocalConfig {
     pub prefix: String,
 }
 
+fn default_stream_key_env() -> String {
+    "LIVESTREAM_STREAM_KEY".into()
+}
+fn default_access_key_id_env() -> String {
+    "AWS_ACCESS_KEY_ID".into()
+}
+fn default_secret_access_key_env() -> String {
+    "AWS_SECRET_ACCESS_KEY".into()
+}
 fn default_scratch_dir() -> PathBuf {
     std::env::temp_dir().join("livestream")
 }
@@ -188,15 +204,13 @@ impl WorkerConfig {
     }
 }
 
-/// Reads a secret from a mounted file, trimming one trailing newline.
-pub fn read_secret_file(path: &Path) -> Result<String, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Secret { path: path.into(), source })?;
-    let value = text.strip_suffix('\n').unwrap_or(&text);
-    let value = value.strip_suffix('\r').unwrap_or(value);
-    if value.is_empty() {
-        return Err(ConfigError::EmptySecret { path: path.into() });
+/// Reads a secret from the environment variable `name`.
+pub fn read_secret_env(name: &str) -> Result<String, ConfigError> {
+    match std::env::var(name) {
+        Ok(value) if value.trim().is_empty() => Err(ConfigError::EmptySecret { name: name.into() }),
+        Ok(value) => Ok(value.trim().to_string()),
+        Err(_) => Err(ConfigError::MissingSecret { name: name.into() }),
     }
-    Ok(value.to_string())
 }
 
 #[cfg(test)]
@@ -205,7 +219,6 @@ mod tests {
 
     const MINIMAL: &str = r#"
 stream: {namespace: default, name: demo}
-rtmp: {streamKeyFile: /var/run/livestream/stream-key}
 storage:
   s3: {bucket: live-video, prefix: default/demo}
 "#;
@@ -237,12 +250,11 @@ storage:
     }
 
     #[test]
-    fn secret_files_are_trimmed_and_must_not_be_empty() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = dir.path().join("key");
-        std::fs::write(&key, "s3cr3t\n").unwrap();
-        assert_eq!(read_secret_file(&key).unwrap(), "s3cr3t");
-        std::fs::write(&key, "\n").unwrap();
-        assert!(matches!(read_secret_file(&key), Err(ConfigError::EmptySecret { .. })));
+    fn missing_and_empty_secrets_are_named_without_their_value() {
+        let err = read_secret_env("LIVESTREAM_TEST_SECRET_THAT_IS_NOT_SET").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the environment variable LIVESTREAM_TEST_SECRET_THAT_IS_NOT_SET is not set (it should come from a Secret)"
+        );
     }
 }
