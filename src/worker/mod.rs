@@ -3,4 +3,5 @@
 
 pub mod config;
 pub mod figures;
+pub mod keys;
 pub mod status;
