@@ -4,5 +4,6 @@
 //! process.
 
 pub mod api;
+pub mod ingest;
 pub mod telemetry;
 pub mod worker;

@@ -1,0 +1,253 @@
+//! One client connection: socket reads and writes around a [`Session`], with timeouts,
+//! the publish decision, and backpressure from the media channel.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::{Instant, timeout};
+use tracing::Instrument;
+
+use super::{EndReason, ListenerConfig, MediaMessage, PublishHandler, PublishRequest, PublishSink, wait_for_shutdown};
+use crate::ingest::session::{Session, SessionError, SessionEvent, StreamKey};
+
+/// Longest wait for the media consumer to take the end-of-publish message.
+const END_DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for the client to close after its publish was refused.
+const REJECTION_LINGER: Duration = Duration::from_secs(2);
+/// Most bytes read and discarded while waiting for a refused client to close.
+const REJECTION_LINGER_MAX_BYTES: usize = 256 * 1024;
+
+/// What every connection of a listener shares.
+pub(super) struct ConnectionContext {
+    pub(super) config: ListenerConfig,
+    pub(super) handler: Arc<dyn PublishHandler>,
+}
+
+/// Why a connection's loop stopped.
+#[derive(Debug)]
+enum CloseCause {
+    PeerClosed,
+    HandshakeTimedOut,
+    IdleTimedOut,
+    Protocol(SessionError),
+    Io(std::io::Error),
+    Rejected,
+    Shutdown,
+    ConsumerGone,
+}
+
+/// Serves one accepted connection until it closes.
+pub(super) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    context: Arc<ConnectionContext>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let span = tracing::info_span!("rtmp_connection", %peer, app = tracing::field::Empty);
+    async move {
+        let _active = context.config.metrics.record_accepted();
+        tracing::debug!("connection accepted");
+        let mut connection = Connection {
+            stream,
+            peer,
+            session: Session::new(context.config.session),
+            sink: None,
+            context: &context,
+            shutdown,
+            read_buffer: vec![0u8; context.config.read_buffer_size.max(1)],
+        };
+        let closed = connection.run().await;
+        connection.finish(closed).await;
+    }
+    .instrument(span)
+    .await;
+}
+
+/// The first path segment of an application name.
+fn first_segment(app: &str) -> &str {
+    app.split('/').next().unwrap_or_default()
+}
+
+struct Connection<'a> {
+    stream: TcpStream,
+    peer: SocketAddr,
+    session: Session,
+    sink: Option<PublishSink>,
+    context: &'a ConnectionContext,
+    shutdown: watch::Receiver<bool>,
+    read_buffer: Vec<u8>,
+}
+
+impl Connection<'_> {
+    async fn run(&mut self) -> CloseCause {
+        let now = Instant::now();
+        let handshake_deadline = now.checked_add(self.context.config.handshake_timeout).unwrap_or(now);
+        loop {
+            if let Err(closed) = self.handle_events().await {
+                return closed;
+            }
+            if let Err(closed) = self.flush().await {
+                return closed;
+            }
+            if self.session.is_closing() {
+                return CloseCause::Rejected;
+            }
+            let handshaking = !self.session.is_handshake_complete();
+            let read_timeout = if handshaking {
+                handshake_deadline.saturating_duration_since(Instant::now())
+            } else {
+                self.context.config.idle_timeout
+            };
+            let read = tokio::select! {
+                () = wait_for_shutdown(&mut self.shutdown) => return CloseCause::Shutdown,
+                read = timeout(read_timeout, self.stream.read(&mut self.read_buffer)) => read,
+            };
+            match read {
+                Err(_) if handshaking => return CloseCause::HandshakeTimedOut,
+                Err(_) => return CloseCause::IdleTimedOut,
+                Ok(Ok(0)) => return CloseCause::PeerClosed,
+                Ok(Ok(count)) => {
+                    self.context.config.metrics.record_bytes(count);
+                    let data = self.read_buffer.get(..count).unwrap_or_default();
+                    if let Err(error) = self.session.handle_input(data) {
+                        return CloseCause::Protocol(error);
+                    }
+                    if handshaking && self.session.is_handshake_complete() {
+                        tracing::debug!(form = ?self.session.handshake_form(), "handshake complete");
+                    }
+                }
+                Ok(Err(error)) => return CloseCause::Io(error),
+            }
+        }
+    }
+
+    async fn handle_events(&mut self) -> Result<(), CloseCause> {
+        while let Some(event) = self.session.next_event() {
+            match event {
+                SessionEvent::Connected { app } => {
+                    // Only the first segment: an encoder given the whole URL as its server
+                    // sends the stream key as the app's last segment.
+                    tracing::Span::current().record("app", first_segment(&app));
+                    tracing::info!("client connected");
+                }
+                SessionEvent::PublishRequested { app, stream_key } => self.decide_publish(app, stream_key)?,
+                SessionEvent::Metadata { data } => self.forward(MediaMessage::Metadata(data)).await?,
+                SessionEvent::Audio { timestamp, data } => {
+                    self.forward(MediaMessage::Audio { timestamp, data }).await?
+                }
+                SessionEvent::Video { timestamp, data } => {
+                    self.forward(MediaMessage::Video { timestamp, data }).await?
+                }
+                SessionEvent::Unpublished => {
+                    if self.sink.is_some() {
+                        tracing::info!("publish ended by the client");
+                        self.forward(MediaMessage::End(EndReason::Unpublished)).await?;
+                        self.sink = None;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn decide_publish(&mut self, app: String, stream_key: StreamKey) -> Result<(), CloseCause> {
+        let key_fingerprint = stream_key.fingerprint();
+        tracing::Span::current().record("app", app.as_str());
+        let request = PublishRequest { app, stream_key, peer: self.peer };
+        match self.context.handler.authorize(&request) {
+            Ok(sink) => {
+                self.sink = Some(sink);
+                tracing::info!(app = %request.app, key_fingerprint, "publish accepted");
+                self.session.accept_publish().map_err(CloseCause::Protocol)
+            }
+            Err(rejection) => {
+                self.context.config.metrics.record_rejected(&rejection);
+                tracing::info!(app = %request.app, key_fingerprint, reason = rejection.label(), "publish refused");
+                self.session.reject_publish(&rejection);
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends to the sink, waiting while its channel is full (the socket is not read
+    /// meanwhile, which is the backpressure on the encoder).
+    async fn forward(&mut self, message: MediaMessage) -> Result<(), CloseCause> {
+        let Some(sink) = &self.sink else { return Ok(()) };
+        tokio::select! {
+            () = wait_for_shutdown(&mut self.shutdown) => Err(CloseCause::Shutdown),
+            sent = sink.send(message) => sent.map_err(|_| CloseCause::ConsumerGone),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), CloseCause> {
+        while let Some(bytes) = self.session.take_output() {
+            match timeout(self.context.config.idle_timeout, self.stream.write_all(&bytes)).await {
+                Err(_) => return Err(CloseCause::IdleTimedOut),
+                Ok(Err(error)) => return Err(CloseCause::Io(error)),
+                Ok(Ok(())) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Logs why the connection closed and tells the sink how the publish ended.
+    async fn finish(mut self, closed: CloseCause) {
+        let end_reason = match &closed {
+            CloseCause::PeerClosed => {
+                tracing::info!("client closed the connection");
+                Some(EndReason::Disconnected)
+            }
+            CloseCause::HandshakeTimedOut => {
+                tracing::info!("handshake timed out");
+                Some(EndReason::TimedOut)
+            }
+            CloseCause::IdleTimedOut => {
+                tracing::info!("connection idle for too long");
+                Some(EndReason::TimedOut)
+            }
+            CloseCause::Protocol(error) => {
+                self.context.config.metrics.record_protocol_error();
+                tracing::warn!(%error, "protocol error; closing the connection");
+                Some(EndReason::ProtocolError(error.to_string()))
+            }
+            CloseCause::Io(error) => {
+                tracing::info!(%error, "connection failed");
+                Some(EndReason::Disconnected)
+            }
+            CloseCause::Rejected => {
+                self.linger_after_rejection().await;
+                None
+            }
+            CloseCause::Shutdown => Some(EndReason::Shutdown),
+            CloseCause::ConsumerGone => {
+                tracing::info!("media consumer went away; closing the connection");
+                None
+            }
+        };
+        if let (Some(sink), Some(reason)) = (self.sink.take(), end_reason)
+            && timeout(END_DELIVERY_TIMEOUT, sink.send(MediaMessage::End(reason))).await.is_err()
+        {
+            tracing::warn!("media consumer did not take the end of the publish in time");
+        }
+    }
+
+    /// After refusing a publish: signal end of output and let the client read the refusal
+    /// and close first, so unread input does not turn the close into a reset.
+    async fn linger_after_rejection(&mut self) {
+        if self.stream.shutdown().await.is_err() {
+            return;
+        }
+        let deadline = Instant::now() + REJECTION_LINGER;
+        let mut discarded = 0usize;
+        while discarded < REJECTION_LINGER_MAX_BYTES {
+            match tokio::time::timeout_at(deadline, self.stream.read(&mut self.read_buffer)).await {
+                Ok(Ok(count)) if count > 0 => discarded += count,
+                _ => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The interface between the listener and the rest of the worker: who may publish, and
+//! where the media goes.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::ingest::session::{Rejection, StreamKey};
+
+/// Largest capacity [`PublishSink::channel`] creates.
+pub const MAX_CHANNEL_CAPACITY: usize = 1 << 16;
+
+/// A client's request to publish.
+#[derive(Debug, Clone)]
+pub struct PublishRequest {
+    /// Application name from the connect command.
+    pub app: String,
+    /// The stream key (never log it; use [`StreamKey::fingerprint`]).
+    pub stream_key: StreamKey,
+    /// The client's address.
+    pub peer: SocketAddr,
+}
+
+/// Decides whether a publish may go ahead and where its media goes.
+pub trait PublishHandler: Send + Sync {
+    /// Accepts the publish with a sink for its media, or refuses it. Called on the
+    /// connection's task; keep it quick.
+    fn authorize(&self, request: &PublishRequest) -> Result<PublishSink, Rejection>;
+}
+
+/// One message of an accepted publish, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaMessage {
+    /// Stream metadata: an FLV script tag body ("onMetaData" and its object).
+    Metadata(Bytes),
+    /// An FLV audio tag body.
+    Audio {
+        /// Timestamp in milliseconds.
+        timestamp: u32,
+        /// The tag body.
+        data: Bytes,
+    },
+    /// An FLV video tag body.
+    Video {
+        /// Timestamp in milliseconds.
+        timestamp: u32,
+        /// The tag body.
+        data: Bytes,
+    },
+    /// The publish ended; nothing follows. A channel that closes without this message
+    /// ended like [`EndReason::Disconnected`].
+    End(EndReason),
+}
+
+/// How a publish ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndReason {
+    /// The client unpublished cleanly.
+    Unpublished,
+    /// The connection dropped without an unpublish.
+    Disconnected,
+    /// The client sent nothing for the idle timeout.
+    TimedOut,
+    /// The client broke the protocol.
+    ProtocolError(String),
+    /// The listener is shutting down.
+    Shutdown,
+}
+
+impl EndReason {
+    /// True only for a clean unpublish.
+    pub fn is_clean(&self) -> bool {
+        matches!(self, EndReason::Unpublished)
+    }
+}
+
+/// Where an accepted publish's media goes: a bounded channel. While it is full the
+/// connection stops reading, so TCP pushes back on the encoder.
+#[derive(Debug, Clone)]
+pub struct PublishSink {
+    sender: mpsc::Sender<MediaMessage>,
+}
+
+impl PublishSink {
+    /// Wraps the sending half of a bounded channel.
+    pub fn new(sender: mpsc::Sender<MediaMessage>) -> Self {
+        Self { sender }
+    }
+
+    /// A sink and the receiver of its channel, holding at most `capacity` messages
+    /// (clamped to 1..=[`MAX_CHANNEL_CAPACITY`]).
+    pub fn channel(capacity: usize) -> (PublishSink, mpsc::Receiver<MediaMessage>) {
+        let (sender, receiver) = mpsc::channel(capacity.clamp(1, MAX_CHANNEL_CAPACITY));
+        (Self::new(sender), receiver)
+    }
+
+    /// Sends one message, waiting while the channel is full. Fails if the receiver is gone.
+    pub(super) async fn send(&self, message: MediaMessage) -> Result<(), mpsc::error::SendError<MediaMessage>> {
+        self.sender.send(message).await
+    }
+}

@@ -1,0 +1,139 @@
+//! Prometheus metrics of the RTMP listener.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::ingest::session::Rejection;
+
+/// Label set for refused publishes.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectionLabels {
+    reason: &'static str,
+}
+
+/// Counters and gauges of the RTMP listener, shared by all its connections.
+#[derive(Debug, Default)]
+pub struct IngestMetrics {
+    connections_accepted: Counter,
+    connections_refused: Counter,
+    publishes_rejected: Family<RejectionLabels, Counter>,
+    protocol_errors: Counter,
+    bytes_received: Counter,
+    active_connections: Gauge,
+}
+
+impl IngestMetrics {
+    /// Registers every metric in `registry` under the `rtmp_` prefix.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register("rtmp_connections_accepted", "RTMP connections accepted", self.connections_accepted.clone());
+        registry.register(
+            "rtmp_connections_refused",
+            "RTMP connections refused because the connection limit was reached",
+            self.connections_refused.clone(),
+        );
+        registry.register(
+            "rtmp_publishes_rejected",
+            "RTMP publish requests refused, by reason",
+            self.publishes_rejected.clone(),
+        );
+        registry.register(
+            "rtmp_protocol_errors",
+            "RTMP connections closed because of a protocol error",
+            self.protocol_errors.clone(),
+        );
+        registry.register("rtmp_received_bytes", "Bytes received from RTMP clients", self.bytes_received.clone());
+        registry.register("rtmp_active_connections", "Open RTMP connections", self.active_connections.clone());
+    }
+
+    /// Connections accepted so far.
+    pub fn connections_accepted(&self) -> u64 {
+        self.connections_accepted.get()
+    }
+
+    /// Connections refused at the connection limit so far.
+    pub fn connections_refused(&self) -> u64 {
+        self.connections_refused.get()
+    }
+
+    /// Publishes refused for `rejection`'s reason so far.
+    pub fn publishes_rejected(&self, rejection: &Rejection) -> u64 {
+        self.publishes_rejected.get_or_create(&RejectionLabels { reason: rejection.label() }).get()
+    }
+
+    /// Connections closed for a protocol error so far.
+    pub fn protocol_errors(&self) -> u64 {
+        self.protocol_errors.get()
+    }
+
+    /// Bytes received so far.
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_received.get()
+    }
+
+    /// Connections open now.
+    pub fn active_connections(&self) -> i64 {
+        self.active_connections.get()
+    }
+
+    pub(super) fn record_accepted(&self) -> ActiveConnection<'_> {
+        self.connections_accepted.inc();
+        self.active_connections.inc();
+        ActiveConnection { metrics: self }
+    }
+
+    pub(super) fn record_refused(&self) {
+        self.connections_refused.inc();
+    }
+
+    pub(super) fn record_rejected(&self, rejection: &Rejection) {
+        self.publishes_rejected.get_or_create(&RejectionLabels { reason: rejection.label() }).inc();
+    }
+
+    pub(super) fn record_protocol_error(&self) {
+        self.protocol_errors.inc();
+    }
+
+    pub(super) fn record_bytes(&self, count: usize) {
+        self.bytes_received.inc_by(count as u64);
+    }
+}
+
+/// Keeps the active-connections gauge raised while alive.
+#[derive(Debug)]
+pub(super) struct ActiveConnection<'a> {
+    metrics: &'a IngestMetrics,
+}
+
+impl Drop for ActiveConnection<'_> {
+    fn drop(&mut self) {
+        self.metrics.active_connections.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registered_metrics_are_exposed() {
+        let metrics = IngestMetrics::default();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let active = metrics.record_accepted();
+        metrics.record_rejected(&Rejection::BadKey);
+        metrics.record_bytes(42);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains("rtmp_connections_accepted_total 1"), "{text}");
+        assert!(text.contains("rtmp_publishes_rejected_total{reason=\"bad_key\"} 1"), "{text}");
+        assert!(text.contains("rtmp_received_bytes_total 42"), "{text}");
+        assert!(text.contains("rtmp_active_connections 1"), "{text}");
+        drop(active);
+        assert_eq!(metrics.active_connections(), 0);
+        assert_eq!(metrics.publishes_rejected(&Rejection::BadKey), 1);
+        assert_eq!(metrics.publishes_rejected(&Rejection::AlreadyLive), 0);
+    }
+}

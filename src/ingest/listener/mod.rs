@@ -1,0 +1,80 @@
+//! The tokio shell around [`Session`](super::session::Session): accepts TCP connections,
+//! enforces the connection limit and timeouts, asks a [`PublishHandler`] whether a publish
+//! may go ahead and forwards its media through a bounded channel.
+//!
+//! Logs name the peer and the application, never the stream key (only its fingerprint).
+
+mod config;
+mod connection;
+mod handler;
+mod metrics;
+
+pub use config::ListenerConfig;
+pub use handler::{EndReason, MAX_CHANNEL_CAPACITY, MediaMessage, PublishHandler, PublishRequest, PublishSink};
+pub use metrics::IngestMetrics;
+
+pub use crate::ingest::session::{Rejection, StreamKey};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use connection::ConnectionContext;
+
+/// Pause after a failed accept (for example when out of file descriptors).
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Serves RTMP publishers on `listener` until `shutdown` becomes true (or its sender is
+/// dropped); then stops accepting, lets every connection end and returns.
+pub async fn run(
+    listener: TcpListener,
+    config: ListenerConfig,
+    handler: Arc<dyn PublishHandler>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(config.max_connections.min(Semaphore::MAX_PERMITS)));
+    let context = Arc::new(ConnectionContext { config, handler });
+    let mut connections = JoinSet::new();
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(%address, "RTMP listener started");
+    }
+    loop {
+        tokio::select! {
+            () = wait_for_shutdown(&mut shutdown) => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => match Arc::clone(&slots).try_acquire_owned() {
+                    Ok(slot) => {
+                        let context = Arc::clone(&context);
+                        let shutdown = shutdown.clone();
+                        connections.spawn(async move {
+                            connection::serve(stream, peer, context, shutdown).await;
+                            drop(slot);
+                        });
+                    }
+                    Err(_) => {
+                        context.config.metrics.record_refused();
+                        tracing::warn!(%peer, limit = context.config.max_connections, "connection limit reached; refusing");
+                        drop(stream);
+                    }
+                },
+                Err(error) => {
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    tracing::info!(open = connections.len(), "RTMP listener stopping");
+    while connections.join_next().await.is_some() {}
+}
+
+/// Resolves once `shutdown` is true or its sender is gone.
+async fn wait_for_shutdown(shutdown: &mut watch::Receiver<bool>) {
+    // An error means the sender was dropped, which also means shut down.
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
