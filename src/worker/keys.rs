@@ -72,7 +72,9 @@ impl KeyPolicy {
     }
 
     /// Parses `NAME=KEY` flags.
-    pub fn parse_entries<'a>(flags: impl IntoIterator<Item = &'a str>) -> Result<Vec<(String, String)>, KeyConfigError> {
+    pub fn parse_entries<'a>(
+        flags: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<(String, String)>, KeyConfigError> {
         flags
             .into_iter()
             .map(|entry| {
