@@ -5,5 +5,6 @@
 
 pub mod api;
 pub mod ingest;
+pub mod storage;
 pub mod telemetry;
 pub mod worker;

@@ -1,0 +1,343 @@
+//! The S3 backend, for AWS S3 and S3-compatible services (MinIO, R2, ...).
+//!
+//! The client is built by hand rather than from the environment: static credentials that
+//! the caller read from a Secret, an HTTPS client on rustls with the ring provider, and
+//! checksums only where an operation requires them, since several S3-compatible services
+//! refuse the newer default checksum headers. The SDK's own retries are off: retrying is
+//! the business of [`crate::storage::retry`], which knows which objects must land.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_credential_types::Credentials;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use bytes::{Bytes, BytesMut};
+
+use super::error::StoreError;
+use super::key::{directory_prefix, validate_key};
+use super::object::ObjectKind;
+use super::s3_error::{
+    ErrorContext, ServiceFailure, classify_service_failure, describe_service_failure, error_chain, from_sdk_error,
+    redact,
+};
+use super::store::{MAX_GET_BYTES, MAX_LIST_KEYS, Store};
+
+/// The most keys one DeleteObjects request may name.
+const DELETE_BATCH: usize = 1000;
+
+/// Where and how to reach a bucket.
+#[derive(Clone)]
+pub struct S3Settings {
+    pub bucket: String,
+    pub region: String,
+    /// Endpoint URL of an S3-compatible service; `None` for AWS.
+    pub endpoint: Option<String>,
+    /// Address the bucket as `ENDPOINT/BUCKET` instead of `BUCKET.ENDPOINT`.
+    pub force_path_style: bool,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Limit for establishing a connection.
+    pub connect_timeout: Duration,
+    /// Limit for a whole request, upload included.
+    pub operation_timeout: Duration,
+}
+
+impl S3Settings {
+    /// Settings with the default timeouts: 5 s to connect, 30 s per request (a segment of
+    /// a few megabytes uploads in well under that on any link that can carry the stream).
+    pub fn new(
+        bucket: impl Into<String>,
+        region: impl Into<String>,
+        access_key_id: impl Into<String>,
+        secret_access_key: impl Into<String>,
+    ) -> Self {
+        Self {
+            bucket: bucket.into(),
+            region: region.into(),
+            endpoint: None,
+            force_path_style: false,
+            access_key_id: access_key_id.into(),
+            secret_access_key: secret_access_key.into(),
+            connect_timeout: Duration::from_secs(5),
+            operation_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Sets the endpoint of an S3-compatible service.
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>, force_path_style: bool) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self.force_path_style = force_path_style;
+        self
+    }
+
+    /// Sets the connect and per-request timeouts.
+    pub fn with_timeouts(mut self, connect: Duration, operation: Duration) -> Self {
+        self.connect_timeout = connect;
+        self.operation_timeout = operation;
+        self
+    }
+}
+
+impl fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("force_path_style", &self.force_path_style)
+            .field("access_key_id", &"<redacted>")
+            .field("secret_access_key", &"<redacted>")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("operation_timeout", &self.operation_timeout)
+            .finish()
+    }
+}
+
+/// A bucket on S3 or an S3-compatible service.
+#[derive(Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: Arc<str>,
+    region: Arc<str>,
+    /// Kept only to mask it in error messages.
+    access_key_id: Arc<str>,
+}
+
+impl fmt::Debug for S3Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Store").field("bucket", &self.bucket).field("region", &self.region).finish_non_exhaustive()
+    }
+}
+
+impl S3Store {
+    /// Builds the client. Nothing is sent yet: [`S3Store::check`] verifies the settings.
+    pub fn new(settings: S3Settings) -> Self {
+        let http_client =
+            aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(settings.connect_timeout)
+            .operation_attempt_timeout(settings.operation_timeout)
+            .operation_timeout(settings.operation_timeout)
+            .build();
+        let credentials =
+            Credentials::new(&settings.access_key_id, settings.secret_access_key, None, None, "livestream-static");
+        let mut config = aws_sdk_s3::config::Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .http_client(http_client)
+            .region(Region::new(settings.region.clone()))
+            .credentials_provider(credentials)
+            .force_path_style(settings.force_path_style)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(timeouts);
+        if let Some(endpoint) = &settings.endpoint {
+            config = config.endpoint_url(endpoint);
+        }
+        Self {
+            client: Client::from_conf(config.build()),
+            bucket: Arc::from(settings.bucket),
+            region: Arc::from(settings.region),
+            access_key_id: Arc::from(settings.access_key_id),
+        }
+    }
+
+    /// The bucket name.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The underlying SDK client, for operations this module does not wrap (bucket
+    /// administration in tests and tools).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Verifies that the bucket exists and that the credentials may use it (HeadBucket).
+    /// The error tells apart a missing bucket, refused credentials, a wrong region and an
+    /// unreachable endpoint.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        self.client
+            .head_bucket()
+            .bucket(&*self.bucket)
+            .send()
+            .await
+            .map_err(|e| from_sdk_error(e, &self.context(None)))?;
+        Ok(())
+    }
+
+    fn context<'a>(&'a self, key: Option<&'a str>) -> ErrorContext<'a> {
+        ErrorContext { bucket: &self.bucket, region: &self.region, key, access_key_id: &self.access_key_id }
+    }
+
+    fn checked_key<'k>(&self, key: &'k str) -> Result<&'k str, StoreError> {
+        validate_key(key).map_err(|reason| StoreError::invalid_key(key, reason))?;
+        Ok(key)
+    }
+
+    /// Deletes one batch of at most [`DELETE_BATCH`] keys; returns how many were deleted.
+    async fn delete_batch(&self, keys: Vec<String>) -> Result<u64, StoreError> {
+        let count = keys.len() as u64;
+        let objects = keys
+            .into_iter()
+            .map(|key| ObjectIdentifier::builder().key(key).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Other { detail: format!("cannot build a delete request: {e}") })?;
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| StoreError::Other { detail: format!("cannot build a delete request: {e}") })?;
+        let output = self
+            .client
+            .delete_objects()
+            .bucket(&*self.bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(|e| from_sdk_error(e, &self.context(None)))?;
+        let Some(first) = output.errors().first() else {
+            return Ok(count);
+        };
+        let detail = redact(
+            format!(
+                "{} of {count} objects were not deleted, the first {}: {}",
+                output.errors().len(),
+                first.key().unwrap_or("(unnamed)"),
+                describe_service_failure(200, first.code(), first.message())
+            ),
+            &self.access_key_id,
+        );
+        Err(match classify_service_failure(200, first.code()) {
+            ServiceFailure::AccessDenied => StoreError::AccessDenied { detail },
+            ServiceFailure::Unavailable => StoreError::Unavailable { detail },
+            _ => StoreError::Other { detail },
+        })
+    }
+
+    /// One page of keys under `prefix`, and the token of the next page if any.
+    async fn list_page(
+        &self,
+        prefix: &str,
+        max_keys: usize,
+        token: Option<String>,
+    ) -> Result<(Vec<String>, Option<String>), StoreError> {
+        let output = self
+            .client
+            .list_objects_v2()
+            .bucket(&*self.bucket)
+            .prefix(prefix)
+            .max_keys(i32::try_from(max_keys.min(DELETE_BATCH)).unwrap_or(1000))
+            .set_continuation_token(token)
+            .send()
+            .await
+            .map_err(|e| from_sdk_error(e, &self.context(None)))?;
+        let keys = output.contents().iter().filter_map(|object| object.key().map(str::to_string)).collect();
+        let next = match output.is_truncated() {
+            Some(true) => output.next_continuation_token().map(str::to_string),
+            _ => None,
+        };
+        Ok((keys, next))
+    }
+}
+
+impl Store for S3Store {
+    async fn put(&self, key: &str, body: Bytes, kind: ObjectKind) -> Result<(), StoreError> {
+        let key = self.checked_key(key)?;
+        let length = i64::try_from(body.len())
+            .map_err(|_| StoreError::TooLarge { key: key.to_string(), limit: i64::MAX as u64 })?;
+        self.client
+            .put_object()
+            .bucket(&*self.bucket)
+            .key(key)
+            .content_type(kind.content_type())
+            .cache_control(kind.cache_control())
+            .content_length(length)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| from_sdk_error(e, &self.context(Some(key))))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        let key = self.checked_key(key)?;
+        let output = match self.client.get_object().bucket(&*self.bucket).key(key).send().await {
+            Ok(output) => output,
+            Err(e) => {
+                return match from_sdk_error(e, &self.context(Some(key))) {
+                    StoreError::NotFound { .. } => Ok(None),
+                    other => Err(other),
+                };
+            }
+        };
+        let too_large = || StoreError::TooLarge { key: key.to_string(), limit: MAX_GET_BYTES };
+        let announced = output.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+        if announced > MAX_GET_BYTES {
+            return Err(too_large());
+        }
+        let mut body = output.body;
+        let mut collected = BytesMut::with_capacity(usize::try_from(announced).unwrap_or(0));
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| StoreError::Unavailable {
+                detail: redact(format!("reading {key}: {}", error_chain(&e)), &self.access_key_id),
+            })?;
+            if (collected.len() + chunk.len()) as u64 > MAX_GET_BYTES {
+                return Err(too_large());
+            }
+            collected.extend_from_slice(&chunk);
+        }
+        Ok(Some(collected.freeze()))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let key = self.checked_key(key)?;
+        match self.client.delete_object().bucket(&*self.bucket).key(key).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match from_sdk_error(e, &self.context(Some(key))) {
+                StoreError::NotFound { .. } => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+        let prefix = directory_prefix(prefix).map_err(|reason| StoreError::invalid_key(prefix, reason))?;
+        let mut deleted = 0;
+        let mut token = None;
+        loop {
+            let (keys, next) = self.list_page(&prefix, DELETE_BATCH, token).await?;
+            if !keys.is_empty() {
+                deleted += self.delete_batch(keys).await?;
+            }
+            match next {
+                Some(next) => token = Some(next),
+                None => return Ok(deleted),
+            }
+        }
+    }
+
+    async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let prefix = directory_prefix(prefix).map_err(|reason| StoreError::invalid_key(prefix, reason))?;
+        let limit = limit.min(MAX_LIST_KEYS);
+        let mut keys = Vec::new();
+        let mut token = None;
+        while keys.len() < limit {
+            let (page, next) = self.list_page(&prefix, limit - keys.len(), token).await?;
+            keys.extend(page);
+            match next {
+                Some(next) => token = Some(next),
+                None => break,
+            }
+        }
+        keys.truncate(limit);
+        Ok(keys)
+    }
+}
