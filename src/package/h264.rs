@@ -1,0 +1,450 @@
+//! H.264 parameter sets: the sequence parameter set (SPS) for picture size, profile and
+//! level, and the AVCDecoderConfigurationRecord (ISO/IEC 14496-15) that carries it in FLV
+//! sequence headers and MP4 `avcC` boxes.
+//!
+//! The parser reads only what it needs (up to the frame cropping fields; VUI is skipped)
+//! and returns errors on truncated or out-of-range input, never panics.
+
+use thiserror::Error;
+
+/// Largest SPS accepted, in bytes; real ones are a few dozen.
+const MAX_SPS_BYTES: usize = 4096;
+
+/// Errors from parsing H.264 parameter sets.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum H264Error {
+    /// The data ended before a required field.
+    #[error("H.264 data truncated while reading {0}")]
+    Truncated(&'static str),
+    /// A field holds a value the standard does not allow.
+    #[error("H.264 field {field} out of range: {value}")]
+    OutOfRange {
+        /// Field name.
+        field: &'static str,
+        /// Value found.
+        value: u64,
+    },
+    /// The NAL unit is not a sequence parameter set.
+    #[error("NAL unit type {0} is not an SPS (7)")]
+    NotSps(u8),
+    /// The configuration record has an unsupported version.
+    #[error("AVCDecoderConfigurationRecord version {0} is not 1")]
+    BadConfigVersion(u8),
+    /// The configuration record holds no SPS.
+    #[error("AVCDecoderConfigurationRecord holds no SPS")]
+    NoSps,
+    /// The SPS is larger than accepted.
+    #[error("SPS of {0} bytes is too large")]
+    TooLarge(usize),
+}
+
+/// What the worker and the packager need from an SPS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpsInfo {
+    /// `profile_idc`, e.g. 66 (Baseline), 77 (Main), 100 (High).
+    pub profile_idc: u8,
+    /// The byte of `constraint_set0..5` flags and reserved bits.
+    pub constraint_flags: u8,
+    /// `level_idc`, e.g. 31 for level 3.1.
+    pub level_idc: u8,
+    /// Displayed width in pixels, after cropping.
+    pub width: u32,
+    /// Displayed height in pixels, after cropping.
+    pub height: u32,
+}
+
+impl SpsInfo {
+    /// The RFC 6381 codec string, e.g. `avc1.64001f`.
+    pub fn codec_string(&self) -> String {
+        avc1_codec_string(self.profile_idc, self.constraint_flags, self.level_idc)
+    }
+}
+
+/// The RFC 6381 `avc1.PPCCLL` codec string from profile, constraint flags and level.
+pub fn avc1_codec_string(profile_idc: u8, constraint_flags: u8, level_idc: u8) -> String {
+    format!("avc1.{profile_idc:02x}{constraint_flags:02x}{level_idc:02x}")
+}
+
+/// The fields of an AVCDecoderConfigurationRecord that matter here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvcDecoderConfig {
+    /// `AVCProfileIndication`.
+    pub profile_idc: u8,
+    /// `profile_compatibility` (the constraint flags).
+    pub constraint_flags: u8,
+    /// `AVCLevelIndication`.
+    pub level_idc: u8,
+    /// Length in bytes of the NAL unit size prefix in samples (1, 2 or 4).
+    pub nal_length_size: u8,
+    /// The first SPS NAL unit (with its one-byte NAL header).
+    pub sps: Vec<u8>,
+}
+
+impl AvcDecoderConfig {
+    /// Parses an AVCDecoderConfigurationRecord (the body of an `avcC` box, or an FLV AVC
+    /// sequence header after its five-byte video tag header).
+    pub fn parse(record: &[u8]) -> Result<Self, H264Error> {
+        let field = |index: usize, name: &'static str| record.get(index).copied().ok_or(H264Error::Truncated(name));
+        let version = field(0, "configurationVersion")?;
+        if version != 1 {
+            return Err(H264Error::BadConfigVersion(version));
+        }
+        let profile_idc = field(1, "AVCProfileIndication")?;
+        let constraint_flags = field(2, "profile_compatibility")?;
+        let level_idc = field(3, "AVCLevelIndication")?;
+        let nal_length_size = (field(4, "lengthSizeMinusOne")? & 0x03) + 1;
+        let sps_count = field(5, "numOfSequenceParameterSets")? & 0x1f;
+        if sps_count == 0 {
+            return Err(H264Error::NoSps);
+        }
+        let high = usize::from(field(6, "sequenceParameterSetLength")?);
+        let low = usize::from(field(7, "sequenceParameterSetLength")?);
+        let length = (high << 8) | low;
+        let sps = record.get(8..8 + length).ok_or(H264Error::Truncated("sequenceParameterSetNALUnit"))?.to_vec();
+        Ok(Self { profile_idc, constraint_flags, level_idc, nal_length_size, sps })
+    }
+
+    /// Parses the SPS this record carries.
+    pub fn sps_info(&self) -> Result<SpsInfo, H264Error> {
+        parse_sps(&self.sps)
+    }
+}
+
+/// Parses an SPS NAL unit (starting with its NAL header byte, emulation prevention bytes
+/// still in place).
+pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, H264Error> {
+    if nal.len() > MAX_SPS_BYTES {
+        return Err(H264Error::TooLarge(nal.len()));
+    }
+    let header = *nal.first().ok_or(H264Error::Truncated("NAL header"))?;
+    let nal_type = header & 0x1f;
+    if nal_type != 7 {
+        return Err(H264Error::NotSps(nal_type));
+    }
+    let rbsp = remove_emulation_prevention(nal.get(1..).unwrap_or_default());
+    let mut bits = BitReader::new(&rbsp);
+    let profile_idc = bits.byte("profile_idc")?;
+    let constraint_flags = bits.byte("constraint flags")?;
+    let level_idc = bits.byte("level_idc")?;
+    let sps_id = bits.ue("seq_parameter_set_id")?;
+    check_range("seq_parameter_set_id", sps_id, 31)?;
+
+    let mut chroma_format_idc = 1;
+    let mut separate_colour_plane = false;
+    if matches!(profile_idc, 100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135) {
+        chroma_format_idc = bits.ue("chroma_format_idc")?;
+        check_range("chroma_format_idc", chroma_format_idc, 3)?;
+        if chroma_format_idc == 3 {
+            separate_colour_plane = bits.flag("separate_colour_plane_flag")?;
+        }
+        check_range("bit_depth_luma_minus8", bits.ue("bit_depth_luma_minus8")?, 6)?;
+        check_range("bit_depth_chroma_minus8", bits.ue("bit_depth_chroma_minus8")?, 6)?;
+        bits.flag("qpprime_y_zero_transform_bypass_flag")?;
+        if bits.flag("seq_scaling_matrix_present_flag")? {
+            let lists = if chroma_format_idc == 3 { 12 } else { 8 };
+            for index in 0..lists {
+                if bits.flag("seq_scaling_list_present_flag")? {
+                    skip_scaling_list(&mut bits, if index < 6 { 16 } else { 64 })?;
+                }
+            }
+        }
+    }
+    check_range("log2_max_frame_num_minus4", bits.ue("log2_max_frame_num_minus4")?, 12)?;
+    let poc_type = bits.ue("pic_order_cnt_type")?;
+    match poc_type {
+        0 => check_range("log2_max_pic_order_cnt_lsb_minus4", bits.ue("log2_max_pic_order_cnt_lsb_minus4")?, 12)?,
+        1 => {
+            bits.flag("delta_pic_order_always_zero_flag")?;
+            bits.se("offset_for_non_ref_pic")?;
+            bits.se("offset_for_top_to_bottom_field")?;
+            let cycle = bits.ue("num_ref_frames_in_pic_order_cnt_cycle")?;
+            check_range("num_ref_frames_in_pic_order_cnt_cycle", cycle, 255)?;
+            for _ in 0..cycle {
+                bits.se("offset_for_ref_frame")?;
+            }
+        }
+        2 => {}
+        other => return Err(H264Error::OutOfRange { field: "pic_order_cnt_type", value: other }),
+    }
+    bits.ue("max_num_ref_frames")?;
+    bits.flag("gaps_in_frame_num_value_allowed_flag")?;
+    let width_in_mbs = bits.ue("pic_width_in_mbs_minus1")? + 1;
+    let height_in_map_units = bits.ue("pic_height_in_map_units_minus1")? + 1;
+    check_range("pic_width_in_mbs", width_in_mbs, 1024)?;
+    check_range("pic_height_in_map_units", height_in_map_units, 1024)?;
+    let frame_mbs_only = bits.flag("frame_mbs_only_flag")?;
+    if !frame_mbs_only {
+        bits.flag("mb_adaptive_frame_field_flag")?;
+    }
+    bits.flag("direct_8x8_inference_flag")?;
+    let field_factor = if frame_mbs_only { 1 } else { 2 };
+    let full_width = width_in_mbs * 16;
+    let full_height = height_in_map_units * 16 * field_factor;
+    let (mut crop_x, mut crop_y) = (0, 0);
+    if bits.flag("frame_cropping_flag")? {
+        let left = bits.ue("frame_crop_left_offset")?;
+        let right = bits.ue("frame_crop_right_offset")?;
+        let top = bits.ue("frame_crop_top_offset")?;
+        let bottom = bits.ue("frame_crop_bottom_offset")?;
+        let chroma_array_type = if separate_colour_plane { 0 } else { chroma_format_idc };
+        let (sub_width, sub_height) = match chroma_array_type {
+            1 => (2, 2),
+            2 => (2, 1),
+            _ => (1, 1),
+        };
+        crop_x = (left + right).saturating_mul(sub_width);
+        crop_y = (top + bottom).saturating_mul(sub_height * field_factor);
+    }
+    if crop_x >= full_width || crop_y >= full_height {
+        return Err(H264Error::OutOfRange { field: "frame cropping", value: crop_x.max(crop_y) });
+    }
+    let to_u32 = |value: u64| u32::try_from(value).map_err(|_| H264Error::OutOfRange { field: "picture size", value });
+    Ok(SpsInfo {
+        profile_idc,
+        constraint_flags,
+        level_idc,
+        width: to_u32(full_width - crop_x)?,
+        height: to_u32(full_height - crop_y)?,
+    })
+}
+
+fn check_range(field: &'static str, value: u64, max: u64) -> Result<(), H264Error> {
+    if value > max { Err(H264Error::OutOfRange { field, value }) } else { Ok(()) }
+}
+
+fn skip_scaling_list(bits: &mut BitReader<'_>, size: usize) -> Result<(), H264Error> {
+    let mut last_scale: i64 = 8;
+    let mut next_scale: i64 = 8;
+    for _ in 0..size {
+        if next_scale != 0 {
+            let delta = bits.se("delta_scale")?;
+            next_scale = (last_scale + delta).rem_euclid(256);
+        }
+        if next_scale != 0 {
+            last_scale = next_scale;
+        }
+    }
+    Ok(())
+}
+
+/// Removes emulation prevention bytes (`00 00 03` becomes `00 00`), giving the RBSP.
+pub fn remove_emulation_prevention(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut zeros = 0;
+    for &byte in data {
+        if zeros >= 2 && byte == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if byte == 0 { zeros + 1 } else { 0 };
+        out.push(byte);
+    }
+    out
+}
+
+/// Reads bits most significant first, with Exp-Golomb codes.
+struct BitReader<'a> {
+    data: &'a [u8],
+    position: usize,
+}
+
+impl<'a> BitReader<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Self { data, position: 0 }
+    }
+
+    fn bit(&mut self, field: &'static str) -> Result<u64, H264Error> {
+        let byte = self.data.get(self.position / 8).ok_or(H264Error::Truncated(field))?;
+        let bit = (byte >> (7 - self.position % 8)) & 1;
+        self.position += 1;
+        Ok(u64::from(bit))
+    }
+
+    fn bits(&mut self, count: u32, field: &'static str) -> Result<u64, H264Error> {
+        let mut value = 0;
+        for _ in 0..count {
+            value = (value << 1) | self.bit(field)?;
+        }
+        Ok(value)
+    }
+
+    fn byte(&mut self, field: &'static str) -> Result<u8, H264Error> {
+        // Eight bits always fit in a u8.
+        Ok(self.bits(8, field)? as u8)
+    }
+
+    fn flag(&mut self, field: &'static str) -> Result<bool, H264Error> {
+        Ok(self.bit(field)? == 1)
+    }
+
+    /// Unsigned Exp-Golomb, limited to 32 leading zeros as the standard allows.
+    fn ue(&mut self, field: &'static str) -> Result<u64, H264Error> {
+        let mut leading_zeros = 0;
+        while self.bit(field)? == 0 {
+            leading_zeros += 1;
+            if leading_zeros > 32 {
+                return Err(H264Error::OutOfRange { field, value: u64::from(leading_zeros) });
+            }
+        }
+        Ok((1u64 << leading_zeros) - 1 + self.bits(leading_zeros, field)?)
+    }
+
+    /// Signed Exp-Golomb.
+    fn se(&mut self, field: &'static str) -> Result<i64, H264Error> {
+        let code = self.ue(field)?;
+        // code <= 2^33, so the halves fit in i64.
+        let magnitude = code.div_ceil(2) as i64;
+        Ok(if code % 2 == 1 { magnitude } else { -magnitude })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SPS from libx264 (veryfast), High profile level 1.2, 320x180 (coded as 320x192, cropped).
+    const SPS_HIGH_320X180: &[u8] = &[
+        0x67, 0x64, 0x00, 0x0c, 0xac, 0xd9, 0x41, 0x41, 0x9f, 0x9f, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00,
+        0x00, 0x03, 0x03, 0x20, 0xf1, 0x42, 0x99, 0x60,
+    ];
+
+    /// SPS from libx264 (ultrafast), Constrained Baseline level 3.0, 640x360.
+    const SPS_BASELINE_640X360: &[u8] = &[
+        0x67, 0x42, 0xc0, 0x1e, 0xda, 0x02, 0x80, 0xbf, 0xe5, 0xc0, 0x44, 0x00, 0x00, 0x03, 0x00, 0x04, 0x00, 0x00,
+        0x03, 0x00, 0xf0, 0x3c, 0x58, 0xba, 0x80,
+    ];
+
+    /// SPS from libx264, interlaced (field coding) High profile level 2.2, 720x576.
+    const SPS_INTERLACED_720X576: &[u8] = &[
+        0x67, 0x64, 0x00, 0x16, 0xac, 0xd9, 0x40, 0xb4, 0x24, 0xd8, 0x08, 0x80, 0x00, 0x00, 0x03, 0x01, 0x00, 0x00,
+        0x03, 0x00, 0x19, 0x0f, 0x8a, 0x14, 0xcb,
+    ];
+
+    #[test]
+    fn parses_cropped_high_profile_sps() {
+        let info = parse_sps(SPS_HIGH_320X180).unwrap();
+        assert_eq!(info, SpsInfo { profile_idc: 100, constraint_flags: 0, level_idc: 12, width: 320, height: 180 });
+        assert_eq!(info.codec_string(), "avc1.64000c");
+    }
+
+    #[test]
+    fn parses_baseline_and_interlaced_sps() {
+        let baseline = parse_sps(SPS_BASELINE_640X360).unwrap();
+        assert_eq!((baseline.width, baseline.height), (640, 360));
+        assert_eq!(baseline.codec_string(), "avc1.42c01e");
+        let interlaced = parse_sps(SPS_INTERLACED_720X576).unwrap();
+        assert_eq!((interlaced.width, interlaced.height, interlaced.level_idc), (720, 576, 22));
+    }
+
+    /// Writes bits and Exp-Golomb codes, to build parameter sets field by field.
+    #[derive(Default)]
+    struct BitWriter {
+        bits: Vec<bool>,
+    }
+
+    impl BitWriter {
+        fn put(&mut self, value: u64, count: u32) {
+            for shift in (0..count).rev() {
+                self.bits.push((value >> shift) & 1 == 1);
+            }
+        }
+        fn ue(&mut self, value: u64) {
+            let code = value + 1;
+            let length = 64 - code.leading_zeros();
+            self.put(0, length - 1);
+            self.put(code, length);
+        }
+        fn se(&mut self, value: i64) {
+            self.ue(if value > 0 { (value as u64) * 2 - 1 } else { value.unsigned_abs() * 2 });
+        }
+        fn bytes(mut self) -> Vec<u8> {
+            self.bits.push(true);
+            while !self.bits.len().is_multiple_of(8) {
+                self.bits.push(false);
+            }
+            self.bits.chunks(8).map(|byte| byte.iter().fold(0u8, |acc, &bit| (acc << 1) | u8::from(bit))).collect()
+        }
+    }
+
+    #[test]
+    fn skips_scaling_lists_and_poc_type_one() {
+        let mut writer = BitWriter::default();
+        writer.put(0x67, 8);
+        writer.put(100, 8); // High
+        writer.put(0, 8);
+        writer.put(40, 8);
+        writer.ue(0); // sps id
+        writer.ue(1); // 4:2:0
+        writer.ue(0);
+        writer.ue(0);
+        writer.put(0, 1);
+        writer.put(1, 1); // scaling matrix present
+        for list in 0..8 {
+            writer.put(u64::from(list % 2 == 0), 1);
+            if list % 2 == 0 {
+                let size = if list < 6 { 16 } else { 64 };
+                for _ in 0..size {
+                    writer.se(-3);
+                }
+            }
+        }
+        writer.ue(0); // log2_max_frame_num_minus4
+        writer.ue(1); // poc type 1
+        writer.put(0, 1);
+        writer.se(-2);
+        writer.se(5);
+        writer.ue(2);
+        writer.se(1);
+        writer.se(-1);
+        writer.ue(4); // max_num_ref_frames
+        writer.put(0, 1);
+        writer.ue(119); // 1920 wide
+        writer.ue(67); // 1088 high
+        writer.put(1, 1); // frame_mbs_only
+        writer.put(1, 1);
+        writer.put(1, 1); // cropping
+        writer.ue(0);
+        writer.ue(0);
+        writer.ue(0);
+        writer.ue(4); // 8 lines off the bottom
+        writer.put(0, 1); // no VUI
+        let info = parse_sps(&writer.bytes()).unwrap();
+        assert_eq!((info.width, info.height, info.level_idc), (1920, 1080, 40));
+    }
+
+    #[test]
+    fn removes_emulation_prevention_bytes() {
+        assert_eq!(remove_emulation_prevention(&[0, 0, 3, 1, 0, 0, 3, 0, 5]), vec![0, 0, 1, 0, 0, 0, 5]);
+    }
+
+    #[test]
+    fn parses_decoder_configuration_record() {
+        let mut record = vec![1, 0x64, 0x00, 0x0c, 0xff, 0xe1, 0, SPS_HIGH_320X180.len() as u8];
+        record.extend_from_slice(SPS_HIGH_320X180);
+        record.extend_from_slice(&[1, 0, 4, 0x68, 0xeb, 0xe3, 0xcb]);
+        let config = AvcDecoderConfig::parse(&record).unwrap();
+        assert_eq!(config.nal_length_size, 4);
+        assert_eq!(config.sps, SPS_HIGH_320X180);
+        assert_eq!(config.sps_info().unwrap().height, 180);
+    }
+
+    #[test]
+    fn truncated_input_is_an_error_at_every_length() {
+        // The fields read end in the tenth byte; the rest is VUI.
+        for length in 0..10 {
+            assert!(parse_sps(&SPS_HIGH_320X180[..length]).is_err(), "length {length}");
+        }
+        assert_eq!(
+            AvcDecoderConfig::parse(&[1, 0x64, 0, 0x0c, 0xff, 0xe1, 0, 30, 0x67]),
+            Err(H264Error::Truncated("sequenceParameterSetNALUnit"))
+        );
+        assert_eq!(AvcDecoderConfig::parse(&[1, 0x64, 0, 0x0c, 0xff, 0xe0]), Err(H264Error::NoSps));
+    }
+
+    #[test]
+    fn rejects_non_sps_and_absurd_exp_golomb() {
+        assert_eq!(parse_sps(&[0x68, 0xeb]), Err(H264Error::NotSps(8)));
+        let all_zero = [0x67, 66, 0, 30, 0, 0, 0, 0, 0, 0, 0];
+        assert!(matches!(parse_sps(&all_zero), Err(H264Error::OutOfRange { .. } | H264Error::Truncated(_))));
+    }
+}
