@@ -5,6 +5,9 @@
 
 pub mod api;
 pub mod ingest;
+pub mod package;
+pub mod serve;
 pub mod storage;
 pub mod telemetry;
+pub mod transcode;
 pub mod worker;

@@ -1,7 +1,16 @@
 //! One stream's pipeline: RTMP ingest, ffmpeg transcoding, HLS packaging and uploads,
-//! with its configuration file, live figures and status.
+//! with its configuration file, live figures and status; and the process that runs
+//! streams, for `livestream worker` and `livestream serve`.
 
 pub mod config;
 pub mod figures;
 pub mod keys;
+pub mod manager;
+pub mod metrics;
+pub mod pipeline;
+pub mod publisher;
+pub mod run;
+pub mod runtime;
+pub mod source;
 pub mod status;
+pub mod stream;

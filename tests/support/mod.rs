@@ -2,5 +2,6 @@
 #![allow(dead_code)]
 
 pub mod kube;
+pub mod media;
 pub mod minio;
 pub mod process;

@@ -6,7 +6,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -95,6 +95,7 @@ fn spawn_from_long_lived_thread(cmd: Command) -> io::Result<Child> {
 pub struct ManagedProcess {
     name: String,
     child: Option<Child>,
+    status: Option<ExitStatus>,
     log: PathBuf,
 }
 
@@ -109,7 +110,7 @@ impl ManagedProcess {
         let err = out.try_clone().expect("clone log handle");
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         let child = spawn_from_long_lived_thread(cmd).unwrap_or_else(|e| panic!("start {name}: {e}"));
-        Self { name: name.to_string(), child: Some(child), log: log.to_path_buf() }
+        Self { name: name.to_string(), child: Some(child), status: None, log: log.to_path_buf() }
     }
 
     pub fn name(&self) -> &str {
@@ -122,10 +123,21 @@ impl ManagedProcess {
 
     /// Whether the process is still running (reaps it if it has exited).
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(child) => matches!(child.try_wait(), Ok(None)),
-            None => false,
+        let Some(child) = self.child.as_mut() else { return false };
+        match child.try_wait() {
+            Ok(None) => true,
+            Ok(Some(status)) => {
+                self.status = Some(status);
+                self.child = None;
+                false
+            }
+            Err(_) => false,
         }
+    }
+
+    /// Whether the process has exited successfully on its own.
+    pub fn exit_success(&mut self) -> bool {
+        !self.is_running() && self.status.is_some_and(|s| s.success())
     }
 
     /// The last `max` bytes of the process's log, for failure messages.

@@ -1,0 +1,310 @@
+//! `livestream serve`: the worker as one standalone process. RTMP in, the HLS ladder on
+//! local disk (or S3), served over HTTP with an index page of the live streams.
+
+mod index;
+mod origin;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Html;
+use axum::routing::get;
+
+use crate::api::{HlsSpec, LadderSpec, SegmentContainer};
+use crate::storage::{AnyStore, LocalStore, S3Settings, S3Store};
+use crate::worker::config::read_secret_env;
+use crate::worker::keys::{KeyConfigError, KeyPolicy};
+use crate::worker::manager::{ManagerSettings, PrefixRule, StreamManager};
+use crate::worker::runtime::{self, Bound};
+
+pub use index::{Listing, render as render_index};
+pub use origin::Origin;
+
+/// Options of `livestream serve`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServeArgs {
+    /// Where encoders push RTMP.
+    #[arg(long, default_value = "0.0.0.0:1935", env = "LIVESTREAM_RTMP_ADDR")]
+    pub rtmp_addr: SocketAddr,
+    /// Where the HLS, the index page, health and metrics are served.
+    #[arg(long, default_value = "0.0.0.0:8080", env = "LIVESTREAM_HTTP_ADDR")]
+    pub http_addr: SocketAddr,
+    /// Directory of the HLS output (when not writing to S3).
+    #[arg(long, default_value = "./livestream-data", env = "LIVESTREAM_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// A stream allowed to publish, as NAME=KEY (repeatable). Without keys, any stream
+    /// name may publish.
+    #[arg(long = "stream-key", value_name = "NAME=KEY")]
+    pub stream_keys: Vec<String>,
+    /// A file of NAME=KEY lines.
+    #[arg(long, env = "LIVESTREAM_KEYS_FILE")]
+    pub keys_file: Option<PathBuf>,
+    /// Segment duration in seconds.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub segment_duration: u32,
+    /// Segments in the live playlists.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(3..=100))]
+    pub window: u32,
+    /// Segment container.
+    #[arg(long, value_enum, default_value_t = Container::Fmp4)]
+    pub container: Container,
+    /// Keep a VOD playlist of each whole event.
+    #[arg(long)]
+    pub recording: bool,
+    /// Renditions as NAME:WIDTHxHEIGHT:KBPS (repeatable), highest first. Default: 1080p,
+    /// 720p, 480p and 360p, none above the source.
+    #[arg(long = "rendition", value_name = "NAME:WxH:KBPS")]
+    pub renditions: Vec<String>,
+    /// x264 preset.
+    #[arg(long, default_value = "veryfast")]
+    pub preset: String,
+    /// Seconds after an encoder disconnects during which a reconnect continues the stream.
+    #[arg(long, default_value_t = 10)]
+    pub reconnect_grace: u64,
+    /// The ffmpeg binary.
+    #[arg(long, default_value = "ffmpeg", env = "LIVESTREAM_FFMPEG")]
+    pub ffmpeg: PathBuf,
+    /// Scratch directory for ffmpeg's local segments.
+    #[arg(long, env = "LIVESTREAM_SCRATCH_DIR")]
+    pub scratch_dir: Option<PathBuf>,
+    /// Write to this S3 bucket instead of the data directory (credentials from
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
+    #[arg(long, env = "LIVESTREAM_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// Endpoint of an S3-compatible service, e.g. http://127.0.0.1:9000.
+    #[arg(long, env = "LIVESTREAM_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    #[arg(long, default_value = "us-east-1", env = "LIVESTREAM_S3_REGION")]
+    pub s3_region: String,
+    /// Path-style addressing (MinIO needs it).
+    #[arg(long, env = "LIVESTREAM_S3_PATH_STYLE")]
+    pub s3_path_style: bool,
+    /// Key prefix in the bucket.
+    #[arg(long, default_value = "", env = "LIVESTREAM_S3_PREFIX")]
+    pub s3_prefix: String,
+}
+
+/// Segment containers on the command line.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Container {
+    Fmp4,
+    Ts,
+}
+
+/// Errors of `livestream serve` before it runs.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Keys(#[from] KeyConfigError),
+    #[error("rendition {0:?} is not NAME:WIDTHxHEIGHT:KBPS with even sizes and a positive bitrate")]
+    Rendition(String),
+    #[error(transparent)]
+    Credentials(#[from] crate::worker::config::ConfigError),
+    #[error(transparent)]
+    Runtime(#[from] runtime::RuntimeError),
+}
+
+/// Runs `livestream serve` until SIGINT or SIGTERM.
+pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
+    let shutdown = runtime::shutdown_on_signals();
+    run_until(args, shutdown, |_| {}).await
+}
+
+/// Runs until `shutdown` turns true; `on_bound` learns the bound addresses.
+pub async fn run_until(
+    args: ServeArgs,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    on_bound: impl FnOnce(Bound),
+) -> Result<(), ServeError> {
+    let mut entries = KeyPolicy::parse_entries(args.stream_keys.iter().map(String::as_str))?;
+    if let Some(file) = &args.keys_file {
+        entries.extend(KeyPolicy::read_entries(file)?);
+    }
+    let policy = if entries.is_empty() { KeyPolicy::Open } else { KeyPolicy::from_entries(entries)? };
+    let ladder = ladder_from_args(&args)?;
+    let hls = HlsSpec {
+        segment_duration_seconds: args.segment_duration,
+        window_segments: args.window,
+        container: match args.container {
+            Container::Fmp4 => SegmentContainer::Fmp4,
+            Container::Ts => SegmentContainer::Ts,
+        },
+        recording: args.recording,
+    };
+    let (store, prefix, origin) = match &args.s3_bucket {
+        Some(bucket) => {
+            let mut settings = S3Settings::new(
+                bucket.clone(),
+                args.s3_region.clone(),
+                read_secret_env("AWS_ACCESS_KEY_ID")?,
+                read_secret_env("AWS_SECRET_ACCESS_KEY")?,
+            );
+            if let Some(endpoint) = &args.s3_endpoint {
+                settings = settings.with_endpoint(endpoint.clone(), args.s3_path_style);
+            }
+            (AnyStore::from(S3Store::new(settings)), args.s3_prefix.trim_matches('/').to_string(), None)
+        }
+        None => (
+            AnyStore::from(LocalStore::new(args.data_dir.clone())),
+            String::new(),
+            Some(Origin::new(args.data_dir.clone())),
+        ),
+    };
+    let scratch_dir = args.scratch_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("livestream-serve"));
+    let open = policy.is_open();
+    let settings = ManagerSettings {
+        app: None,
+        policy,
+        prefix: PrefixRule::PerStream(prefix),
+        ladder,
+        hls,
+        ffmpeg: args.ffmpeg.clone(),
+        scratch_dir,
+        reconnect_grace: Duration::from_secs(args.reconnect_grace),
+    };
+    let s3_note = args.s3_bucket.clone();
+    runtime::run(
+        settings,
+        store,
+        args.rtmp_addr,
+        args.http_addr,
+        move |manager| routes(manager, origin),
+        move |bound, _| {
+            announce(bound, open, s3_note.as_deref());
+            on_bound(bound);
+        },
+        shutdown,
+    )
+    .await?;
+    Ok(())
+}
+
+fn announce(bound: Bound, open: bool, s3_bucket: Option<&str>) {
+    let host = |addr: SocketAddr| {
+        if addr.ip().is_unspecified() { format!("localhost:{}", addr.port()) } else { addr.to_string() }
+    };
+    let rtmp = host(bound.rtmp);
+    let http = host(bound.http);
+    if open {
+        tracing::warn!(
+            "no stream keys configured: any stream name may publish (use --stream-key NAME=KEY to restrict)"
+        );
+        tracing::info!(
+            "push to rtmp://{rtmp}/live/NAME, for example: ffmpeg -re -i input.mp4 -c copy -f flv rtmp://{rtmp}/live/demo"
+        );
+    } else {
+        tracing::info!("push to rtmp://{rtmp}/live/KEY with one of the configured stream keys");
+    }
+    match s3_bucket {
+        Some(bucket) => tracing::info!("segments and playlists go to the S3 bucket {bucket}"),
+        None => {
+            tracing::info!("watch at http://{http}/live/NAME/master.m3u8; live streams are listed at http://{http}/")
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    manager: Arc<StreamManager>,
+}
+
+fn routes(manager: Arc<StreamManager>, origin: Option<Origin>) -> Router {
+    let state = AppState { manager };
+    let mut router = Router::new().route("/", get(index)).route("/status", get(status)).with_state(state);
+    if let Some(origin) = origin {
+        router = router.merge(Router::new().route("/{*path}", get(origin::get_object)).with_state(origin));
+    }
+    router
+}
+
+async fn index(State(state): State<AppState>, headers: HeaderMap) -> Html<String> {
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_string();
+    let listings: Vec<Listing> = state
+        .manager
+        .list()
+        .into_iter()
+        .map(|(path, status)| Listing {
+            path,
+            phase: format!("{:?}", status.phase),
+            bitrate_kbps: status.ingest_bitrate_kbps,
+        })
+        .collect();
+    let rtmp_host = host.split(':').next().unwrap_or("localhost");
+    Html(render_index(&format!("http://{host}"), &format!("rtmp://{rtmp_host}:1935/live/NAME"), &listings))
+}
+
+async fn status(State(state): State<AppState>) -> axum::Json<serde_json::Value> {
+    let streams: serde_json::Map<String, serde_json::Value> = state
+        .manager
+        .list()
+        .into_iter()
+        .map(|(path, status)| (path, serde_json::to_value(status).unwrap_or_default()))
+        .collect();
+    axum::Json(serde_json::json!({ "streams": streams }))
+}
+
+fn ladder_from_args(args: &ServeArgs) -> Result<LadderSpec, ServeError> {
+    let renditions = args
+        .renditions
+        .iter()
+        .map(|text| parse_rendition(text).ok_or_else(|| ServeError::Rendition(text.clone())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let preset = serde_json::from_value(serde_json::Value::String(args.preset.clone()))
+        .map_err(|_| ServeError::Rendition(format!("preset {}", args.preset)))?;
+    Ok(LadderSpec {
+        renditions,
+        preset,
+        // Keyframes every 2 s where that divides the segment duration, else once a segment.
+        keyframe_interval_seconds: if args.segment_duration.is_multiple_of(2) { 2 } else { args.segment_duration },
+        ..LadderSpec::default()
+    })
+}
+
+fn parse_rendition(text: &str) -> Option<crate::api::Rendition> {
+    let mut parts = text.split(':');
+    let name = parts.next()?.to_string();
+    let (width, height) = parts.next()?.split_once('x')?;
+    let kbps: u32 = parts.next()?.trim_end_matches('k').parse().ok()?;
+    let width: u32 = width.parse().ok()?;
+    let height: u32 = height.parse().ok()?;
+    if parts.next().is_some()
+        || !crate::worker::keys::is_valid_name(&name)
+        || !width.is_multiple_of(2)
+        || !height.is_multiple_of(2)
+        || width == 0
+        || height == 0
+        || kbps == 0
+    {
+        return None;
+    }
+    Some(crate::api::Rendition {
+        name,
+        width: Some(width),
+        height: Some(height),
+        video_bitrate_kbps: Some(kbps),
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renditions_parse_from_flags() {
+        let r = parse_rendition("720p:1280x720:3000").unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.width, r.height, r.video_bitrate_kbps),
+            ("720p", Some(1280), Some(720), Some(3000))
+        );
+        assert!(parse_rendition("720p:1281x720:3000").is_none(), "odd width");
+        assert!(parse_rendition("720p:1280x720:0").is_none());
+        assert!(parse_rendition("a/b:1280x720:100").is_none());
+        assert!(parse_rendition("720p:1280x720").is_none());
+    }
+}

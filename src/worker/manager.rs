@@ -1,0 +1,163 @@
+//! Routes publishes to streams: checks the application and the key, finds or creates the
+//! stream, and refuses a second publisher while one is live.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::api::{HlsSpec, LadderSpec};
+use crate::ingest::listener::{PublishHandler, PublishRequest, PublishSink};
+use crate::ingest::session::Rejection;
+use crate::storage::{AnyStore, InstrumentedStore};
+
+use super::keys::{KeyPolicy, is_valid_name};
+use super::metrics::WorkerMetrics;
+use super::status::{StreamPhase, WorkerStatus};
+use super::stream::{Stream, StreamSettings};
+
+/// Where a stream's objects go.
+#[derive(Clone, Debug)]
+pub enum PrefixRule {
+    /// One stream (a LiveStream's worker): every publish goes under this prefix.
+    Fixed(String),
+    /// Many streams (`livestream serve`): `APP/NAME` under this root prefix (may be empty).
+    PerStream(String),
+}
+
+/// What every stream of a manager shares.
+#[derive(Clone, Debug)]
+pub struct ManagerSettings {
+    /// The RTMP application encoders must use; `None` accepts any valid name.
+    pub app: Option<String>,
+    pub policy: KeyPolicy,
+    pub prefix: PrefixRule,
+    pub ladder: LadderSpec,
+    pub hls: HlsSpec,
+    pub ffmpeg: PathBuf,
+    pub scratch_dir: PathBuf,
+    pub reconnect_grace: Duration,
+}
+
+/// The streams of one process.
+pub struct StreamManager {
+    settings: ManagerSettings,
+    store: Arc<InstrumentedStore<AnyStore>>,
+    metrics: WorkerMetrics,
+    shutdown: watch::Receiver<bool>,
+    streams: Mutex<BTreeMap<String, Arc<Stream>>>,
+}
+
+/// Most streams one `serve` process runs; more publishes are refused.
+const MAX_STREAMS: usize = 64;
+
+impl StreamManager {
+    pub fn new(
+        settings: ManagerSettings,
+        store: Arc<InstrumentedStore<AnyStore>>,
+        metrics: WorkerMetrics,
+        shutdown: watch::Receiver<bool>,
+    ) -> Arc<Self> {
+        Arc::new(Self { settings, store, metrics, shutdown, streams: Mutex::new(BTreeMap::new()) })
+    }
+
+    pub fn settings(&self) -> &ManagerSettings {
+        &self.settings
+    }
+
+    /// The streams by `APP/NAME`, with their status.
+    pub fn list(&self) -> Vec<(String, WorkerStatus)> {
+        let streams: Vec<(String, Arc<Stream>)> = self
+            .streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        streams.into_iter().map(|(path, stream)| (path, stream.status())).collect()
+    }
+
+    /// The status of the one stream of a worker (Idle before the first publish).
+    pub fn single_status(&self) -> WorkerStatus {
+        let streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        streams.values().next().map(|s| s.status()).unwrap_or_else(WorkerStatus::idle)
+    }
+
+    /// After shutdown: waits for every stream to flush its last segments, at most `limit`.
+    pub async fn join_all(&self, limit: Duration) -> bool {
+        let streams: Vec<Arc<Stream>> =
+            self.streams.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut all = true;
+        for stream in streams {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            all &= stream.join(left).await;
+        }
+        all
+    }
+
+    /// Whether any stream is live.
+    pub fn any_live(&self) -> bool {
+        self.list().iter().any(|(_, status)| status.phase == StreamPhase::Live)
+    }
+
+    fn stream_for(&self, app: &str, name: &str) -> Result<Arc<Stream>, Rejection> {
+        let path = format!("{app}/{name}");
+        let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(stream) = streams.get(&path) {
+            return Ok(stream.clone());
+        }
+        if streams.len() >= MAX_STREAMS {
+            return Err(Rejection::Other(format!("this server runs at most {MAX_STREAMS} streams")));
+        }
+        let (prefix, label) = match &self.settings.prefix {
+            PrefixRule::Fixed(prefix) => (prefix.clone(), prefix.clone()),
+            PrefixRule::PerStream(root) => (super::publisher::join(root, &path), path.clone()),
+        };
+        let settings = StreamSettings {
+            label,
+            prefix,
+            ladder: self.settings.ladder.clone(),
+            hls: self.settings.hls.clone(),
+            ffmpeg: self.settings.ffmpeg.clone(),
+            scratch_dir: self.settings.scratch_dir.join(app).join(name),
+            reconnect_grace: self.settings.reconnect_grace,
+        };
+        let stream = Stream::spawn(settings, self.store.clone(), self.metrics.clone(), self.shutdown.clone());
+        streams.insert(path, stream.clone());
+        Ok(stream)
+    }
+}
+
+impl PublishHandler for StreamManager {
+    fn authorize(&self, request: &PublishRequest) -> Result<PublishSink, Rejection> {
+        let app_ok = match &self.settings.app {
+            Some(app) => request.app == *app,
+            None => is_valid_name(&request.app),
+        };
+        if !app_ok {
+            tracing::warn!(peer = %request.peer, app = %request.app, "publish refused: unknown application");
+            return Err(Rejection::BadKey);
+        }
+        let Some(name) = self.settings.policy.resolve(request.stream_key.expose()) else {
+            tracing::warn!(
+                peer = %request.peer,
+                key = %request.stream_key.fingerprint(),
+                "publish refused: unknown stream key"
+            );
+            return Err(Rejection::BadKey);
+        };
+        let stream = self.stream_for(&request.app, &name)?;
+        let sink = stream.begin_publish(request.peer);
+        match &sink {
+            Ok(_) => self.metrics.publish_started(&stream.settings().label),
+            Err(Rejection::AlreadyLive) => {
+                tracing::warn!(stream = %stream.settings().label, peer = %request.peer, "publish refused: already live")
+            }
+            Err(_) => {}
+        }
+        sink
+    }
+}

@@ -1,0 +1,157 @@
+//! A process that runs streams: RTMP listener, stream manager, storage, and the HTTP
+//! server with health, metrics and the routes of its mode. Shared by `livestream worker`
+//! (one LiveStream) and `livestream serve` (standalone).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::ingest::listener::{self, IngestMetrics, ListenerConfig};
+use crate::storage::{AnyStore, InstrumentedStore, StorageMetrics};
+use crate::telemetry::{self, Health, HealthCheck};
+
+use super::manager::{ManagerSettings, StreamManager};
+use super::metrics::WorkerMetrics;
+
+/// Errors that stop the process.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot listen for RTMP on {addr}: {source}")]
+    BindRtmp { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Http(#[from] telemetry::TelemetryServerError),
+    #[error("cannot create the scratch directory {path}: {source}")]
+    Scratch { path: std::path::PathBuf, source: std::io::Error },
+}
+
+/// Addresses of a running process, once bound.
+#[derive(Clone, Copy, Debug)]
+pub struct Bound {
+    pub rtmp: SocketAddr,
+    pub http: SocketAddr,
+}
+
+/// How long streams may take to flush their last segments at shutdown.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(20);
+
+/// Runs until `shutdown` turns true (or SIGINT/SIGTERM when `handle_signals`).
+/// `routes` adds the mode's own HTTP routes; `on_bound` is told the bound addresses.
+pub async fn run(
+    settings: ManagerSettings,
+    store: AnyStore,
+    rtmp_addr: SocketAddr,
+    http_addr: SocketAddr,
+    routes: impl FnOnce(Arc<StreamManager>) -> Router,
+    on_bound: impl FnOnce(Bound, &StreamManager),
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), RuntimeError> {
+    std::fs::create_dir_all(&settings.scratch_dir)
+        .map_err(|source| RuntimeError::Scratch { path: settings.scratch_dir.clone(), source })?;
+
+    let mut registry = Registry::default();
+    let ingest_metrics = Arc::new(IngestMetrics::default());
+    ingest_metrics.register(&mut registry);
+    let storage_metrics = StorageMetrics::new();
+    storage_metrics.register(&mut registry);
+    let worker_metrics = WorkerMetrics::new();
+    worker_metrics.register(&mut registry);
+    let registry = Arc::new(registry);
+
+    let health = Health::new();
+    let store = Arc::new(InstrumentedStore::new(store, storage_metrics));
+    spawn_storage_check(store.clone(), health.clone(), shutdown.clone());
+
+    let manager = StreamManager::new(settings, store, worker_metrics, shutdown.clone());
+
+    let rtmp =
+        TcpListener::bind(rtmp_addr).await.map_err(|source| RuntimeError::BindRtmp { addr: rtmp_addr, source })?;
+    let http = telemetry::bind(http_addr).await?;
+    let bound = Bound { rtmp: rtmp.local_addr().unwrap_or(rtmp_addr), http: http.local_addr().unwrap_or(http_addr) };
+    on_bound(bound, &manager);
+
+    let listener_config = ListenerConfig { metrics: ingest_metrics, ..ListenerConfig::default() };
+    let ingest = tokio::spawn(listener::run(rtmp, listener_config, manager.clone(), shutdown.clone()));
+
+    let extra = routes(manager.clone());
+    let mut http_shutdown = shutdown.clone();
+    let http_task = tokio::spawn(telemetry::serve(http, registry, health, extra, async move {
+        let _ = http_shutdown.wait_for(|stop| *stop).await;
+    }));
+
+    let mut wait = shutdown.clone();
+    let _ = wait.wait_for(|stop| *stop).await;
+    tracing::info!("shutting down: finishing open streams");
+    let _ = ingest.await;
+    if !manager.join_all(SHUTDOWN_FLUSH).await {
+        tracing::warn!("some streams did not finish within {SHUTDOWN_FLUSH:?}");
+    }
+    match http_task.await {
+        Ok(result) => result?,
+        Err(e) => tracing::warn!(error = %e, "HTTP server task failed"),
+    }
+    Ok(())
+}
+
+/// A watch channel that turns true on SIGINT or SIGTERM.
+pub fn shutdown_on_signals() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = terminate => {}
+        }
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// Checks that storage is reachable with the given credentials: the process is not
+/// ready until it is, and the check is retried (with backoff) so a late bucket or a
+/// fixed Secret recovers without a restart.
+fn spawn_storage_check(store: Arc<InstrumentedStore<AnyStore>>, health: Health, mut shutdown: watch::Receiver<bool>) {
+    health.set("storage", HealthCheck::Failing("not checked yet".into()));
+    tokio::spawn(async move {
+        let mut delay = Duration::from_millis(500);
+        loop {
+            let result = match store.inner() {
+                AnyStore::S3(s3) => s3.check().await,
+                AnyStore::Local(local) => {
+                    tokio::fs::create_dir_all(local.root()).await.map_err(|source| crate::storage::StoreError::Io {
+                        action: "create directory",
+                        key: local.root().display().to_string(),
+                        source,
+                    })
+                }
+            };
+            match result {
+                Ok(()) => {
+                    health.set("storage", HealthCheck::Ok);
+                    tracing::info!(storage = %store.inner().describe(), "storage is reachable");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(storage = %store.inner().describe(), error = %e, "storage check failed; retrying");
+                    health.set("storage", HealthCheck::Failing(e.to_string()));
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
+    });
+}

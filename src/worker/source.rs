@@ -1,0 +1,173 @@
+//! What the worker learns of a publish before it starts ffmpeg: the codec configuration
+//! (AVC and AAC sequence headers), the metadata, and the source's size and frame rate,
+//! from the SPS first and `onMetaData` second. Sans IO: messages are fed in order.
+
+use bytes::Bytes;
+
+use crate::ingest::amf0::{self, Amf0Value};
+use crate::ingest::flv;
+use crate::ingest::listener::MediaMessage;
+use crate::package::h264::AvcDecoderConfig;
+
+/// Most messages held while waiting for the video configuration (about 10 s of audio);
+/// past it the publish is refused as having no usable video.
+pub const MAX_HELD_MESSAGES: usize = 2_000;
+
+/// Facts of the source.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SourceInfo {
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub frame_rate: Option<f64>,
+    pub has_audio: bool,
+    pub has_video: bool,
+}
+
+/// Collects the start of a publish until the first video keyframe.
+#[derive(Debug, Default)]
+pub struct SourceProbe {
+    pub metadata: Option<Bytes>,
+    pub video_config: Option<Bytes>,
+    pub audio_config: Option<Bytes>,
+    /// Everything received so far, in order, to hand to the transcoder.
+    pub held: Vec<MediaMessage>,
+    keyframe_seen: bool,
+    audio_seen: bool,
+}
+
+/// What feeding a message did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ProbeStatus {
+    /// Keep feeding.
+    NeedMore,
+    /// The first keyframe arrived: the transcoder can start.
+    Ready,
+    /// No keyframe within [`MAX_HELD_MESSAGES`].
+    NoVideo,
+}
+
+impl SourceProbe {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds one message (not End). Everything is held, in order, until the video
+    /// configuration (or a keyframe) shows what the source is; the transcoder's input
+    /// gate drops what cannot be decoded before the first keyframe.
+    pub fn feed(&mut self, message: MediaMessage) -> ProbeStatus {
+        match &message {
+            MediaMessage::Metadata(data) => self.metadata = Some(data.clone()),
+            MediaMessage::Video { data, .. } if flv::is_video_sequence_header(data) => {
+                self.video_config = Some(data.clone())
+            }
+            MediaMessage::Video { data, .. } if flv::is_keyframe(data) => self.keyframe_seen = true,
+            MediaMessage::Audio { data, .. } => {
+                self.audio_seen = true;
+                if flv::is_aac_sequence_header(data) {
+                    self.audio_config = Some(data.clone());
+                }
+            }
+            _ => {}
+        }
+        self.held.push(message);
+        if self.video_config.is_some() || self.keyframe_seen {
+            ProbeStatus::Ready
+        } else if self.held.len() >= MAX_HELD_MESSAGES {
+            ProbeStatus::NoVideo
+        } else {
+            ProbeStatus::NeedMore
+        }
+    }
+
+    /// The source's facts, from what was collected.
+    pub fn info(&self) -> SourceInfo {
+        let mut info = SourceInfo {
+            has_audio: self.audio_seen || self.audio_config.is_some(),
+            has_video: true,
+            ..Default::default()
+        };
+        if let Some(sps) = self
+            .video_config
+            .as_ref()
+            .and_then(|body| body.get(5..))
+            .and_then(|record| AvcDecoderConfig::parse(record).ok())
+            .and_then(|config| config.sps_info().ok())
+        {
+            info.width = Some(sps.width);
+            info.height = Some(sps.height);
+        }
+        if let Some(metadata) = self.metadata.as_ref().and_then(|m| amf0::decode_all(m).ok()) {
+            let object = metadata.iter().find(|v| v.property("width").is_some() || v.property("framerate").is_some());
+            if let Some(object) = object {
+                let number = |key: &str| {
+                    object.property(key).and_then(Amf0Value::as_number).filter(|n| n.is_finite() && *n > 0.0)
+                };
+                if info.width.is_none() {
+                    info.width = number("width").map(|w| w as u32);
+                }
+                if info.height.is_none() {
+                    info.height = number("height").map(|h| h as u32);
+                }
+                info.frame_rate = number("framerate").or_else(|| number("videoframerate"));
+                if object.property("audiocodecid").is_some() {
+                    info.has_audio = true;
+                }
+            }
+        }
+        info
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+
+    fn metadata(width: f64, height: f64, fps: f64) -> Bytes {
+        let mut out = BytesMut::new();
+        amf0::encode_all(
+            &[
+                Amf0Value::string("onMetaData"),
+                Amf0Value::object([
+                    ("width", Amf0Value::Number(width)),
+                    ("height", Amf0Value::Number(height)),
+                    ("framerate", Amf0Value::Number(fps)),
+                    ("audiocodecid", Amf0Value::Number(10.0)),
+                ]),
+            ],
+            &mut out,
+        );
+        out.freeze()
+    }
+
+    fn video(keyframe: bool, sequence_header: bool) -> MediaMessage {
+        let frame_type = if keyframe { 0x17 } else { 0x27 };
+        let packet_type = if sequence_header { 0 } else { 1 };
+        MediaMessage::Video { timestamp: 0, data: Bytes::from(vec![frame_type, packet_type, 0, 0, 0, 1, 2, 3]) }
+    }
+
+    #[test]
+    fn ready_at_the_video_configuration_with_everything_held_in_order() {
+        let mut probe = SourceProbe::new();
+        assert_eq!(probe.feed(MediaMessage::Metadata(metadata(1280.0, 720.0, 30.0))), ProbeStatus::NeedMore);
+        assert_eq!(probe.feed(video(false, false)), ProbeStatus::NeedMore, "an inter frame before any configuration");
+        assert_eq!(probe.feed(video(true, true)), ProbeStatus::Ready, "the sequence header shows the source");
+        assert_eq!(probe.held.len(), 3);
+        let info = probe.info();
+        assert_eq!((info.width, info.height, info.frame_rate), (Some(1280), Some(720), Some(30.0)));
+        assert!(info.has_audio);
+    }
+
+    #[test]
+    fn gives_up_without_video() {
+        let mut probe = SourceProbe::new();
+        let mut status = ProbeStatus::NeedMore;
+        for _ in 0..=MAX_HELD_MESSAGES {
+            status = probe.feed(MediaMessage::Audio { timestamp: 0, data: Bytes::from_static(&[0xaf, 1, 0]) });
+            if status != ProbeStatus::NeedMore {
+                break;
+            }
+        }
+        assert_eq!(status, ProbeStatus::NoVideo);
+    }
+}

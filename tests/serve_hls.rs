@@ -1,0 +1,292 @@
+//! `livestream serve` end to end: ffmpeg pushes RTMP, the worker transcodes an ABR
+//! ladder and packages HLS; players' requirements are checked with the playlists, curl
+//! and ffprobe, against local disk and against MinIO, and through the failures a live
+//! stream meets: a wrong key, garbage, reconnects, a killed ffmpeg, a storage outage.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::media::{self, Push, Serve, fetch_consistent, http_get, parse_master, push, wait_exit};
+use support::minio::MinioServer;
+use support::process::wait_for;
+
+const LADDER: [&str; 4] = ["--rendition", "180p:320x180:300", "--rendition", "90p:160x90:100"];
+
+fn ladder_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args: Vec<&str> = LADDER.to_vec();
+    args.extend(["--segment-duration", "1"]);
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Polls the stream while `pusher` runs, checking after each poll that every object the
+/// playlists name is readable; returns how many polls saw playlists.
+fn watch_while_pushing(base: &str, pusher: &mut support::process::ManagedProcess, limit: Duration) -> usize {
+    let deadline = Instant::now() + limit;
+    let mut seen = 0;
+    while pusher.is_running() {
+        assert!(Instant::now() < deadline, "the push did not end within {limit:?}");
+        if fetch_consistent(base).is_some() {
+            seen += 1;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    seen
+}
+
+/// Waits until every media playlist of the stream carries ENDLIST.
+fn wait_ended(base: &str, serve: &Serve) -> Vec<(String, media::MediaPlaylist)> {
+    let mut last = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(playlists) = fetch_consistent(base) {
+            if !playlists.is_empty() && playlists.iter().all(|(_, p)| p.ended) {
+                return playlists;
+            }
+            last = Some(playlists);
+        }
+        assert!(Instant::now() < deadline, "the stream did not end within 30s: {last:?}\n{}", serve.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn local_push_gives_playable_abr_hls() {
+    let _serial = media::serial();
+    let serve = Serve::start(&ladder_args(&["--reconnect-grace", "1"]), &[]);
+    let logs = tempfile::tempdir().unwrap();
+    let mut pusher = push(&serve.rtmp_url("live", "demo"), &Push::default(), &logs.path().join("push.log"));
+    let base = serve.http_url("live/demo");
+    let polls = watch_while_pushing(&base, &mut pusher, Duration::from_secs(30));
+    assert!(pusher.exit_success(), "ffmpeg push failed: {}", pusher.log_tail(2000));
+    assert!(polls > 0, "no playlist while pushing:\n{}", serve.log());
+    let playlists = wait_ended(&base, &serve);
+
+    // The master playlist: every variant with bandwidth, codecs from the streams,
+    // resolution and frame rate.
+    let (status, content_type, cache, master) = http_get(&format!("{base}/master.m3u8"));
+    assert_eq!((status, content_type.as_str()), (200, "application/vnd.apple.mpegurl"));
+    assert!(cache.contains("max-age="), "{cache}");
+    let master = String::from_utf8(master).unwrap();
+    let variants = parse_master(&master);
+    assert_eq!(variants.len(), 2, "{master}");
+    for (attributes, _) in &variants {
+        for attribute in ["BANDWIDTH=", "AVERAGE-BANDWIDTH=", "CODECS=\"avc1.", "mp4a.40.2\"", "FRAME-RATE=25.000"] {
+            assert!(attributes.contains(attribute), "{attribute} missing in {attributes}");
+        }
+    }
+    assert!(variants[0].0.contains("RESOLUTION=320x180"), "highest first: {master}");
+    assert!(variants[1].0.contains("RESOLUTION=160x90"), "{master}");
+
+    for (uri, playlist) in &playlists {
+        let dir = uri.rsplit_once('/').map(|(d, _)| d).unwrap();
+        assert!(playlist.independent, "{uri}: EXT-X-INDEPENDENT-SEGMENTS");
+        assert_eq!(playlist.target_duration, 1, "{uri}");
+        assert_eq!(playlist.program_date_times, playlist.segments.len(), "{uri}: a date-time per segment");
+        let total: f64 = playlist.segments.iter().map(|s| s.1).sum();
+        // The window holds the last segments; the whole push lasted 6 s.
+        assert!(total > 0.0 && total <= 6.3, "{uri}: {total} s");
+        // Every segment starts with a keyframe and decodes.
+        for (segment, _, _, map) in &playlist.segments {
+            let map = map.as_ref().expect("fMP4 segments have an EXT-X-MAP");
+            let (_, init_type, init_cache, init) = http_get(&format!("{base}/{dir}/{map}"));
+            assert_eq!(init_type, "video/mp4");
+            assert!(init_cache.contains("immutable"), "{init_cache}");
+            let (_, seg_type, seg_cache, body) = http_get(&format!("{base}/{dir}/{segment}"));
+            assert_eq!(seg_type, "video/iso.segment");
+            assert!(seg_cache.contains("immutable"), "{seg_cache}");
+            let file = logs.path().join(format!("{}-{segment}.mp4", dir.replace('/', "_")));
+            std::fs::write(&file, [init, body].concat()).unwrap();
+            let packets = media::video_packets(file.to_str().unwrap());
+            assert!(packets.first().is_some_and(|p| p.1), "{uri} {segment} does not start with a keyframe");
+        }
+    }
+
+    // The recording-free live window covers the push: sequence numbers start at 0.
+    let (_, top) = &playlists[0];
+    assert_eq!(top.discontinuity_sequence, 0);
+    // ffprobe decodes each rendition through the master playlist.
+    for program in 0..variants.len() {
+        let errors = media::decode_errors(&format!("{base}/master.m3u8"), &format!("0:p:{program}:v"));
+        assert!(errors.trim().is_empty(), "program {program} decodes with errors: {errors}");
+    }
+    // The index page lists the stream with its playback URL.
+    let (_, _, _, index) = http_get(&serve.http_url(""));
+    let index = String::from_utf8(index).unwrap();
+    assert!(index.contains(&format!("{base}/master.m3u8")), "{index}");
+}
+
+#[test]
+fn push_to_minio_reads_back_anonymously() {
+    let _serial = media::serial();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let minio = runtime.block_on(MinioServer::start());
+    runtime.block_on(minio.create_bucket("live", true));
+    let endpoint = minio.endpoint();
+    let mut args = ladder_args(&["--reconnect-grace", "1", "--s3-bucket", "live", "--s3-path-style"]);
+    let endpoint_flag = format!("--s3-endpoint={endpoint}");
+    args.push(&endpoint_flag);
+    let serve = Serve::start(
+        &args,
+        &[("AWS_ACCESS_KEY_ID", minio.access_key()), ("AWS_SECRET_ACCESS_KEY", minio.secret_key())],
+    );
+    let logs = tempfile::tempdir().unwrap();
+    let mut pusher =
+        push(&serve.rtmp_url("live", "demo"), &Push { seconds: 4.0, ..Push::default() }, &logs.path().join("push.log"));
+    let base = format!("{endpoint}/live/live/demo");
+    let polls = watch_while_pushing(&base, &mut pusher, Duration::from_secs(30));
+    assert!(pusher.exit_success(), "ffmpeg push failed: {}", pusher.log_tail(2000));
+    assert!(polls > 0, "no playlist in MinIO while pushing:\n{}", serve.log());
+    let playlists = wait_ended(&base, &serve);
+    assert_eq!(playlists.len(), 2);
+    let (_, content_type, cache, _) = http_get(&format!("{base}/master.m3u8"));
+    assert_eq!(content_type, "application/vnd.apple.mpegurl");
+    assert!(cache.contains("max-age="));
+    let errors = media::decode_errors(&format!("{base}/{}", playlists[0].0), "0:v");
+    assert!(errors.trim().is_empty(), "{errors}");
+    assert!(!serve.log().contains(minio.secret_key()), "the secret key appears in the log");
+}
+
+#[test]
+fn wrong_key_is_refused_and_the_right_one_publishes_under_its_name() {
+    let _serial = media::serial();
+    let serve = Serve::start(&ladder_args(&["--stream-key", "studio=k3y-Th4t-is-l0ng", "--reconnect-grace", "1"]), &[]);
+    let logs = tempfile::tempdir().unwrap();
+    let mut wrong = push(&serve.rtmp_url("live", "not-the-key"), &Push::default(), &logs.path().join("wrong.log"));
+    assert!(!wait_exit(&mut wrong, Duration::from_secs(20)), "a wrong key must be refused");
+    assert!(!serve.data_dir.join("live").exists(), "nothing may be written for a refused publish");
+
+    let mut right = push(
+        &serve.rtmp_url("live", "k3y-Th4t-is-l0ng"),
+        &Push { seconds: 3.0, ..Push::default() },
+        &logs.path().join("right.log"),
+    );
+    assert!(wait_exit(&mut right, Duration::from_secs(30)), "the right key publishes: {}", right.log_tail(2000));
+    let playlists = wait_ended(&serve.http_url("live/studio"), &serve);
+    assert!(!playlists.is_empty());
+    assert!(!serve.data_dir.join("live/k3y-Th4t-is-l0ng").exists(), "the key must never be a path");
+    assert!(!serve.log().contains("k3y-Th4t-is-l0ng"), "the key appears in the log");
+}
+
+#[test]
+fn reconnect_within_grace_continues_the_playlists() {
+    let _serial = media::serial();
+    let serve = Serve::start(&ladder_args(&["--reconnect-grace", "4"]), &[]);
+    let logs = tempfile::tempdir().unwrap();
+    let url = serve.rtmp_url("live", "demo");
+    let base = serve.http_url("live/demo");
+    let mut first = push(&url, &Push { seconds: 3.0, ..Push::default() }, &logs.path().join("first.log"));
+    assert!(wait_exit(&mut first, Duration::from_secs(30)));
+    let before = fetch_consistent(&base).expect("playlists after the first push");
+    assert!(before.iter().all(|(_, p)| !p.ended), "no ENDLIST within the grace window");
+    let mut second = push(&url, &Push { seconds: 3.0, ..Push::default() }, &logs.path().join("second.log"));
+    assert!(wait_exit(&mut second, Duration::from_secs(30)));
+    let after = wait_ended(&base, &serve);
+    for (uri, playlist) in &after {
+        assert_eq!(playlist.media_sequence, 0, "{uri}: the window of a short stream starts at 0");
+        let discontinuities = playlist.segments.iter().filter(|s| s.2).count();
+        assert_eq!(discontinuities, 1, "{uri}: one discontinuity at the reconnect: {playlist:?}");
+        let names: Vec<u64> =
+            playlist.segments.iter().map(|s| s.0.split('.').next().unwrap().parse().unwrap()).collect();
+        assert!(names.windows(2).all(|w| w[1] == w[0] + 1), "{uri}: sequence continues: {names:?}");
+        let maps: std::collections::BTreeSet<_> = playlist.segments.iter().map(|s| s.3.clone()).collect();
+        assert_eq!(maps.len(), 2, "{uri}: a new init segment after the discontinuity");
+    }
+}
+
+#[test]
+fn killed_transcoder_is_restarted_and_the_stream_continues() {
+    let _serial = media::serial();
+    let serve = Serve::start(&ladder_args(&["--reconnect-grace", "1"]), &[]);
+    let logs = tempfile::tempdir().unwrap();
+    let base = serve.http_url("live/demo");
+    let mut pusher =
+        push(&serve.rtmp_url("live", "demo"), &Push { seconds: 8.0, ..Push::default() }, &logs.path().join("push.log"));
+    wait_for("the first playlist", Duration::from_secs(20), || fetch_consistent(&base));
+    let serve_pid = serve.process.pid().unwrap();
+    let out = Command::new("pgrep").args(["-P", &serve_pid.to_string(), "ffmpeg"]).output().unwrap();
+    let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!pid.is_empty(), "no ffmpeg child of the worker");
+    Command::new("kill").args(["-9", &pid]).status().unwrap();
+    assert!(
+        wait_exit(&mut pusher, Duration::from_secs(30)),
+        "the encoder keeps its connection: {}",
+        pusher.log_tail(2000)
+    );
+    let playlists = wait_ended(&base, &serve);
+    for (uri, playlist) in &playlists {
+        assert!(playlist.segments.iter().any(|s| s.2), "{uri}: a discontinuity after the restart: {playlist:?}");
+    }
+    let (_, _, _, metrics) = http_get(&serve.http_url("metrics"));
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("livestream_ffmpeg_restarts_total{stream=\"live/demo\"} 1")),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn garbage_on_the_rtmp_port_does_not_disturb_a_live_stream() {
+    use std::io::Write;
+    let _serial = media::serial();
+    let serve = Serve::start(&ladder_args(&["--reconnect-grace", "1"]), &[]);
+    let logs = tempfile::tempdir().unwrap();
+    let base = serve.http_url("live/demo");
+    let mut pusher =
+        push(&serve.rtmp_url("live", "demo"), &Push { seconds: 4.0, ..Push::default() }, &logs.path().join("push.log"));
+    wait_for("the first playlist", Duration::from_secs(20), || fetch_consistent(&base));
+    for garbage in [&b"GET / HTTP/1.1\r\n\r\n"[..], &[0x03; 3000][..], &[0xff; 1537][..]] {
+        let mut socket = std::net::TcpStream::connect(("127.0.0.1", serve.rtmp_port)).unwrap();
+        let _ = socket.write_all(garbage);
+    }
+    assert!(wait_exit(&mut pusher, Duration::from_secs(30)), "the push survives: {}", pusher.log_tail(2000));
+    let playlists = wait_ended(&base, &serve);
+    assert!(playlists.iter().all(|(_, p)| p.segments.len() >= 3));
+    serve_still_ready(&serve);
+}
+
+#[test]
+fn storage_outage_delays_playlists_but_never_names_a_missing_object() {
+    let _serial = media::serial();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut minio = runtime.block_on(MinioServer::start());
+    runtime.block_on(minio.create_bucket("live", true));
+    let endpoint = minio.endpoint();
+    let mut args = ladder_args(&["--reconnect-grace", "2", "--s3-bucket", "live", "--s3-path-style"]);
+    let endpoint_flag = format!("--s3-endpoint={endpoint}");
+    args.push(&endpoint_flag);
+    let serve = Serve::start(
+        &args,
+        &[("AWS_ACCESS_KEY_ID", minio.access_key()), ("AWS_SECRET_ACCESS_KEY", minio.secret_key())],
+    );
+    let logs = tempfile::tempdir().unwrap();
+    let base = format!("{endpoint}/live/live/demo");
+    let mut pusher =
+        push(&serve.rtmp_url("live", "demo"), &Push { seconds: 9.0, ..Push::default() }, &logs.path().join("push.log"));
+    wait_for("the first playlist in MinIO", Duration::from_secs(20), || fetch_consistent(&base));
+    minio.stop();
+    std::thread::sleep(Duration::from_secs(3)); // the outage itself: a span of time, not a wait for an event
+    runtime.block_on(minio.restart());
+    let polls = watch_while_pushing(&base, &mut pusher, Duration::from_secs(40));
+    assert!(polls > 0);
+    assert!(pusher.exit_success(), "the encoder never noticed the outage: {}", pusher.log_tail(2000));
+    let playlists = wait_ended(&base, &serve);
+    for (uri, playlist) in &playlists {
+        let names: Vec<u64> =
+            playlist.segments.iter().map(|s| s.0.split('.').next().unwrap().parse().unwrap()).collect();
+        assert!(names.windows(2).all(|w| w[1] == w[0] + 1), "{uri}: {names:?}");
+    }
+    let (_, _, _, metrics) = http_get(&serve.http_url("metrics"));
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("livestream_storage_upload_failures_total") && !l.ends_with(" 0")),
+        "upload failures are counted: {metrics}"
+    );
+}
+
+fn serve_still_ready(serve: &Serve) {
+    let (status, _, _, _) = http_get(&serve.http_url("readyz"));
+    assert_eq!(status, 200, "{}", serve.log());
+}
