@@ -27,14 +27,22 @@ impl Serve {
     /// extra arguments given, and waits until it is ready.
     pub fn start(extra: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::Builder::new().prefix("livestream-serve-").tempdir().expect("temp dir");
-        let data_dir = dir.path().join("data");
+        // A `--data-dir=` among the extra arguments reuses that directory (a restart).
+        let data_dir = extra
+            .iter()
+            .find_map(|a| a.strip_prefix("--data-dir="))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| dir.path().join("data"));
         let rtmp_port = free_port();
         let http_port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_livestream"));
         cmd.arg("serve")
             .arg(format!("--rtmp-addr=127.0.0.1:{rtmp_port}"))
             .arg(format!("--http-addr=127.0.0.1:{http_port}"))
-            .arg(format!("--data-dir={}", data_dir.display()))
+            .args(
+                (!extra.iter().any(|a| a.starts_with("--data-dir=")))
+                    .then(|| format!("--data-dir={}", data_dir.display())),
+            )
             .arg(format!("--scratch-dir={}", dir.path().join("scratch").display()))
             .arg(format!("--ffmpeg={}", testenv_bin("ffmpeg").display()))
             .args(extra)

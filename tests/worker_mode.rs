@@ -1,0 +1,168 @@
+//! `livestream worker --config FILE`, as the operator runs it: one stream, its key from
+//! the environment, its objects in MinIO under the configured prefix, its live state on
+//! `/status`; and continuity across a restart of the worker, recording and MPEG-TS.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use livestream::worker::status::{StreamPhase, WorkerStatus};
+use support::media::{self, Push, Serve, fetch_consistent, http_get, parse_media, push, wait_exit};
+use support::minio::MinioServer;
+use support::process::{ManagedProcess, free_port, testenv_bin, wait_for};
+
+fn status(port: u16) -> Option<WorkerStatus> {
+    let (code, _, _, body) = http_get(&format!("http://127.0.0.1:{port}/status"));
+    (code == 200).then(|| serde_json::from_slice(&body).expect("WorkerStatus JSON"))
+}
+
+#[test]
+fn worker_runs_one_stream_from_its_config_file_and_reports_its_state() {
+    let _serial = media::serial();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let minio = runtime.block_on(MinioServer::start());
+    runtime.block_on(minio.create_bucket("streams", true));
+    let dir = tempfile::tempdir().unwrap();
+    let (rtmp, http) = (free_port(), free_port());
+    let config = format!(
+        r#"
+stream: {{namespace: media, name: keynote}}
+rtmp: {{listen: "127.0.0.1:{rtmp}", app: live}}
+http: {{listen: "127.0.0.1:{http}"}}
+ladder:
+  renditions:
+    - {{name: 180p, width: 320, height: 180, videoBitrateKbps: 300}}
+  keyframeIntervalSeconds: 1
+hls: {{segmentDurationSeconds: 1, windowSegments: 4}}
+storage:
+  s3: {{bucket: streams, prefix: media/keynote, endpoint: "{endpoint}", forcePathStyle: true}}
+scratchDir: {scratch}
+ffmpeg: {ffmpeg}
+reconnectGraceSeconds: 1
+"#,
+        endpoint = minio.endpoint(),
+        scratch = dir.path().join("scratch").display(),
+        ffmpeg = testenv_bin("ffmpeg").display(),
+    );
+    let config_path = dir.path().join("worker.yaml");
+    std::fs::write(&config_path, config).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_livestream"));
+    cmd.args(["worker", "--config"])
+        .arg(&config_path)
+        .env("LIVESTREAM_STREAM_KEY", "w0rker-key-of-keynote")
+        .env("AWS_ACCESS_KEY_ID", minio.access_key())
+        .env("AWS_SECRET_ACCESS_KEY", minio.secret_key());
+    let mut worker = ManagedProcess::spawn("livestream worker", cmd, &dir.path().join("worker.log"));
+    wait_for("the worker to become ready", Duration::from_secs(30), || {
+        worker.assert_running();
+        let (code, _, _, _) = http_get(&format!("http://127.0.0.1:{http}/readyz"));
+        (code == 200).then_some(())
+    });
+    assert_eq!(status(http).unwrap().phase, StreamPhase::Idle);
+
+    let url = format!("rtmp://127.0.0.1:{rtmp}/live/w0rker-key-of-keynote");
+    let mut pusher = push(&url, &Push { seconds: 5.0, ..Push::default() }, &dir.path().join("push.log"));
+    let live = wait_for("/status to say Live", Duration::from_secs(15), || {
+        status(http).filter(|s| s.phase == StreamPhase::Live)
+    });
+    assert!(live.started_at.is_some());
+    let base = format!("{}/streams/media/keynote", minio.endpoint());
+    wait_for("the first playlist in MinIO", Duration::from_secs(20), || fetch_consistent(&base));
+    let figures = wait_for("live figures", Duration::from_secs(10), || {
+        status(http).filter(|s| s.ingest_bitrate_kbps.unwrap_or(0) > 0 && s.last_segment_at.is_some())
+    });
+    assert!(figures.frame_rate.unwrap_or(0.0) > 10.0, "{figures:?}");
+    assert!(wait_exit(&mut pusher, Duration::from_secs(30)), "{}", pusher.log_tail(2000));
+    wait_for("/status to say Ended", Duration::from_secs(20), || {
+        status(http).filter(|s| s.phase == StreamPhase::Ended)
+    });
+    let playlists = fetch_consistent(&base).expect("playlists");
+    assert!(playlists.iter().all(|(_, p)| p.ended), "{playlists:?}");
+    assert_eq!(playlists[0].1.segments.len(), 4, "the window holds 4 segments");
+    let log = worker.log_tail(50_000);
+    assert!(!log.contains("w0rker-key-of-keynote") && !log.contains(minio.secret_key()), "a secret in the log");
+}
+
+#[test]
+fn a_restarted_server_continues_the_stored_playlists() {
+    let _serial = media::serial();
+    let args = ["--rendition", "90p:160x90:100", "--segment-duration", "1", "--reconnect-grace", "1"];
+    let serve = Serve::start(&args, &[]);
+    let logs = tempfile::tempdir().unwrap();
+    let base = serve.http_url("live/demo");
+    let mut first =
+        push(&serve.rtmp_url("live", "demo"), &Push { seconds: 3.0, ..Push::default() }, &logs.path().join("1.log"));
+    assert!(wait_exit(&mut first, Duration::from_secs(30)));
+    let before = wait_for("the first stream to end", Duration::from_secs(20), || {
+        fetch_consistent(&base).filter(|p| p.iter().all(|(_, m)| m.ended))
+    });
+    let last_before: u64 = before[0].1.segments.last().unwrap().0.split('.').next().unwrap().parse().unwrap();
+    // A new process on the same storage, as a restarted pod.
+    let data_dir = serve.data_dir.clone();
+    let mut old = serve;
+    old.process.terminate(Duration::from_secs(10));
+    let data_arg = format!("--data-dir={}", data_dir.display());
+    let mut again_args = args.to_vec();
+    again_args.push(&data_arg);
+    let serve = Serve::start(&again_args, &[]);
+    let base = serve.http_url("live/demo");
+    let mut second =
+        push(&serve.rtmp_url("live", "demo"), &Push { seconds: 3.0, ..Push::default() }, &logs.path().join("2.log"));
+    assert!(wait_exit(&mut second, Duration::from_secs(30)));
+    let after = wait_for("the second stream to end", Duration::from_secs(20), || {
+        fetch_consistent(&base).filter(|p| p.iter().all(|(_, m)| m.ended && m.segments.iter().any(|s| s.2)))
+    });
+    let playlist = &after[0].1;
+    let first_new = playlist.segments.iter().position(|s| s.2).expect("a discontinuity");
+    let number: u64 = playlist.segments[first_new].0.split('.').next().unwrap().parse().unwrap();
+    assert_eq!(number, last_before + 1, "numbering continues after the restart: {playlist:?}");
+    assert!(playlist.discontinuity_sequence + 1 >= 1);
+    drop(old);
+}
+
+#[test]
+fn recording_keeps_a_vod_playlist_and_ts_segments_work() {
+    let _serial = media::serial();
+    let args = [
+        "--rendition",
+        "90p:160x90:100",
+        "--segment-duration",
+        "1",
+        "--window",
+        "3",
+        "--reconnect-grace",
+        "1",
+        "--recording",
+        "--container",
+        "ts",
+    ];
+    let serve = Serve::start(&args, &[]);
+    let logs = tempfile::tempdir().unwrap();
+    let base = serve.http_url("live/demo");
+    let mut pusher =
+        push(&serve.rtmp_url("live", "demo"), &Push { seconds: 6.0, ..Push::default() }, &logs.path().join("p.log"));
+    assert!(wait_exit(&mut pusher, Duration::from_secs(30)));
+    wait_for("the stream to end", Duration::from_secs(20), || {
+        fetch_consistent(&base).filter(|p| p.iter().all(|(_, m)| m.ended))
+    });
+    let (code, content_type, _, vod) = http_get(&format!("{base}/90p/vod.m3u8"));
+    assert_eq!((code, content_type.as_str()), (200, "application/vnd.apple.mpegurl"));
+    let vod_text = String::from_utf8(vod).unwrap();
+    assert!(vod_text.contains("#EXT-X-PLAYLIST-TYPE:VOD"), "{vod_text}");
+    let vod = parse_media(&vod_text);
+    assert!(vod.ended);
+    let total: f64 = vod.segments.iter().map(|s| s.1).sum();
+    assert!((total - 6.0).abs() < 0.5, "the recording covers the whole event: {total} s");
+    assert!(vod.segments.len() > 3, "more than the live window");
+    for (segment, _, _, map) in &vod.segments {
+        assert!(segment.ends_with(".ts") && map.is_none(), "{segment}");
+        let (code, content_type, _, _) = http_get(&format!("{base}/90p/{segment}"));
+        assert_eq!((code, content_type.as_str()), (200, "video/mp2t"), "{segment}");
+    }
+    let (code, _, _, master) = http_get(&format!("{base}/vod.m3u8"));
+    assert_eq!(code, 200);
+    assert!(String::from_utf8(master).unwrap().contains("90p/vod.m3u8"));
+    let errors = media::decode_errors(&format!("{base}/90p/vod.m3u8"), "0:v");
+    assert!(errors.trim().is_empty(), "{errors}");
+}
