@@ -1,0 +1,231 @@
+//! Figures of the media path, printed as a table (run with `scripts/bench`):
+//!
+//! - CPU of the worker for a 3-rung 720p ladder against the bare ffmpeg command that
+//!   produces the same ladder from the same input (target: within 5%);
+//! - time from the first pushed frame to the first playlist readable from storage with
+//!   2-second segments (target: under 2.6 s), on local disk and on MinIO;
+//! - the worker's memory per stream, apart from ffmpeg.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use livestream::transcode::{AudioPlan, Container, PlannedRendition, Profile, TranscodePlan, ffmpeg_args};
+use support::media::{Serve, http_get, wait_exit};
+use support::minio::MinioServer;
+use support::process::{ManagedProcess, testenv_bin};
+
+const SECONDS: u32 = 20;
+const LADDER: [(&str, u32, u32, u32); 3] =
+    [("720p", 1280, 720, 3000), ("480p", 854, 480, 1400), ("360p", 640, 360, 800)];
+
+fn main() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = make_input(dir.path());
+    println!("input: {SECONDS} s of 1280x720 at 30 fps, H.264 + AAC, pushed in real time\n");
+    println!("| figure | value | target |");
+    println!("| --- | --- | --- |");
+
+    let (worker_cpu, worker_hwm, worker_idle) = worker_run(&input, dir.path());
+    let bare_cpu = bare_ffmpeg(&input, dir.path());
+    println!("| worker CPU, 3-rung 720p ladder ({SECONDS} s) | {worker_cpu:.2} s | |");
+    println!("| bare ffmpeg CPU, same ladder and input | {bare_cpu:.2} s | |");
+    println!("| worker over bare ffmpeg | {:+.1}% | within 5% |", (worker_cpu / bare_cpu - 1.0) * 100.0);
+    println!("| worker memory idle (RSS) | {:.1} MiB | |", worker_idle as f64 / 1024.0);
+    println!(
+        "| worker memory per stream, apart from ffmpeg (peak RSS - idle RSS) | {:.1} MiB | |",
+        worker_hwm.saturating_sub(worker_idle) as f64 / 1024.0
+    );
+
+    let mut local = Vec::new();
+    for _ in 0..3 {
+        local.push(first_playlist_latency(&input, dir.path(), None));
+    }
+    println!("| first frame to first playlist, local disk (median of 3) | {:.2} s | < 2.6 s |", median(&mut local));
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let minio = runtime.block_on(MinioServer::start());
+    runtime.block_on(minio.create_bucket("live", true));
+    let mut s3 = Vec::new();
+    for _ in 0..3 {
+        s3.push(first_playlist_latency(&input, dir.path(), Some(&minio)));
+    }
+    println!("| first frame to first playlist, MinIO (median of 3) | {:.2} s | < 2.6 s |", median(&mut s3));
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn make_input(dir: &Path) -> PathBuf {
+    let path = dir.join("input.flv");
+    let status = Command::new(testenv_bin("ffmpeg"))
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &SECONDS.to_string(), "-c:v", "libx264", "-preset", "veryfast", "-b:v", "4000k", "-g", "60"])
+        .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-f", "flv"])
+        .arg(&path)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "cannot make the benchmark input");
+    path
+}
+
+fn ladder_flags() -> Vec<String> {
+    let mut flags = Vec::new();
+    for (name, w, h, kbps) in LADDER {
+        flags.push("--rendition".to_string());
+        flags.push(format!("{name}:{w}x{h}:{kbps}"));
+    }
+    flags
+}
+
+fn push_file(input: &Path, url: &str, log: &Path) -> ManagedProcess {
+    let mut cmd = Command::new(testenv_bin("ffmpeg"));
+    cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re", "-i"])
+        .arg(input)
+        .args(["-c", "copy", "-f", "flv", url]);
+    ManagedProcess::spawn("ffmpeg push", cmd, log)
+}
+
+/// (utime + stime + cutime + cstime) of a process in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<u64> = after_name.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    // After the name: state(skipped: not numeric), ppid, pgrp, session, tty, tpgid, flags,
+    // minflt, cminflt, majflt, cmajflt, utime, stime, cutime, cstime.
+    let ticks: u64 = fields[10..14].iter().sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks as f64 / hz
+}
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs the ladder through `livestream serve`; returns (CPU seconds of the worker and its
+/// ffmpeg, peak RSS KiB, idle RSS KiB).
+fn worker_run(input: &Path, dir: &Path) -> (f64, u64, u64) {
+    let mut args = ladder_flags();
+    args.extend(["--segment-duration", "2", "--reconnect-grace", "1", "--preset", "veryfast"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let serve = Serve::start(&args, &[("RUST_LOG", "warn")]);
+    let pid = serve.process.pid().expect("pid");
+    let idle = status_kib(pid, "VmRSS:");
+    let before = cpu_seconds(pid);
+    let mut pusher = push_file(input, &serve.rtmp_url("live", "bench"), &dir.join("push-cpu.log"));
+    assert!(wait_exit(&mut pusher, Duration::from_secs(120)), "push failed: {}", pusher.log_tail(2000));
+    wait_ended(&serve.http_url("live/bench/720p/index.m3u8"));
+    let cpu = cpu_seconds(pid) - before;
+    let hwm = status_kib(pid, "VmHWM:");
+    (cpu, hwm, idle)
+}
+
+fn wait_ended(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, _, _, body) = http_get(url);
+        if code == 200 && String::from_utf8_lossy(&body).contains("#EXT-X-ENDLIST") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the stream did not end");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The same ladder from the same input by ffmpeg alone, reading the file in real time.
+fn bare_ffmpeg(input: &Path, dir: &Path) -> f64 {
+    let out = dir.join("bare");
+    std::fs::create_dir_all(&out).expect("bare dir");
+    let plan = TranscodePlan {
+        renditions: LADDER
+            .iter()
+            .map(|(name, width, height, kbps)| PlannedRendition::Encoded {
+                name: name.to_string(),
+                width: *width,
+                height: *height,
+                video_kbps: *kbps,
+                max_kbps: None,
+                frame_rate: None,
+                profile: Profile::High,
+            })
+            .collect(),
+        audio: AudioPlan { bitrate_kbps: 128, sample_rate: 48_000, channels: 2 },
+        preset: "veryfast".into(),
+        keyframe_interval_s: 2,
+        segment_duration_s: 2,
+        container: Container::Fmp4,
+        ffmpeg: testenv_bin("ffmpeg"),
+        scratch_dir: out.clone(),
+    };
+    let args: Vec<String> =
+        ffmpeg_args(&plan, &out, Some(30.0)).into_iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    // Same arguments; the input is the file read in real time instead of stdin.
+    let mut args: Vec<String> =
+        args.into_iter().map(|a| if a == "pipe:0" { input.display().to_string() } else { a }).collect();
+    if let Some(i) = args.iter().position(|a| a == "-f") {
+        args.insert(i, "-re".into());
+    }
+    let before = rusage_children();
+    let status = Command::new(testenv_bin("ffmpeg")).args(&args).status().expect("run ffmpeg");
+    assert!(status.success(), "bare ffmpeg failed");
+    rusage_children() - before
+}
+
+fn rusage_children() -> f64 {
+    // SAFETY: getrusage writes into the struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// Seconds from starting the push to the first media playlist readable from storage.
+fn first_playlist_latency(input: &Path, dir: &Path, minio: Option<&MinioServer>) -> f64 {
+    let mut args = ladder_flags();
+    args.extend(["--segment-duration", "2", "--reconnect-grace", "1"].map(String::from));
+    let mut env = vec![("RUST_LOG", "warn")];
+    if let Some(minio) = minio {
+        args.extend([
+            "--s3-bucket=live".to_string(),
+            "--s3-path-style".to_string(),
+            format!("--s3-endpoint={}", minio.endpoint()),
+        ]);
+        env.push(("AWS_ACCESS_KEY_ID", minio.access_key()));
+        env.push(("AWS_SECRET_ACCESS_KEY", minio.secret_key()));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let serve = Serve::start(&args, &env);
+    let name = format!("lat{}", rand_suffix());
+    let url = match minio {
+        None => serve.http_url(&format!("live/{name}/360p/index.m3u8")),
+        Some(minio) => format!("{}/live/live/{name}/360p/index.m3u8", minio.endpoint()),
+    };
+    let started = Instant::now();
+    let mut pusher = push_file(input, &serve.rtmp_url("live", &name), &dir.join("push-latency.log"));
+    let latency = loop {
+        let (code, _, _, _) = http_get(&url);
+        if code == 200 {
+            break started.elapsed().as_secs_f64();
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no playlist within 30 s: {}", serve.log());
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    pusher.kill();
+    latency
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
+}
