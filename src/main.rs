@@ -33,6 +33,8 @@ enum Command {
         #[arg(long, env = "LIVESTREAM_LISTEN_IP")]
         listen_ip: Option<IpAddr>,
     },
+    /// Run the operator: reconcile LiveStreams into workers.
+    Controller(Box<livestream::controller::ControllerArgs>),
     /// Print the LiveStream CustomResourceDefinition as YAML.
     Crd,
     /// Print the version.
@@ -63,6 +65,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             init_logging(cli.log_format);
             runtime()?.block_on(livestream::serve::run(*args)).context("livestream serve")
+        }
+        Command::Controller(args) => {
+            init_logging(cli.log_format);
+            let cleaner = std::sync::Arc::new(livestream::controller::s3_cleaner::S3Cleaner);
+            runtime()?.block_on(livestream::controller::run(*args, cleaner)).context("livestream controller")
         }
         Command::Worker { config, listen_ip } => {
             init_logging(cli.log_format);

@@ -27,3 +27,15 @@ fn crd_file_parses_as_a_crd_for_livestreams() {
     assert_eq!(version.name, "v1alpha1");
     assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "status subresource");
 }
+
+#[test]
+fn helm_chart_carries_the_same_crd() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let chart = std::fs::read_to_string(format!("{root}/charts/livestream-operator/crds/livestream.yaml"))
+        .expect("read the chart's CRD");
+    let file = std::fs::read_to_string(format!("{root}/crds/livestream.yaml")).expect("read crds/livestream.yaml");
+    assert!(
+        chart == file,
+        "charts/livestream-operator/crds/livestream.yaml is out of date: copy crds/livestream.yaml over it"
+    );
+}

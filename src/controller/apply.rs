@@ -1,0 +1,113 @@
+//! Server-side apply that writes only when something changed: each applied child carries
+//! a hash of what the operator wants, and is applied only when that hash differs from the
+//! one on the live object or the live object drifted from it.
+
+use std::fmt::Debug;
+
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::children::FIELD_MANAGER;
+
+/// Annotation holding the hash of the applied configuration of a child.
+pub const APPLIED_HASH_ANNOTATION: &str = "livestream.dev/applied-hash";
+
+/// Stamps `object` with the hash of its own content.
+pub fn stamp<K: Resource + Serialize>(object: &mut K) -> Result<(), serde_json::Error> {
+    let meta = object.meta_mut();
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(APPLIED_HASH_ANNOTATION);
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+    let bytes = serde_json::to_vec(&*object)?;
+    let hash: String = Sha256::digest(&bytes).iter().take(16).map(|b| format!("{b:02x}")).collect();
+    object.annotations_mut().insert(APPLIED_HASH_ANNOTATION.to_string(), hash);
+    Ok(())
+}
+
+/// Whether a stamped `desired` object must be applied over `existing`.
+pub fn needs_apply(desired: &Value, existing: Option<&Value>) -> bool {
+    match existing {
+        None => true,
+        Some(existing) => !is_subset(desired, existing),
+    }
+}
+
+/// Whether every field of `desired` is in `actual` with the same value (lists: same
+/// length, element by element). Fields the API server adds (defaults, status) are ignored.
+pub fn is_subset(desired: &Value, actual: &Value) -> bool {
+    match (desired, actual) {
+        (Value::Object(want), Value::Object(have)) => {
+            want.iter().all(|(k, v)| v.is_null() || have.get(k).is_some_and(|h| is_subset(v, h)))
+        }
+        (Value::Array(want), Value::Array(have)) => {
+            want.len() == have.len() && want.iter().zip(have).all(|(w, h)| is_subset(w, h))
+        }
+        (want, have) => want == have,
+    }
+}
+
+/// Applies `desired` (stamped here) unless `existing` already matches it. Returns the
+/// object as it now is, and whether a write was sent.
+pub async fn apply_if_changed<K>(api: &Api<K>, mut desired: K, existing: Option<&K>) -> Result<(K, bool), kube::Error>
+where
+    K: Resource<Scope = NamespaceResourceScope> + Clone + Serialize + DeserializeOwned + Debug,
+{
+    stamp(&mut desired).map_err(kube::Error::SerdeError)?;
+    let desired_value = serde_json::to_value(&desired).map_err(kube::Error::SerdeError)?;
+    let existing_value = existing.map(serde_json::to_value).transpose().map_err(kube::Error::SerdeError)?;
+    if let (false, Some(existing)) = (needs_apply(&desired_value, existing_value.as_ref()), existing) {
+        return Ok((existing.clone(), false));
+    }
+    let name = desired.name_any();
+    let applied = api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&desired)).await?;
+    Ok((applied, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn server_defaults_do_not_count_as_changes() {
+        let desired = json!({"spec": {"ports": [{"port": 1935, "name": "rtmp"}]}, "metadata": {"labels": {"a": "b"}}});
+        let live = json!({
+            "spec": {"ports": [{"port": 1935, "name": "rtmp", "protocol": "TCP"}], "clusterIP": "10.0.0.1"},
+            "metadata": {"labels": {"a": "b"}, "resourceVersion": "7"},
+            "status": {}
+        });
+        assert!(!needs_apply(&desired, Some(&live)));
+        let drifted = json!({"spec": {"ports": [{"port": 1936, "name": "rtmp"}]}, "metadata": {"labels": {"a": "b"}}});
+        assert!(needs_apply(&desired, Some(&drifted)));
+        let extra_port = json!({"spec": {"ports": [{"port": 1935, "name": "rtmp"}, {"port": 1}]}, "metadata": {"labels": {"a": "b"}}});
+        assert!(needs_apply(&desired, Some(&extra_port)));
+        assert!(needs_apply(&desired, None));
+    }
+
+    #[test]
+    fn a_removed_field_changes_the_hash() {
+        let mut with: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": "a", "annotations": {"x": "1"}}})).unwrap();
+        let mut without: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "a"}})).unwrap();
+        stamp(&mut with).unwrap();
+        stamp(&mut without).unwrap();
+        let hash = |c: &ConfigMap| c.annotations()[APPLIED_HASH_ANNOTATION].clone();
+        assert_ne!(hash(&with), hash(&without));
+        // The live object still has the old annotation and hash: the new one is not a subset.
+        let live = serde_json::to_value(&with).unwrap();
+        assert!(needs_apply(&serde_json::to_value(&without).unwrap(), Some(&live)));
+        let mut again = without.clone();
+        stamp(&mut again).unwrap();
+        assert_eq!(hash(&again), hash(&without), "stamping is idempotent");
+    }
+}

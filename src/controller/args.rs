@@ -1,0 +1,96 @@
+//! Command-line arguments of `livestream controller`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::OperatorConfig;
+
+/// Runs the operator.
+#[derive(clap::Args, Clone, Debug, PartialEq)]
+pub struct ControllerArgs {
+    /// Worker image for LiveStreams that do not set `spec.worker.image`.
+    #[arg(long, env = "LIVESTREAM_WORKER_IMAGE")]
+    pub worker_image: String,
+    /// Watch only this namespace (default: every namespace).
+    #[arg(long, env = "LIVESTREAM_WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Address of the `/metrics`, `/healthz` and `/readyz` endpoints.
+    #[arg(long, env = "LIVESTREAM_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Run only while holding the leader Lease (for more than one replica).
+    #[arg(long, env = "LIVESTREAM_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Name of the leader Lease.
+    #[arg(long, env = "LIVESTREAM_LEASE_NAME", default_value = "livestream-operator")]
+    pub lease_name: String,
+    /// Namespace of the leader Lease (default: the pod's namespace, else `default`).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// This replica's identity in the Lease (default: the pod name, else the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Seconds a delete may wait for storage cleanup before it proceeds without it.
+    #[arg(long, env = "LIVESTREAM_STORAGE_CLEANUP_TIMEOUT", default_value_t = 30)]
+    pub storage_cleanup_timeout_seconds: u64,
+    /// Seconds between reads of a running worker's status.
+    #[arg(long, env = "LIVESTREAM_LIVE_POLL_INTERVAL", default_value_t = 3)]
+    pub live_poll_seconds: u64,
+}
+
+impl ControllerArgs {
+    /// The operator settings these arguments ask for.
+    pub fn operator_config(&self) -> OperatorConfig {
+        OperatorConfig {
+            worker_image: self.worker_image.clone(),
+            cleanup_timeout: Duration::from_secs(self.storage_cleanup_timeout_seconds),
+            live_poll_interval: Duration::from_secs(self.live_poll_seconds.max(1)),
+            ..OperatorConfig::default()
+        }
+    }
+
+    /// This replica's identity: `--identity`, else the host name, else a random one.
+    pub fn identity(&self) -> String {
+        self.identity
+            .clone()
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()))
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| format!("livestream-operator-{}", rand::random::<u32>()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ControllerArgs,
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let cli = Cli::try_parse_from(["x", "--worker-image", "img:1"]).unwrap();
+        assert!(cli.args.leader_election);
+        assert_eq!(cli.args.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(cli.args.operator_config().cleanup_timeout, Duration::from_secs(30));
+        assert_eq!(cli.args.operator_config().worker_image, "img:1");
+        let cli = Cli::try_parse_from([
+            "x",
+            "--worker-image",
+            "img:1",
+            "--leader-election",
+            "false",
+            "--namespace",
+            "media",
+            "--storage-cleanup-timeout-seconds",
+            "5",
+        ])
+        .unwrap();
+        assert!(!cli.args.leader_election);
+        assert_eq!(cli.args.namespace.as_deref(), Some("media"));
+        assert_eq!(cli.args.operator_config().cleanup_timeout, Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,297 @@
+//! The worker Deployment: one pod, replaced (never overlapped) on change, locked down.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
+    SecretKeySelector, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+
+use super::BuildError;
+use super::config_map::CONFIG_FILE_KEY;
+use super::names::{Component, child_metadata, labels, selector_labels, worker_name};
+use crate::api::LiveStream;
+use crate::controller::OperatorConfig;
+use crate::controller::validate::Resolved;
+
+/// Pod template annotation holding the checksum of the worker configuration.
+pub const CONFIG_CHECKSUM_ANNOTATION: &str = "livestream.dev/config-checksum";
+/// Where the ConfigMap is mounted in the worker.
+pub const CONFIG_MOUNT_DIR: &str = "/etc/livestream";
+/// The environment variable holding the stream key.
+pub const STREAM_KEY_ENV: &str = "LIVESTREAM_STREAM_KEY";
+/// The worker's RTMP port.
+pub const RTMP_PORT: i32 = 1935;
+/// The worker's HTTP port (health, metrics, `/status`).
+pub const HTTP_PORT: i32 = 8080;
+
+const SCRATCH_DIR: &str = "/tmp";
+
+/// The worker Deployment of `stream`; `config_checksum` is the checksum of its rendered
+/// configuration.
+pub fn deployment(
+    stream: &LiveStream,
+    config: &OperatorConfig,
+    resolved: &Resolved,
+    config_checksum: &str,
+) -> Result<Deployment, BuildError> {
+    let name = stream.name_any();
+    let worker = &stream.spec.worker;
+    let template = PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels(&name, Component::Worker)),
+            annotations: Some(BTreeMap::from([(CONFIG_CHECKSUM_ANNOTATION.to_string(), config_checksum.to_string())])),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(PodSpec {
+            automount_service_account_token: Some(false),
+            enable_service_links: Some(false),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(config.worker_uid),
+                run_as_group: Some(config.worker_uid),
+                fs_group: Some(config.worker_uid),
+                seccomp_profile: Some(runtime_default_seccomp()),
+                ..PodSecurityContext::default()
+            }),
+            containers: vec![worker_container(stream, config, resolved)],
+            volumes: Some(vec![
+                Volume {
+                    name: "config".into(),
+                    config_map: Some(ConfigMapVolumeSource {
+                        name: worker_name(&name),
+                        ..ConfigMapVolumeSource::default()
+                    }),
+                    ..Volume::default()
+                },
+                Volume {
+                    name: "scratch".into(),
+                    empty_dir: Some(EmptyDirVolumeSource::default()),
+                    ..Volume::default()
+                },
+            ]),
+            node_selector: (!worker.node_selector.is_empty()).then(|| worker.node_selector.clone()),
+            tolerations: (!worker.tolerations.is_empty()).then(|| worker.tolerations.clone()),
+            termination_grace_period_seconds: Some(30),
+            ..PodSpec::default()
+        }),
+    };
+    Ok(Deployment {
+        metadata: child_metadata(stream, worker_name(&name), Component::Worker)?,
+        spec: DeploymentSpec {
+            replicas: Some(if stream.spec.suspend { 0 } else { 1 }),
+            selector: LabelSelector { match_labels: Some(selector_labels(&name)), ..LabelSelector::default() },
+            strategy: Some(DeploymentStrategy { type_: Some("Recreate".into()), rolling_update: None }),
+            revision_history_limit: Some(2),
+            template,
+            ..DeploymentSpec::default()
+        },
+        status: None,
+    })
+}
+
+fn worker_container(stream: &LiveStream, config: &OperatorConfig, resolved: &Resolved) -> Container {
+    let worker = &stream.spec.worker;
+    let mut env = vec![
+        EnvVar {
+            name: "POD_IP".into(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector { field_path: "status.podIP".into(), api_version: None }),
+                ..EnvVarSource::default()
+            }),
+            value: None,
+        },
+        secret_env(STREAM_KEY_ENV, &resolved.stream_key.name, &resolved.stream_key.key),
+    ];
+    if let Some(credentials) = &resolved.credentials {
+        env.push(secret_env("AWS_ACCESS_KEY_ID", &credentials.name, &credentials.access_key_id_key));
+        env.push(secret_env("AWS_SECRET_ACCESS_KEY", &credentials.name, &credentials.secret_access_key_key));
+    }
+    env.push(EnvVar { name: "TMPDIR".into(), value: Some(SCRATCH_DIR.into()), value_from: None });
+
+    Container {
+        name: "worker".into(),
+        image: Some(worker.image.clone().unwrap_or_else(|| config.worker_image.clone())),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: Some(vec!["livestream".into()]),
+        args: Some(vec![
+            "worker".into(),
+            "--config".into(),
+            format!("{CONFIG_MOUNT_DIR}/{CONFIG_FILE_KEY}"),
+            "--listen-ip".into(),
+            "$(POD_IP)".into(),
+        ]),
+        env: Some(env),
+        ports: Some(vec![port("rtmp", RTMP_PORT), port("http", HTTP_PORT)]),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "config".into(),
+                mount_path: CONFIG_MOUNT_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            VolumeMount { name: "scratch".into(), mount_path: SCRATCH_DIR.into(), ..VolumeMount::default() },
+        ]),
+        liveness_probe: Some(http_probe("/healthz", 10, 3)),
+        readiness_probe: Some(http_probe("/readyz", 5, 1)),
+        resources: worker.resources.clone(),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(config.worker_uid),
+            run_as_group: Some(config.worker_uid),
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            privileged: Some(false),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
+            seccomp_profile: Some(runtime_default_seccomp()),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    }
+}
+
+fn runtime_default_seccomp() -> SeccompProfile {
+    SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }
+}
+
+fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector { name: secret.into(), key: key.into(), optional: Some(false) }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
+
+fn port(name: &str, number: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.into()),
+        container_port: number,
+        protocol: Some("TCP".into()),
+        ..ContainerPort::default()
+    }
+}
+
+fn http_probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("http".into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period_seconds),
+        timeout_seconds: Some(2),
+        failure_threshold: Some(failure_threshold),
+        ..Probe::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures;
+    use super::*;
+    use crate::api::{CredentialsSecretRef, SecretKeyRef};
+
+    fn resolved(credentials: bool) -> Resolved {
+        Resolved {
+            stream_key: SecretKeyRef { name: "demo-stream-key".into(), key: "streamKey".into() },
+            credentials: credentials.then(|| CredentialsSecretRef {
+                name: "s3".into(),
+                access_key_id_key: "id".into(),
+                secret_access_key_key: "secret".into(),
+            }),
+        }
+    }
+
+    fn container(d: &Deployment) -> &Container {
+        &d.spec.template.spec.as_ref().unwrap().containers[0]
+    }
+
+    fn env<'a>(c: &'a Container, name: &str) -> Option<&'a EnvVar> {
+        c.env.as_ref().unwrap().iter().find(|e| e.name == name)
+    }
+
+    #[test]
+    fn worker_runs_one_replica_with_recreate_and_the_command() {
+        let stream = fixtures::stream("media", "demo");
+        let d = deployment(&stream, &OperatorConfig::default(), &resolved(false), "abc").unwrap();
+        let spec = &d.spec;
+        assert_eq!(spec.replicas, Some(1));
+        assert_eq!(spec.strategy.as_ref().unwrap().type_.as_deref(), Some("Recreate"));
+        let c = container(&d);
+        assert_eq!(c.image.as_deref(), Some(OperatorConfig::default().worker_image.as_str()));
+        let mut argv = c.command.clone().unwrap();
+        argv.extend(c.args.clone().unwrap());
+        assert_eq!(argv.join(" "), "livestream worker --config /etc/livestream/worker.yaml --listen-ip $(POD_IP)");
+        let pod_ip = env(c, "POD_IP").unwrap().value_from.as_ref().unwrap().field_ref.as_ref().unwrap();
+        assert_eq!(pod_ip.field_path, "status.podIP");
+        let template = spec.template.metadata.as_ref().unwrap();
+        assert_eq!(template.annotations.as_ref().unwrap()[CONFIG_CHECKSUM_ANNOTATION], "abc");
+        let selector = spec.selector.match_labels.as_ref().unwrap();
+        assert!(selector.iter().all(|(k, v)| template.labels.as_ref().unwrap().get(k) == Some(v)));
+    }
+
+    #[test]
+    fn secrets_come_from_secret_key_refs_only() {
+        let stream = fixtures::stream("media", "demo");
+        let d = deployment(&stream, &OperatorConfig::default(), &resolved(true), "abc").unwrap();
+        let c = container(&d);
+        for (name, secret, key) in [
+            (STREAM_KEY_ENV, "demo-stream-key", "streamKey"),
+            ("AWS_ACCESS_KEY_ID", "s3", "id"),
+            ("AWS_SECRET_ACCESS_KEY", "s3", "secret"),
+        ] {
+            let var = env(c, name).unwrap();
+            assert_eq!(var.value, None);
+            let selector = var.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+            assert_eq!((selector.name.as_str(), selector.key.as_str()), (secret, key));
+        }
+        assert_eq!(env(c, "TMPDIR").unwrap().value.as_deref(), Some("/tmp"));
+        let without = deployment(&stream, &OperatorConfig::default(), &resolved(false), "abc").unwrap();
+        assert!(env(container(&without), "AWS_ACCESS_KEY_ID").is_none());
+    }
+
+    #[test]
+    fn container_is_locked_down_and_probed() {
+        let stream = fixtures::stream("media", "demo");
+        let d = deployment(&stream, &OperatorConfig::default(), &resolved(false), "abc").unwrap();
+        let c = container(&d);
+        let sc = c.security_context.as_ref().unwrap();
+        assert_eq!(sc.run_as_non_root, Some(true));
+        assert_eq!(sc.run_as_user, Some(65532));
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(sc.capabilities.as_ref().unwrap().drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(sc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+        let ports: Vec<_> =
+            c.ports.as_ref().unwrap().iter().map(|p| (p.name.clone().unwrap(), p.container_port)).collect();
+        assert_eq!(ports, vec![("rtmp".to_string(), 1935), ("http".to_string(), 8080)]);
+        let ready = c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        assert_eq!(ready.path.as_deref(), Some("/readyz"));
+        let live = c.liveness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        assert_eq!(live.path.as_deref(), Some("/healthz"));
+        let mounts: Vec<_> = c.volume_mounts.as_ref().unwrap().iter().map(|m| m.mount_path.as_str()).collect();
+        assert_eq!(mounts, vec!["/etc/livestream", "/tmp"]);
+    }
+
+    #[test]
+    fn suspend_scales_to_zero_and_worker_settings_apply() {
+        let mut stream = fixtures::stream("media", "demo");
+        stream.spec.suspend = true;
+        stream.spec.worker.image = Some("registry.example/livestream:1.2".into());
+        stream.spec.worker.node_selector.insert("media".into(), "true".into());
+        let d = deployment(&stream, &OperatorConfig::default(), &resolved(false), "abc").unwrap();
+        assert_eq!(d.spec.replicas, Some(0));
+        assert_eq!(container(&d).image.as_deref(), Some("registry.example/livestream:1.2"));
+        let pod = d.spec.template.spec.as_ref().unwrap();
+        assert_eq!(pod.node_selector.as_ref().unwrap()["media"], "true");
+        assert_eq!(pod.tolerations, None);
+    }
+}

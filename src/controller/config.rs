@@ -1,0 +1,38 @@
+//! The operator's own settings, shared by every reconcile.
+
+use std::time::Duration;
+
+/// Settings that apply to every LiveStream the operator manages.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OperatorConfig {
+    /// The worker image used when `spec.worker.image` is not set.
+    pub worker_image: String,
+    /// The non-root user and group the worker runs as.
+    pub worker_uid: i64,
+    /// How often a running worker's `/status` is read.
+    pub live_poll_interval: Duration,
+    /// How long one read of a worker's `/status` may take.
+    pub worker_status_timeout: Duration,
+    /// How often a stream without a running worker is reconciled anyway.
+    pub idle_resync: Duration,
+    /// How long a delete may wait for storage cleanup before giving up on it.
+    pub cleanup_timeout: Duration,
+    /// First and longest retry delay after an error or an invalid spec.
+    pub error_backoff_min: Duration,
+    pub error_backoff_max: Duration,
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        Self {
+            worker_image: "ghcr.io/livestream-operator/livestream:latest".into(),
+            worker_uid: 65532,
+            live_poll_interval: Duration::from_secs(3),
+            worker_status_timeout: Duration::from_secs(2),
+            idle_resync: Duration::from_secs(300),
+            cleanup_timeout: Duration::from_secs(30),
+            error_backoff_min: Duration::from_secs(2),
+            error_backoff_max: Duration::from_secs(300),
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The ingest and playback URLs of a stream.
+
+use k8s_openapi::api::core::v1::Service;
+
+use crate::api::{LiveStream, ServiceType};
+use crate::controller::children::storage_prefix;
+
+/// `rtmp://HOST:PORT/APP` for the ingest Service: a load balancer's address, else a node
+/// address and the node port, else the cluster IP. Never carries the stream key.
+pub fn ingest_url(stream: &LiveStream, service: Option<&Service>, node_address: Option<&str>) -> Option<String> {
+    let service = service?;
+    let spec = service.spec.as_ref()?;
+    let port = spec.ports.as_ref()?.iter().find(|p| p.name.as_deref() == Some("rtmp"))?;
+    let app = &stream.spec.ingest.app;
+    let load_balancer = service
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .and_then(|ingress| ingress.iter().find_map(|i| i.ip.clone().or_else(|| i.hostname.clone())));
+    let (host, port_number) = match (load_balancer, stream.spec.ingest.service.type_, port.node_port, node_address) {
+        (Some(host), ServiceType::LoadBalancer, _, _) => (host, port.port),
+        (_, ServiceType::LoadBalancer | ServiceType::NodePort, Some(node_port), Some(node)) => {
+            (node.to_string(), node_port)
+        }
+        _ => {
+            let cluster_ip = spec.cluster_ip.as_deref().filter(|ip| !ip.is_empty() && *ip != "None")?;
+            (cluster_ip.to_string(), port.port)
+        }
+    };
+    Some(format!("rtmp://{}:{port_number}/{app}", bracket_ipv6(&host)))
+}
+
+/// The master playlist: under the CDN when there is one, else straight from storage.
+pub fn playback_url(stream: &LiveStream) -> String {
+    let prefix = storage_prefix(stream);
+    let storage = &stream.spec.storage;
+    if let Some(cdn) = &stream.spec.cdn {
+        return format!("{}/{prefix}/master.m3u8", cdn.base_url.trim_end_matches('/'));
+    }
+    let bucket = &storage.bucket;
+    match (&storage.endpoint, storage.force_path_style) {
+        (Some(endpoint), true) => format!("{}/{bucket}/{prefix}/master.m3u8", endpoint.trim_end_matches('/')),
+        (Some(endpoint), false) => match endpoint.split_once("://") {
+            Some((scheme, rest)) => {
+                format!("{scheme}://{bucket}.{}/{prefix}/master.m3u8", rest.trim_end_matches('/'))
+            }
+            None => format!("{}/{bucket}/{prefix}/master.m3u8", endpoint.trim_end_matches('/')),
+        },
+        (None, true) => format!("https://s3.{}.amazonaws.com/{bucket}/{prefix}/master.m3u8", storage.region),
+        (None, false) => format!("https://{bucket}.s3.{}.amazonaws.com/{prefix}/master.m3u8", storage.region),
+    }
+}
+
+fn bracket_ipv6(host: &str) -> String {
+    if host.contains(':') { format!("[{host}]") } else { host.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, ServiceStatus};
+
+    use super::*;
+    use crate::api::CdnSpec;
+    use crate::controller::children::{fixtures, ingest_service};
+
+    fn service(
+        stream: &LiveStream,
+        cluster_ip: &str,
+        node_port: Option<i32>,
+        lb: Option<LoadBalancerIngress>,
+    ) -> Service {
+        let mut svc = ingest_service(stream).unwrap();
+        let spec = svc.spec.as_mut().unwrap();
+        spec.cluster_ip = Some(cluster_ip.into());
+        spec.ports.as_mut().unwrap()[0].node_port = node_port;
+        svc.status = Some(ServiceStatus {
+            load_balancer: Some(LoadBalancerStatus { ingress: lb.map(|i| vec![i]) }),
+            ..ServiceStatus::default()
+        });
+        svc
+    }
+
+    #[test]
+    fn ingest_prefers_the_load_balancer_then_the_node_port_then_the_cluster_ip() {
+        let stream = fixtures::stream("media", "demo");
+        let lb = LoadBalancerIngress { hostname: Some("lb.example.com".into()), ..Default::default() };
+        let svc = service(&stream, "10.96.0.10", Some(31000), Some(lb));
+        assert_eq!(ingest_url(&stream, Some(&svc), Some("192.0.2.1")).unwrap(), "rtmp://lb.example.com:1935/live");
+        let svc = service(&stream, "10.96.0.10", Some(31000), None);
+        assert_eq!(ingest_url(&stream, Some(&svc), Some("192.0.2.1")).unwrap(), "rtmp://192.0.2.1:31000/live");
+        assert_eq!(ingest_url(&stream, Some(&svc), None).unwrap(), "rtmp://10.96.0.10:1935/live");
+        assert_eq!(ingest_url(&stream, Some(&svc), Some("2001:db8::1")).unwrap(), "rtmp://[2001:db8::1]:31000/live");
+        assert_eq!(ingest_url(&stream, None, None), None);
+    }
+
+    #[test]
+    fn playback_url_for_cdn_path_style_virtual_host_and_aws() {
+        let mut stream = fixtures::stream("media", "demo");
+        assert_eq!(playback_url(&stream), "https://live-video.s3.us-east-1.amazonaws.com/media/demo/master.m3u8");
+        stream.spec.storage.endpoint = Some("http://127.0.0.1:9000/".into());
+        stream.spec.storage.force_path_style = true;
+        assert_eq!(playback_url(&stream), "http://127.0.0.1:9000/live-video/media/demo/master.m3u8");
+        stream.spec.storage.force_path_style = false;
+        stream.spec.storage.endpoint = Some("https://r2.example.com".into());
+        assert_eq!(playback_url(&stream), "https://live-video.r2.example.com/media/demo/master.m3u8");
+        stream.spec.cdn = Some(CdnSpec { base_url: "https://cdn.example.com/".into() });
+        stream.spec.storage.prefix = Some("events/launch".into());
+        assert_eq!(playback_url(&stream), "https://cdn.example.com/events/launch/master.m3u8");
+    }
+}
