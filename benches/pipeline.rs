@@ -178,7 +178,11 @@ fn bare_ffmpeg(input: &Path, dir: &Path) -> f64 {
         args.insert(i, "-re".into());
     }
     let before = rusage_children();
-    let status = Command::new(testenv_bin("ffmpeg")).args(&args).status().expect("run ffmpeg");
+    let status = Command::new(testenv_bin("ffmpeg"))
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run ffmpeg");
     assert!(status.success(), "bare ffmpeg failed");
     rusage_children() - before
 }

@@ -166,3 +166,30 @@ fn recording_keeps_a_vod_playlist_and_ts_segments_work() {
     let errors = media::decode_errors(&format!("{base}/90p/vod.m3u8"), "0:v");
     assert!(errors.trim().is_empty(), "{errors}");
 }
+
+#[test]
+fn old_segments_are_deleted_and_a_second_publisher_is_refused() {
+    let _serial = media::serial();
+    let args = ["--rendition", "90p:160x90:100", "--segment-duration", "1", "--window", "3", "--reconnect-grace", "1"];
+    let serve = Serve::start(&args, &[]);
+    let logs = tempfile::tempdir().unwrap();
+    let base = serve.http_url("live/demo");
+    let url = serve.rtmp_url("live", "demo");
+    let mut first = push(&url, &Push { seconds: 9.0, ..Push::default() }, &logs.path().join("1.log"));
+    wait_for("the first playlist", Duration::from_secs(20), || fetch_consistent(&base));
+    let mut second = push(&url, &Push { seconds: 3.0, ..Push::default() }, &logs.path().join("2.log"));
+    assert!(!wait_exit(&mut second, Duration::from_secs(20)), "a second publisher must be refused");
+    assert!(first.is_running(), "the first publisher keeps the stream");
+    assert!(wait_exit(&mut first, Duration::from_secs(30)), "{}", first.log_tail(2000));
+    let playlists = wait_for("the stream to end", Duration::from_secs(20), || {
+        fetch_consistent(&base).filter(|p| p.iter().all(|(_, m)| m.ended))
+    });
+    let window = &playlists[0].1;
+    assert_eq!(window.segments.len(), 3);
+    let oldest: u64 = window.segments[0].0.split('.').next().unwrap().parse().unwrap();
+    assert!(oldest >= 6, "{window:?}");
+    // Segments stay one more window after leaving the playlist, then go.
+    let dir = serve.data_dir.join("live/demo/90p");
+    assert!(!dir.join("0.m4s").exists(), "segment 0 left the window long ago and is deleted");
+    assert!(dir.join(format!("{}.m4s", oldest - 1)).exists(), "a segment that just left stays for a window");
+}
