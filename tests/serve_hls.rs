@@ -121,17 +121,8 @@ fn local_push_gives_playable_abr_hls() {
 #[test]
 fn push_to_minio_reads_back_anonymously() {
     let _serial = media::serial();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let minio = runtime.block_on(MinioServer::start());
-    runtime.block_on(minio.create_bucket("live", true));
+    let (_runtime, minio, serve) = serve_on_minio("1");
     let endpoint = minio.endpoint();
-    let mut args = ladder_args(&["--reconnect-grace", "1", "--s3-bucket", "live", "--s3-path-style"]);
-    let endpoint_flag = format!("--s3-endpoint={endpoint}");
-    args.push(&endpoint_flag);
-    let serve = Serve::start(
-        &args,
-        &[("AWS_ACCESS_KEY_ID", minio.access_key()), ("AWS_SECRET_ACCESS_KEY", minio.secret_key())],
-    );
     let logs = tempfile::tempdir().unwrap();
     let mut pusher =
         push(&serve.rtmp_url("live", "demo"), &Push { seconds: 4.0, ..Push::default() }, &logs.path().join("push.log"));
@@ -250,17 +241,8 @@ fn garbage_on_the_rtmp_port_does_not_disturb_a_live_stream() {
 #[test]
 fn storage_outage_delays_playlists_but_never_names_a_missing_object() {
     let _serial = media::serial();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mut minio = runtime.block_on(MinioServer::start());
-    runtime.block_on(minio.create_bucket("live", true));
+    let (runtime, mut minio, serve) = serve_on_minio("2");
     let endpoint = minio.endpoint();
-    let mut args = ladder_args(&["--reconnect-grace", "2", "--s3-bucket", "live", "--s3-path-style"]);
-    let endpoint_flag = format!("--s3-endpoint={endpoint}");
-    args.push(&endpoint_flag);
-    let serve = Serve::start(
-        &args,
-        &[("AWS_ACCESS_KEY_ID", minio.access_key()), ("AWS_SECRET_ACCESS_KEY", minio.secret_key())],
-    );
     let logs = tempfile::tempdir().unwrap();
     let base = format!("{endpoint}/live/live/demo");
     let mut pusher =
@@ -284,6 +266,21 @@ fn storage_outage_delays_playlists_but_never_names_a_missing_object() {
         metrics.lines().any(|l| l.starts_with("livestream_storage_upload_failures_total") && !l.ends_with(" 0")),
         "upload failures are counted: {metrics}"
     );
+}
+
+/// MinIO with a public bucket `live`, and `livestream serve` writing to it.
+fn serve_on_minio(reconnect_grace: &str) -> (tokio::runtime::Runtime, MinioServer, Serve) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let minio = runtime.block_on(MinioServer::start());
+    runtime.block_on(minio.create_bucket("live", true));
+    let endpoint_flag = format!("--s3-endpoint={}", minio.endpoint());
+    let mut args = ladder_args(&["--reconnect-grace", reconnect_grace, "--s3-bucket", "live", "--s3-path-style"]);
+    args.push(&endpoint_flag);
+    let serve = Serve::start(
+        &args,
+        &[("AWS_ACCESS_KEY_ID", minio.access_key()), ("AWS_SECRET_ACCESS_KEY", minio.secret_key())],
+    );
+    (runtime, minio, serve)
 }
 
 fn serve_still_ready(serve: &Serve) {

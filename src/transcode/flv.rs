@@ -4,7 +4,8 @@
 //! same type, timestamp and payload. Script data must be an `onMetaData` body as in FLV
 //! files (an RTMP `@setDataFrame` wrapper removed).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use crate::ingest::flv::{self, TagKind, TagTooLong};
+use bytes::{Bytes, BytesMut};
 use thiserror::Error;
 
 /// Largest tag payload FLV can express (24-bit size).
@@ -98,20 +99,12 @@ impl FlvTag {
 
     /// The tag in FLV form: 11-byte header, body, and the 4-byte previous tag size.
     pub fn encode(&self) -> Result<Bytes, FlvError> {
-        let size = self.data.len();
-        if size > MAX_TAG_DATA {
-            return Err(FlvError::TooLarge(size));
-        }
-        let mut out = BytesMut::with_capacity(size + 15);
-        out.put_u8(self.kind.type_byte());
-        // Sizes below 2^24 fit in three bytes.
-        out.put_uint(size as u64, 3);
-        out.put_uint(u64::from(self.timestamp_ms & 0x00ff_ffff), 3);
-        out.put_u8((self.timestamp_ms >> 24) as u8);
-        out.put_uint(0, 3);
-        out.put_slice(&self.data);
-        out.put_u32((size + 11) as u32);
-        Ok(out.freeze())
+        let kind = match self.kind {
+            FlvTagKind::Audio => TagKind::Audio,
+            FlvTagKind::Video => TagKind::Video,
+            FlvTagKind::Script => TagKind::Script,
+        };
+        flv::tag(kind, self.timestamp_ms, &self.data).map_err(|TagTooLong(size)| FlvError::TooLarge(size))
     }
 }
 

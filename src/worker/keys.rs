@@ -130,13 +130,6 @@ fn redact(entry: &str) -> String {
     }
 }
 
-/// A short, non-reversible fingerprint of a stream key, for logs.
-pub fn key_fingerprint(key: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(key.as_bytes());
-    digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,12 +177,5 @@ mod tests {
         std::fs::write(&path, "# streams\nstudio=abc\n\nbackup=def\n").unwrap();
         let entries = KeyPolicy::read_entries(&path).unwrap();
         assert_eq!(entries, vec![("studio".into(), "abc".into()), ("backup".into(), "def".into())]);
-    }
-
-    #[test]
-    fn fingerprints_are_short_and_stable() {
-        assert_eq!(key_fingerprint("abc"), key_fingerprint("abc"));
-        assert_ne!(key_fingerprint("abc"), key_fingerprint("abd"));
-        assert_eq!(key_fingerprint("abc").len(), 8);
     }
 }
