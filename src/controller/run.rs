@@ -230,11 +230,17 @@ async fn run_reconcilers(
         failures: FailureCounts::default(),
     });
     let owned = watcher::Config::default().labels(MANAGED_SELECTOR);
-    Controller::new(api::<LiveStream>(&client, ns), watcher::Config::default())
+    let controller = Controller::new(api::<LiveStream>(&client, ns), watcher::Config::default());
+    let streams = controller.store();
+    controller
         .owns(api::<ConfigMap>(&client, ns), owned.clone())
         .owns(api::<Deployment>(&client, ns), owned.clone())
-        .owns(api::<Service>(&client, ns), owned.clone())
-        .owns(api::<Secret>(&client, ns), owned)
+        .owns(api::<Service>(&client, ns), owned)
+        // Every Secret, not only the generated ones: a user who creates or fixes a
+        // referenced Secret sees the stream recover at once, not after a backoff.
+        .watches(api::<Secret>(&client, ns), watcher::Config::default(), move |secret| {
+            streams_referencing(&streams, &secret)
+        })
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| {
@@ -248,4 +254,27 @@ async fn run_reconcilers(
         task.abort();
     }
     info!("the LiveStream controller stopped");
+}
+
+/// The LiveStreams that use `secret`: as their stream key (generated or referenced) or as
+/// their storage credentials.
+fn streams_referencing(
+    streams: &kube::runtime::reflector::Store<LiveStream>,
+    secret: &Secret,
+) -> Vec<kube::runtime::reflector::ObjectRef<LiveStream>> {
+    let name = secret.metadata.name.as_deref().unwrap_or_default();
+    let namespace = secret.metadata.namespace.as_deref();
+    streams
+        .state()
+        .iter()
+        .filter(|stream| stream.metadata.namespace.as_deref() == namespace)
+        .filter(|stream| {
+            let spec = &stream.spec;
+            let key = spec.ingest.stream_key_secret_ref.as_ref().map(|r| r.name.as_str());
+            let generated = stream.metadata.name.as_deref().map(super::children::generated_secret_name);
+            let credentials = spec.storage.credentials_secret_ref.as_ref().map(|r| r.name.as_str());
+            key == Some(name) || credentials == Some(name) || generated.as_deref() == Some(name)
+        })
+        .map(|stream| kube::runtime::reflector::ObjectRef::from_obj(stream.as_ref()))
+        .collect()
 }
