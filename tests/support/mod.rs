@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod kube;
+pub mod local_node;
 pub mod media;
 pub mod minio;
 pub mod process;
