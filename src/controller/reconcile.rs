@@ -49,6 +49,35 @@ pub struct Context {
     pub metrics: Metrics,
     pub stores: Stores,
     pub failures: FailureCounts,
+    pub status_writes: StatusWrites,
+}
+
+/// The resourceVersion each stream had when this controller last patched its status. A
+/// reconcile that still sees that version works on a copy from before the patch (the
+/// cache has not caught up); the patch's own watch event brings a fresh reconcile, so
+/// that one writes nothing.
+#[derive(Debug, Default)]
+pub struct StatusWrites {
+    patched_from: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+impl StatusWrites {
+    fn is_stale(&self, key: &str, resource_version: Option<&String>) -> bool {
+        let patched = self.patched_from.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        resource_version.is_some() && patched.get(key) == resource_version
+    }
+
+    fn record(&self, key: String, resource_version: Option<String>) {
+        let mut patched = self.patched_from.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match resource_version {
+            Some(version) => patched.insert(key, version),
+            None => patched.remove(&key),
+        };
+    }
+
+    fn forget(&self, key: &str) {
+        self.patched_from.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key);
+    }
 }
 
 /// Why a reconcile failed; retried with backoff.
@@ -276,7 +305,8 @@ async fn write_status(
 ) -> Result<(), ReconcileError> {
     ctx.metrics.set_phase(&stream_key(stream), status.phase);
     let old = stream.status.as_ref();
-    if old == Some(&status) {
+    let key = stream_key(stream);
+    if old == Some(&status) || ctx.status_writes.is_stale(&key, stream.metadata.resource_version.as_ref()) {
         return Ok(());
     }
     let api: Api<LiveStream> = Api::namespaced(ctx.client.clone(), namespace);
@@ -291,6 +321,7 @@ async fn write_status(
         }
     });
     api.patch_status(&stream.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    ctx.status_writes.record(key, stream.metadata.resource_version.clone());
     ctx.metrics.observe_write("LiveStreamStatus");
     for notice in transitions(old, &status) {
         publish(&ctx.recorder, stream, "Reconcile", &notice).await;
@@ -300,6 +331,7 @@ async fn write_status(
 
 async fn cleanup_stream(stream: &LiveStream, ctx: &Context) -> Result<Action, ReconcileError> {
     ctx.metrics.set_phase(&stream_key(stream), None);
+    ctx.status_writes.forget(&stream_key(stream));
     if stream.spec.storage.retention == Retention::Retain {
         return Ok(Action::await_change());
     }

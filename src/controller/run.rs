@@ -22,7 +22,7 @@ use tracing::{info, warn};
 use super::backoff::FailureCounts;
 use super::children::{FIELD_MANAGER, MANAGED_SELECTOR};
 use super::leader::{LeaderElector, LeaseSettings};
-use super::reconcile::{Context, Stores, error_policy, reconcile};
+use super::reconcile::{Context, StatusWrites, Stores, error_policy, reconcile};
 use super::{ControllerArgs, Metrics, OperatorConfig, PrefixCleaner};
 use crate::api::LiveStream;
 use crate::telemetry::{self, Health, HealthCheck};
@@ -228,6 +228,7 @@ async fn run_reconcilers(
         metrics,
         stores: Stores { config_maps, deployments, services, pods },
         failures: FailureCounts::default(),
+        status_writes: StatusWrites::default(),
     });
     let owned = watcher::Config::default().labels(MANAGED_SELECTOR);
     let controller = Controller::new(api::<LiveStream>(&client, ns), watcher::Config::default());
