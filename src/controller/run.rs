@@ -190,8 +190,11 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default().labels(selector)))
+    // managedFields are never read from the cache; dropping them keeps it small.
+    let events = watcher(api, watcher::Config::default().labels(selector))
         .default_backoff()
+        .modify(|object: &mut K| object.meta_mut().managed_fields = None);
+    let stream = reflector::reflector(writer, events)
         .for_each(|_| futures::future::ready(()));
     (store, tokio::spawn(stream))
 }
