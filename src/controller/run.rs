@@ -194,8 +194,7 @@ where
     let events = watcher(api, watcher::Config::default().labels(selector))
         .default_backoff()
         .modify(|object: &mut K| object.meta_mut().managed_fields = None);
-    let stream = reflector::reflector(writer, events)
-        .for_each(|_| futures::future::ready(()));
+    let stream = reflector::reflector(writer, events).for_each(|_| futures::future::ready(()));
     (store, tokio::spawn(stream))
 }
 
