@@ -6,7 +6,7 @@
 #   scripts/testenv.sh --print    print the bin directory only
 #
 # Components:
-#   ffmpeg, ffprobe, curl                 Debian packages
+#   ffmpeg, ffprobe, curl, pgrep          Debian packages
 #   etcd, kube-apiserver,                 built from the Kubernetes Go modules as dependencies of
 #   kube-controller-manager, kubectl      a small wrapper module (their replace directives keep
 #                                         `go install` from building them directly)
@@ -35,15 +35,16 @@ fresh() { [[ -f "$CACHE/stamps/$1" && "$(cat "$CACHE/stamps/$1")" == "$2" ]]; }
 stamp() { mkdir -p "$CACHE/stamps"; echo "$2" >"$CACHE/stamps/$1"; }
 
 install_ffmpeg() {
-  if command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null && command -v curl >/dev/null; then
+  if command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null && command -v curl >/dev/null &&
+    command -v pgrep >/dev/null; then
     return
   fi
-  log "installing ffmpeg and curl from Debian"
+  log "installing ffmpeg, curl and procps from Debian"
   local sudo=""
   [[ $(id -u) -ne 0 ]] && sudo=sudo
   $sudo apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq -o=Dpkg::Use-Pty=0 \
-    --no-install-recommends ffmpeg curl >/dev/null
+    --no-install-recommends ffmpeg curl procps >/dev/null
 }
 
 build_kube() {
