@@ -174,7 +174,7 @@ async fn apply_stream(stream: &LiveStream, ctx: &Context) -> Result<Action, Reco
                 node_address: None,
                 worker: WorkerObservation::NotRunning,
             };
-            let status = compute(stream, &observed, Some(&invalid), Timestamp::now());
+            let status = compute(stream, &observed, Some(&invalid), now_in_seconds());
             write_status(stream, &namespace, status, ctx).await?;
             let failures = ctx.failures.record_failure(&key);
             return Ok(Action::requeue(delay(failures, ctx.config.error_backoff_min, ctx.config.error_backoff_max)));
@@ -212,7 +212,7 @@ async fn apply_stream(stream: &LiveStream, ctx: &Context) -> Result<Action, Reco
         node_address: node_address.as_deref(),
         worker,
     };
-    let status = compute(stream, &observed, None, Timestamp::now());
+    let status = compute(stream, &observed, None, now_in_seconds());
     write_status(stream, &namespace, status, ctx).await?;
     ctx.failures.reset(&key);
     Ok(if pod.is_some() && !stream.spec.suspend {
@@ -296,6 +296,14 @@ async fn observe_worker(pod: &Pod, ctx: &Context) -> WorkerObservation {
     }
 }
 
+/// The current time in whole seconds, as the API server stores condition times: a
+/// finer time would never compare equal to the stored status, and every reconcile would
+/// send a patch.
+fn now_in_seconds() -> Timestamp {
+    let now = Timestamp::now();
+    Timestamp::from_second(now.as_second()).unwrap_or(now)
+}
+
 /// Writes `status` if it differs from the stream's, and emits events for transitions.
 async fn write_status(
     stream: &LiveStream,
@@ -320,8 +328,14 @@ async fn write_status(
             "live": status.live,
         }
     });
-    api.patch_status(&stream.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
-    ctx.status_writes.record(key, stream.metadata.resource_version.clone());
+    let patched = api.patch_status(&stream.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    // Only a patch that changed the object brings a watch event (and a fresh reconcile);
+    // after a patch that changed nothing, the cached copy is as good as any.
+    if patched.metadata.resource_version != stream.metadata.resource_version {
+        ctx.status_writes.record(key, stream.metadata.resource_version.clone());
+    } else {
+        ctx.status_writes.forget(&key);
+    }
     ctx.metrics.observe_write("LiveStreamStatus");
     for notice in transitions(old, &status) {
         publish(&ctx.recorder, stream, "Reconcile", &notice).await;
@@ -376,4 +390,28 @@ async fn read_credentials(stream: &LiveStream, namespace: &str, ctx: &Context) -
         access_key_id: value(&reference.access_key_id_key)?,
         secret_access_key: value(&reference.secret_access_key_key)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_copy_from_before_a_patch_is_stale() {
+        let writes = StatusWrites::default();
+        let v = |s: &str| Some(s.to_string());
+        assert!(!writes.is_stale("ns/a", v("5").as_ref()), "nothing patched yet");
+        writes.record("ns/a".into(), v("5"));
+        assert!(writes.is_stale("ns/a", v("5").as_ref()), "the copy the patch was computed from");
+        assert!(!writes.is_stale("ns/a", v("6").as_ref()), "the copy after the patch");
+        assert!(!writes.is_stale("ns/b", v("5").as_ref()), "another stream");
+        assert!(!writes.is_stale("ns/a", None));
+        writes.forget("ns/a");
+        assert!(!writes.is_stale("ns/a", v("5").as_ref()), "a patch that changed nothing leaves nothing stale");
+    }
+
+    #[test]
+    fn condition_times_have_whole_seconds() {
+        assert_eq!(now_in_seconds().subsec_nanosecond(), 0);
+    }
 }
