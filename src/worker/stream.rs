@@ -52,6 +52,9 @@ struct Shared {
     started_at: Option<Timestamp>,
     last_segment_at: Option<Timestamp>,
     figures: IngestFigures,
+    /// When the ingest gauges were last set: they follow the figures once a second, not
+    /// on every media message.
+    gauges_set_at: Option<Instant>,
     problems: BTreeMap<&'static str, String>,
 }
 
@@ -81,6 +84,7 @@ impl Stream {
                 started_at: None,
                 last_segment_at: None,
                 figures: IngestFigures::new(Duration::from_secs(5)),
+                gauges_set_at: None,
                 problems: BTreeMap::new(),
             }),
             publications: tx,
@@ -153,6 +157,10 @@ impl Stream {
         let now = Instant::now();
         let mut shared = self.lock();
         shared.figures.record(now, bytes, video_frame);
+        if shared.gauges_set_at.is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1)) {
+            return;
+        }
+        shared.gauges_set_at = Some(now);
         let kbps = shared.figures.bitrate_kbps(now);
         let fps = shared.figures.frame_rate(now);
         drop(shared);
@@ -177,6 +185,7 @@ impl Stream {
         shared.phase = phase;
         if phase != StreamPhase::Live {
             shared.figures = IngestFigures::new(Duration::from_secs(5));
+            shared.gauges_set_at = None;
         }
         drop(shared);
         if phase != StreamPhase::Live {
