@@ -182,16 +182,14 @@ impl<S: Store> Publisher<S> {
         let slot = rendition.track.next_slot(segment.run, rendition.after_gap);
         let body = read_local(&segment.path).await?;
         if let Some(init) = &slot.init {
-            let init_body = match &segment.init {
-                Some(path) => Some(read_local(path).await?),
-                None => None,
-            };
-            if let Some(init_body) = init_body {
-                if rendition.codecs.is_none() || init.upload {
-                    let codecs = codecs_from_init_segment(&init_body).ok().map(|c| c.to_string());
-                    if let Some(r) = self.renditions.get_mut(segment.rendition) {
-                        r.codecs = codecs.or(r.codecs.take());
-                    }
+            // The init segment is read only when it is uploaded or its codecs are still
+            // unknown, not once per media segment.
+            let needed = init.upload || rendition.codecs.is_none();
+            if let (true, Some(path)) = (needed, &segment.init) {
+                let init_body = read_local(path).await?;
+                let codecs = codecs_from_init_segment(&init_body).ok().map(|c| c.to_string());
+                if let Some(r) = self.renditions.get_mut(segment.rendition) {
+                    r.codecs = codecs.or(r.codecs.take());
                 }
                 if init.upload {
                     self.put(&init.key, init_body, ObjectKind::InitSegment).await?;
