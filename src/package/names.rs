@@ -14,7 +14,7 @@
 //! ```
 
 /// Segment container, which decides segment extensions and whether init segments exist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SegmentFormat {
     /// Fragmented MP4 (CMAF) segments with an init segment.
     Fmp4,

@@ -17,14 +17,8 @@
 //! - Segments and init segments: `max-age=31536000, immutable`. A name is never reused for
 //!   different bytes, so caches may keep them for a year without revalidating.
 
-/// Container format of a media segment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SegmentFormat {
-    /// Fragmented MP4 (CMAF) segment, `.m4s`.
-    Fmp4,
-    /// MPEG transport stream segment, `.ts`.
-    Ts,
-}
+/// Container format of a media segment: the packager's, so that names and headers agree.
+pub use crate::package::SegmentFormat;
 
 /// The kind of an HLS object in storage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -202,7 +202,7 @@ impl<S: Store> Publisher<S> {
             }
         }
         let bytes = body.len() as u64;
-        self.put(&slot.key, body, ObjectKind::Segment(storage_format(self.settings.format))).await?;
+        self.put(&slot.key, body, ObjectKind::Segment(self.settings.format)).await?;
 
         let Some(rendition) = self.renditions.get_mut(segment.rendition) else {
             return Ok(());
@@ -422,13 +422,6 @@ impl PendingSegments {
             }
             notified.await;
         }
-    }
-}
-
-fn storage_format(format: SegmentFormat) -> storage::SegmentFormat {
-    match format {
-        SegmentFormat::Fmp4 => storage::SegmentFormat::Fmp4,
-        SegmentFormat::Ts => storage::SegmentFormat::Ts,
     }
 }
 
