@@ -90,6 +90,15 @@ pub fn held_spec(
     }
 }
 
+/// The outcome of one round of [`LeaderElector::try_acquire_or_renew`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Held {
+    /// This replica holds the Lease.
+    Yes,
+    /// It does not: another replica holds it (when known; a lost write race does not say).
+    No { holder: Option<String> },
+}
+
 /// Acquires, renews and releases one Lease.
 #[derive(Clone)]
 pub struct LeaderElector {
@@ -103,13 +112,13 @@ impl LeaderElector {
     }
 
     /// One round: whether this replica holds the Lease afterwards.
-    pub async fn try_acquire_or_renew(&self) -> Result<bool, kube::Error> {
+    pub async fn try_acquire_or_renew(&self) -> Result<Held, kube::Error> {
         let now = Timestamp::now();
         let current = self.api.get_opt(&self.settings.name).await?;
         let spec = current.as_ref().and_then(|l| l.spec.as_ref());
         let decision = decide(spec, &self.settings.identity, now);
-        if let Decision::Follow { .. } = decision {
-            return Ok(false);
+        if let Decision::Follow { holder } = decision {
+            return Ok(Held::No { holder: Some(holder) });
         }
         let spec = held_spec(spec, &self.settings, &decision, now);
         let result = match current {
@@ -130,8 +139,8 @@ impl LeaderElector {
             }
         };
         match result {
-            Ok(_) => Ok(true),
-            Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+            Ok(_) => Ok(Held::Yes),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(Held::No { holder: None }),
             Err(e) => Err(e),
         }
     }
@@ -158,16 +167,28 @@ impl LeaderElector {
     pub async fn run(self, leader: watch::Sender<bool>, stop: watch::Receiver<bool>) {
         let renew_deadline = self.settings.lease_duration.mul_f64(2.0 / 3.0);
         let mut last_renewal: Option<tokio::time::Instant> = None;
+        let mut followed: Option<String> = None;
         loop {
             match self.try_acquire_or_renew().await {
-                Ok(true) => {
+                Ok(Held::Yes) => {
                     if !*leader.borrow() {
                         info!(lease = %self.settings.name, identity = %self.settings.identity, "became leader");
                     }
+                    followed = None;
                     last_renewal = Some(tokio::time::Instant::now());
                     leader.send_replace(true);
                 }
-                Ok(false) => {
+                Ok(Held::No { holder }) => {
+                    if *leader.borrow() {
+                        warn!(lease = %self.settings.name, holder = ?holder, "another replica holds the lease now");
+                    } else if holder.is_some() && followed != holder {
+                        info!(
+                            lease = %self.settings.name,
+                            holder = holder.as_deref().unwrap_or_default(),
+                            "standing by: another replica holds the lease"
+                        );
+                    }
+                    followed = holder;
                     last_renewal = None;
                     leader.send_replace(false);
                 }

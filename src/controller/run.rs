@@ -161,8 +161,14 @@ pub async fn run_controller(
         let leader = leader_rx.clone();
         async move {
             tokio::select! {
-                _ = becomes(stop, true) => {}
-                _ = becomes(leader, false) => lost.store(true, std::sync::atomic::Ordering::SeqCst),
+                _ = becomes(stop.clone(), true) => {}
+                // The elector also drops leadership when it stops on shutdown: only a loss
+                // without a stop request is an error.
+                _ = becomes(leader, false) => {
+                    if !*stop.borrow() {
+                        lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
             }
         }
     };

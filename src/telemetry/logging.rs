@@ -1,5 +1,7 @@
 //! Structured logging with tracing.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// How log lines are written to standard error.
@@ -13,10 +15,14 @@ pub enum LogFormat {
 }
 
 /// Installs the global subscriber. The level comes from `RUST_LOG` (default `info`).
-/// Calling it twice is harmless: the second call keeps the first subscriber.
+/// Colours only when standard error is a terminal: a pod's log, a file or a pipe gets plain
+/// text. Calling it twice is harmless: the second call keeps the first subscriber.
 pub fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {
         LogFormat::Text => builder.with_target(false).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
