@@ -166,14 +166,22 @@ fn bare_ffmpeg(input: &Path, dir: &Path) -> f64 {
         keyframe_interval_s: 2,
         segment_duration_s: 2,
         container: Container::Fmp4,
+        fragment_duration: Some(Duration::from_millis(500)),
         ffmpeg: testenv_bin("ffmpeg"),
         scratch_dir: out.clone(),
     };
     let args: Vec<String> =
         ffmpeg_args(&plan, &out, Some(30.0)).into_iter().map(|a| a.to_string_lossy().into_owned()).collect();
-    // Same arguments; the input is the file read in real time instead of stdin.
-    let mut args: Vec<String> =
-        args.into_iter().map(|a| if a == "pipe:0" { input.display().to_string() } else { a }).collect();
+    // Same arguments; the input is the file read in real time instead of stdin, and each
+    // rendition's fragmented MP4 goes to a file instead of the packager's socket.
+    let mut args: Vec<String> = args
+        .into_iter()
+        .map(|a| match a.strip_prefix("unix:") {
+            Some(socket) => format!("{socket}.mp4"),
+            None if a == "pipe:0" => input.display().to_string(),
+            None => a,
+        })
+        .collect();
     if let Some(i) = args.iter().position(|a| a == "-f") {
         args.insert(i, "-re".into());
     }

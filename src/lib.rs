@@ -6,6 +6,8 @@
 pub mod api;
 pub mod controller;
 pub mod ingest;
+pub mod media;
+pub mod origin;
 pub mod package;
 pub mod serve;
 pub mod storage;

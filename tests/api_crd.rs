@@ -89,6 +89,8 @@ async fn minimal_example_is_accepted_with_documented_defaults() {
     assert_eq!(spec["hls"]["segmentDurationSeconds"], json!(2), "{spec:#}");
     assert_eq!(spec["hls"]["windowSegments"], json!(6), "{spec:#}");
     assert_eq!(spec["hls"]["container"], json!("fmp4"), "{spec:#}");
+    assert_eq!(spec["hls"]["lowLatency"], json!(true), "{spec:#}");
+    assert_eq!(spec["hls"]["partDurationMilliseconds"], json!(500), "{spec:#}");
     assert_eq!(spec["ladder"]["keyframeIntervalSeconds"], json!(2), "{spec:#}");
     assert_eq!(spec["ladder"]["audio"]["bitrateKbps"], json!(128), "{spec:#}");
     assert_eq!(spec["storage"]["region"], json!("us-east-1"), "{spec:#}");
@@ -115,6 +117,8 @@ async fn minimal_example_is_accepted_with_documented_defaults() {
             window_segments: 6,
             container: SegmentContainer::Fmp4,
             recording: false,
+            low_latency: true,
+            part_duration_milliseconds: 500,
         },
         storage: StorageSpec {
             bucket: "live-video".into(),
@@ -211,6 +215,16 @@ fn invalid_cases() -> Vec<(&'static str, Value, &'static [&'static str])> {
             &["spec.hls.segmentDurationSeconds", "multiple of ladder.keyframeIntervalSeconds"],
         ),
         ("window of two segments", json!({"hls": {"windowSegments": 2}}), &["spec.hls.windowSegments"]),
+        (
+            "parts longer than half a segment",
+            json!({"hls": {"segmentDurationSeconds": 2, "partDurationMilliseconds": 1500}}),
+            &["spec.hls.partDurationMilliseconds", "at most half of hls.segmentDurationSeconds"],
+        ),
+        (
+            "parts under 100 ms",
+            json!({"hls": {"partDurationMilliseconds": 50}}),
+            &["spec.hls.partDurationMilliseconds"],
+        ),
         ("unknown container", json!({"hls": {"container": "webm"}}), &["spec.hls.container", "Unsupported value"]),
         ("bucket name with capitals", json!({"storage": {"bucket": "My_Bucket"}}), &["spec.storage.bucket"]),
         (

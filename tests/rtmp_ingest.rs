@@ -11,15 +11,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use livestream::ingest::amf0::Amf0Value;
 use livestream::ingest::chunk::{ChunkEncoder, RtmpMessage};
 use livestream::ingest::command::command_message;
 use livestream::ingest::control::{self, ControlMessage};
-use livestream::ingest::flv;
 use livestream::ingest::listener::{
     self, EndReason, IngestMetrics, ListenerConfig, MediaMessage, PublishHandler, PublishRequest, PublishSink,
     Rejection,
 };
+use livestream::media::amf0::Amf0Value;
+use livestream::media::flv::{self, FlvTag, FlvTagKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
@@ -254,13 +254,13 @@ fn track_progress(mut receiver: mpsc::Receiver<MediaMessage>) -> (watch::Receive
     let task = tokio::spawn(async move {
         while let Some(message) = receiver.recv().await {
             match message {
-                MediaMessage::Video { timestamp, .. } => {
+                MediaMessage::Tag(FlvTag { kind: FlvTagKind::Video, timestamp_ms: timestamp, .. }) => {
                     latest_sender.send_modify(|latest: &mut Option<u32>| {
                         *latest = Some(latest.map_or(timestamp, |seen| seen.max(timestamp)))
                     });
                 }
                 MediaMessage::End(reason) => return reason,
-                MediaMessage::Audio { .. } | MediaMessage::Metadata(_) => {}
+                MediaMessage::Tag(_) => {}
             }
         }
         EndReason::Disconnected
@@ -321,15 +321,19 @@ async fn ffmpeg_publish_keeps_timestamps_and_rebuilds_a_decodable_flv() {
     let received_video: Vec<i64> = messages
         .iter()
         .filter_map(|message| match message {
-            MediaMessage::Video { timestamp, data } if data.get(1) == Some(&1) => Some(i64::from(*timestamp)),
+            MediaMessage::Tag(FlvTag { kind: FlvTagKind::Video, timestamp_ms, data }) if data.get(1) == Some(&1) => {
+                Some(i64::from(*timestamp_ms))
+            }
             _ => None,
         })
         .collect();
     let received_audio: Vec<i64> = messages
         .iter()
         .filter_map(|message| match message {
-            MediaMessage::Audio { timestamp, data } if !flv::is_aac_sequence_header(data) => {
-                Some(i64::from(*timestamp))
+            MediaMessage::Tag(FlvTag { kind: FlvTagKind::Audio, timestamp_ms, data })
+                if !flv::is_aac_sequence_header(data) =>
+            {
+                Some(i64::from(*timestamp_ms))
             }
             _ => None,
         })
@@ -339,16 +343,16 @@ async fn ffmpeg_publish_keeps_timestamps_and_rebuilds_a_decodable_flv() {
     assert!(
         messages
             .iter()
-            .any(|message| matches!(message, MediaMessage::Video { data, .. } if flv::is_avc_sequence_header(data))),
+            .any(|message| matches!(message, MediaMessage::Tag(tag) if tag.avc_decoder_configuration().is_some())),
         "the AVC sequence header arrives"
     );
     assert!(
         messages
             .iter()
-            .any(|message| matches!(message, MediaMessage::Audio { data, .. } if flv::is_aac_sequence_header(data))),
+            .any(|message| matches!(message, MediaMessage::Tag(tag) if tag.kind == FlvTagKind::Audio && tag.is_sequence_header())),
         "the AAC sequence header arrives"
     );
-    let Some(MediaMessage::Metadata(metadata)) = messages.first() else {
+    let Some(MediaMessage::Tag(FlvTag { kind: FlvTagKind::Script, data: metadata, .. })) = messages.first() else {
         panic!("metadata comes first, got {:?}", messages.first());
     };
     assert_eq!(&metadata[..13], b"\x02\x00\x0aonMetaData", "metadata is a script tag body starting with onMetaData");
@@ -358,13 +362,8 @@ async fn ffmpeg_publish_keeps_timestamps_and_rebuilds_a_decodable_flv() {
     let rebuilt_path = directory.path().join("rebuilt.flv");
     let mut rebuilt = flv::file_header(true, true).to_vec();
     for message in &messages {
-        let tag = match message {
-            MediaMessage::Metadata(data) => flv::tag(flv::TagKind::Script, 0, data),
-            MediaMessage::Audio { timestamp, data } => flv::tag(flv::TagKind::Audio, *timestamp, data),
-            MediaMessage::Video { timestamp, data } => flv::tag(flv::TagKind::Video, *timestamp, data),
-            MediaMessage::End(_) => unreachable!("End is not collected"),
-        };
-        rebuilt.extend_from_slice(&tag.unwrap());
+        let MediaMessage::Tag(tag) = message else { unreachable!("End is not collected") };
+        rebuilt.extend_from_slice(&tag.encode().unwrap());
     }
     std::fs::write(&rebuilt_path, &rebuilt).unwrap();
     let rebuilt_packets = probe_packets(&rebuilt_path);
@@ -565,9 +564,9 @@ async fn a_full_media_channel_stops_reading_from_the_publisher() {
     let mut timestamps = Vec::new();
     while timestamps.len() < MESSAGES {
         match timeout(STARTUP_TIMEOUT, receiver.recv()).await.expect("media stalled after consuming resumed") {
-            Some(MediaMessage::Video { timestamp, data }) => {
+            Some(MediaMessage::Tag(FlvTag { kind: FlvTagKind::Video, timestamp_ms, data })) => {
                 assert_eq!(data.len(), MESSAGE_SIZE);
-                timestamps.push(timestamp);
+                timestamps.push(timestamp_ms);
             }
             other => panic!("unexpected {other:?}"),
         }

@@ -1,22 +1,26 @@
 //! The transcoder against real ffmpeg: a generated FLV fed through the supervisor with a
-//! two-rung ladder, its segments checked with ffprobe, and a killed ffmpeg restarted.
+//! two-rung ladder; its fMP4 streams cut into parts and segments as the packager does, and
+//! its MPEG-TS segments, checked with ffprobe; and a killed ffmpeg restarted.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use livestream::package::codecs::{codecs_from_init_segment, codecs_from_ts_segment};
-use livestream::package::{MediaTrack, SegmentFormat, TrackConfig, UploadedSegment};
-use livestream::transcode::flv::FlvReader;
+use livestream::media::codecs::{codecs_from_init_segment, codecs_from_ts_segment};
+use livestream::media::flv::{FlvReader, FlvTag};
+use livestream::package::cutter::{Cut, Cutter};
+use livestream::package::{MediaTrack, SegmentFormat, TrackConfig, UploadedPart};
 use livestream::transcode::plan::{AudioPlan, Container, PlannedRendition, Profile, TranscodePlan};
-use livestream::transcode::{FlvTag, RestartPolicy, SegmentReady, SupervisorConfig, TranscodeEvent, Transcoder};
+use livestream::transcode::{RestartPolicy, SupervisorConfig, TranscodeEvent, Transcoder};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 
 const RENDITIONS: [&str; 2] = ["full", "quarter"];
 const INPUT_SECONDS: f64 = 6.0;
 const FRAME_SECONDS: f64 = 1.0 / 25.0;
+/// The part target: twelve frames at 25 fps, and the rest of the second as a last part.
+const PART: Duration = Duration::from_millis(500);
 
 fn init_tracing() {
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn").try_init();
@@ -73,6 +77,7 @@ fn plan(scratch: &Path, container: Container) -> TranscodePlan {
         keyframe_interval_s: 1,
         segment_duration_s: 1,
         container,
+        fragment_duration: Some(PART),
         ffmpeg: PathBuf::from("ffmpeg"),
         scratch_dir: scratch.to_path_buf(),
     }
@@ -98,7 +103,9 @@ async fn collect_events(mut events: mpsc::Receiver<TranscodeEvent>, kill_first_r
     while let Some(event) = events.recv().await {
         match &event {
             TranscodeEvent::Started { run: 1, pid } => first_pid = *pid,
-            TranscodeEvent::Segment(segment) if kill_first_run && !killed && segment.run == 1 => {
+            TranscodeEvent::Fragment { run: 1, fragment, .. }
+                if kill_first_run && !killed && fragment.sequence >= 8 =>
+            {
                 let pid = first_pid.expect("run 1 reported its pid");
                 let status = Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
                 assert!(status.success(), "killing ffmpeg {pid} failed");
@@ -136,11 +143,66 @@ async fn transcode(
     collector.await.unwrap()
 }
 
-fn segments(events: &[TranscodeEvent]) -> Vec<&SegmentReady> {
-    events
-        .iter()
-        .filter_map(|event| if let TranscodeEvent::Segment(segment) = event { Some(segment) } else { None })
-        .collect()
+/// One segment of a rendition as the packager would store it.
+struct Segment {
+    run: u32,
+    /// The run's init segment (fMP4).
+    init: Option<Vec<u8>>,
+    bytes: Vec<u8>,
+    duration: Duration,
+    /// Each part's duration and whether the cutter found it independent.
+    parts: Vec<(Duration, bool)>,
+}
+
+/// The segments of `rendition` in the events: fMP4 fragments placed by the packager's
+/// cutter, or MPEG-TS segment files.
+fn segments(events: &[TranscodeEvent], rendition: usize) -> Vec<Segment> {
+    let mut cutter = Cutter::new(Duration::from_secs(1));
+    let mut init: Option<Vec<u8>> = None;
+    let mut out: Vec<Segment> = Vec::new();
+    for event in events {
+        match event {
+            TranscodeEvent::Init { rendition: r, init: segment, .. } if *r == rendition => {
+                cutter.start_run(segment);
+                init = Some(segment.bytes.to_vec());
+            }
+            TranscodeEvent::Fragment { rendition: r, run, fragment } if *r == rendition => {
+                let placement = match cutter.place(fragment) {
+                    Some(Cut::Part(placement)) => placement,
+                    // Audio between two video frames goes with the next part.
+                    Some(Cut::Join) => {
+                        out.last_mut().expect("a segment is open").bytes.extend_from_slice(&fragment.bytes);
+                        continue;
+                    }
+                    // Audio muxed before a run's first video frame has no place.
+                    None => continue,
+                };
+                if placement.opens_segment {
+                    out.push(Segment {
+                        run: *run,
+                        init: init.clone(),
+                        bytes: Vec::new(),
+                        duration: Duration::ZERO,
+                        parts: Vec::new(),
+                    });
+                }
+                let segment = out.last_mut().expect("the first fragment of a run opens a segment");
+                assert_eq!(segment.run, *run, "a segment holds fragments of one run");
+                segment.bytes.extend_from_slice(&fragment.bytes);
+                segment.duration += placement.duration;
+                segment.parts.push((placement.duration, placement.independent));
+            }
+            TranscodeEvent::Segment(segment) if segment.rendition == RENDITIONS[rendition] => out.push(Segment {
+                run: segment.run,
+                init: None,
+                bytes: std::fs::read(&segment.path).unwrap(),
+                duration: segment.duration,
+                parts: Vec::new(),
+            }),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// `ffprobe` output for the first stream of a type, as `key=value` lines.
@@ -155,21 +217,16 @@ fn probe(path: &Path, stream: &str, entries: &str) -> String {
 }
 
 /// The segment as ffprobe can read it: prefixed by its init segment for fMP4.
-fn probeable(segment: &SegmentReady, scratch: &Path) -> PathBuf {
-    match &segment.init {
-        Some(init) => {
-            let mut bytes = std::fs::read(init).unwrap();
-            bytes.extend(std::fs::read(&segment.path).unwrap());
-            let joined = scratch.join("probe.mp4");
-            std::fs::write(&joined, bytes).unwrap();
-            joined
-        }
-        None => segment.path.clone(),
-    }
+fn probeable(segment: &Segment, scratch: &Path) -> PathBuf {
+    let mut bytes = segment.init.clone().unwrap_or_default();
+    bytes.extend_from_slice(&segment.bytes);
+    let joined = scratch.join(if segment.init.is_some() { "probe.mp4" } else { "probe.ts" });
+    std::fs::write(&joined, bytes).unwrap();
+    joined
 }
 
 /// Flags of the first video packet of a segment.
-fn first_video_packet_flags(segment: &SegmentReady, scratch: &Path) -> String {
+fn first_video_packet_flags(segment: &Segment, scratch: &Path) -> String {
     let probed = probeable(segment, scratch);
     let output = Command::new("ffprobe")
         .args([
@@ -231,39 +288,54 @@ async fn check_container(container: Container) {
         "last event: {:?}",
         events.last()
     );
-    let all = segments(&events);
-    for rendition in RENDITIONS {
-        let mine: Vec<&&SegmentReady> = all.iter().filter(|segment| segment.rendition == rendition).collect();
+    let mut all_durations = Vec::new();
+    for (index, rendition) in RENDITIONS.iter().enumerate() {
+        let mine = segments(&events, index);
         assert!(mine.len() >= 5, "{rendition}: only {} segments", mine.len());
         let total: f64 = mine.iter().map(|segment| segment.duration.as_secs_f64()).sum();
         assert!(
             (total - INPUT_SECONDS).abs() <= 2.0 * FRAME_SECONDS + 1e-6,
             "{rendition}: segments add up to {total} s, input is {INPUT_SECONDS} s"
         );
-        for segment in &mine {
+        for (number, segment) in mine.iter().enumerate() {
             assert_eq!(segment.run, 1);
-            assert!(!segment.after_gap);
             assert_eq!(segment.init.is_some(), container == Container::Fmp4);
             let flags = first_video_packet_flags(segment, dir.path());
-            assert!(flags.starts_with('K'), "{} starts with a packet flagged {flags:?}", segment.path.display());
+            assert!(flags.starts_with('K'), "{rendition} segment {number} starts with a packet flagged {flags:?}");
+            if container == Container::Fmp4 {
+                assert!(segment.parts[0].1, "{rendition} segment {number}: its first part is independent");
+                let (last_part, parts) = segment.parts.split_last().expect("a segment has parts");
+                for (duration, _) in parts {
+                    // RFC 8216bis: parts but a segment's last reach 85 % of the part target.
+                    assert!(
+                        *duration <= PART && duration.as_secs_f64() >= 0.85 * PART.as_secs_f64(),
+                        "{rendition} segment {number}: a part of {duration:?}"
+                    );
+                }
+                assert!(last_part.0 <= PART, "{rendition} segment {number}: a last part of {:?}", last_part.0);
+                if number + 1 < mine.len() {
+                    // Cut at the forced keyframes: one second of video each (the first
+                    // frame of a run may last a little longer, up to the first audio).
+                    let off = (segment.duration.as_secs_f64() - 1.0).abs();
+                    assert!(off <= FRAME_SECONDS, "{rendition} segment {number}: {:?}", segment.parts);
+                }
+            }
         }
         // CODECS from the stream bytes must equal what ffprobe decodes.
-        let first = mine[0];
+        let first = &mine[0];
         let codecs = match &first.init {
-            Some(init) => codecs_from_init_segment(&std::fs::read(init).unwrap()).unwrap(),
-            None => codecs_from_ts_segment(&std::fs::read(&first.path).unwrap()).unwrap(),
+            Some(init) => codecs_from_init_segment(init).unwrap(),
+            None => codecs_from_ts_segment(&first.bytes).unwrap(),
         };
         let (profile_idc, level, object_type) = ffprobe_codecs(&probeable(first, dir.path()));
         let video = codecs.video.clone().expect("a video codec");
         assert_eq!(&video[..7], &format!("avc1.{profile_idc:02x}"), "{rendition}: {video}");
         assert_eq!(&video[9..], &format!("{level:02x}"), "{rendition}: {video}");
         assert_eq!(codecs.audio.as_deref(), Some(format!("mp4a.40.{object_type}").as_str()));
+        all_durations.push(mine.iter().map(|segment| segment.duration).collect::<Vec<_>>());
     }
-    // Aligned cuts: both renditions list the same durations.
-    let durations = |rendition: &str| -> Vec<Duration> {
-        all.iter().filter(|segment| segment.rendition == rendition).map(|segment| segment.duration).collect()
-    };
-    assert_eq!(durations(RENDITIONS[0]), durations(RENDITIONS[1]));
+    // Aligned cuts: both renditions have the same segment durations.
+    assert_eq!(all_durations[0], all_durations[1]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,41 +375,52 @@ async fn killed_ffmpeg_restarts_and_playlists_continue() {
         .collect();
     assert_eq!(starts, vec![1, 2]);
 
-    for rendition in RENDITIONS {
+    for (index, rendition) in RENDITIONS.iter().enumerate() {
         let mut track = MediaTrack::new(TrackConfig {
-            rendition: rendition.into(),
+            rendition: rendition.to_string(),
             format: SegmentFormat::Fmp4,
             target_duration_s: 1,
             window_segments: 100,
             recording: false,
+            max_parts_per_segment: 7,
         })
         .unwrap();
         let mut sequences = Vec::new();
         let mut discontinuities = Vec::new();
         let mut inits = Vec::new();
-        for segment in segments(&events).into_iter().filter(|segment| segment.rendition == rendition) {
-            assert!(segment.path.exists(), "{} is on disk", segment.path.display());
-            let slot = track.next_slot(segment.run, segment.after_gap);
-            if let Some(init) = slot.init.as_ref().filter(|init| init.upload) {
-                inits.push((init.key.clone(), segment.init.clone().expect("fMP4 segments name their init")));
-            }
-            let bytes = std::fs::metadata(&segment.path).unwrap().len();
-            let uploaded = UploadedSegment { duration: segment.duration, bytes, completed_at: Timestamp::now() };
-            let committed = track.commit(&slot, uploaded).unwrap();
-            sequences.push((segment.run, committed.record.sequence));
-            if slot.discontinuity {
-                discontinuities.push(slot.sequence);
+        for segment in segments(&events, index) {
+            for (part, (duration, independent)) in segment.parts.iter().enumerate() {
+                if part == 0 {
+                    track.close_segment().unwrap();
+                }
+                let slot = track.next_part(segment.run, false, part == 0);
+                if let Some(init) = slot.segment.init.as_ref().filter(|init| slot.opens_segment && init.upload) {
+                    inits.push((init.key.clone(), segment.run));
+                }
+                if slot.opens_segment {
+                    if slot.segment.discontinuity {
+                        discontinuities.push(slot.segment.sequence);
+                    }
+                    sequences.push((segment.run, slot.segment.sequence));
+                }
+                let uploaded = UploadedPart {
+                    duration: *duration,
+                    bytes: 1000,
+                    independent: *independent,
+                    starts_at: Timestamp::now(),
+                    stored: true,
+                };
+                track.commit_part(&slot, uploaded).unwrap();
             }
         }
+        track.close_segment().unwrap();
         let numbers: Vec<u64> = sequences.iter().map(|(_, sequence)| *sequence).collect();
         assert_eq!(numbers, (0..numbers.len() as u64).collect::<Vec<_>>(), "{rendition}: global numbers without gaps");
         let first_of_run_two = sequences.iter().find(|(run, _)| *run == 2).map(|(_, sequence)| *sequence);
         assert!(sequences.iter().any(|(run, _)| *run == 1), "{rendition}: run 1 produced segments");
         assert!(first_of_run_two.is_some(), "{rendition}: run 2 produced segments");
         assert_eq!(discontinuities, vec![first_of_run_two.unwrap()], "{rendition}: one discontinuity, at the restart");
-        assert_eq!(inits.len(), 2, "{rendition}: one init per run: {inits:?}");
-        assert_eq!(inits[1].0, format!("{rendition}/init-1.mp4"));
-        assert!(inits[1].1.starts_with(scratch.join("run-2")), "run 2's init comes from its own folder");
+        assert_eq!(inits, vec![(format!("{rendition}/init-0.mp4"), 1), (format!("{rendition}/init-1.mp4"), 2)]);
         let playlist = track.render_live();
         assert_eq!(playlist.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{playlist}");
         assert!(playlist.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-1.mp4\"\n"), "{playlist}");

@@ -36,6 +36,9 @@ use super::status::LiveStreamStatus;
 #[x_kube(validation = Rule::new(
     "self.hls.segmentDurationSeconds % self.ladder.keyframeIntervalSeconds == 0"
 ).message("hls.segmentDurationSeconds must be a multiple of ladder.keyframeIntervalSeconds, so that every segment starts on a keyframe").field_path(".hls.segmentDurationSeconds"))]
+#[x_kube(validation = Rule::new(
+    "self.hls.partDurationMilliseconds * 2 <= self.hls.segmentDurationSeconds * 1000"
+).message("hls.partDurationMilliseconds must be at most half of hls.segmentDurationSeconds, so that every segment has two parts or more").field_path(".hls.partDurationMilliseconds"))]
 #[serde(rename_all = "camelCase")]
 pub struct LiveStreamSpec {
     /// How encoders reach the stream.
@@ -321,6 +324,17 @@ pub struct HlsSpec {
     /// Keep every segment and a VOD playlist of the whole event after the stream ends.
     #[serde(default)]
     pub recording: bool,
+    /// Low-Latency HLS for fmp4 streams: segments are also stored as parts, and the
+    /// worker's origin serves playlists with parts and blocking reloads (the low-latency
+    /// playback URL). Standard playlists are written to storage either way; ts streams are
+    /// always standard HLS.
+    #[serde(default = "default_low_latency")]
+    pub low_latency: bool,
+    /// The longest part of Low-Latency HLS, in milliseconds: at most half the segment
+    /// duration. Players stay about three parts behind the newest.
+    #[serde(default = "default_part_duration")]
+    #[schemars(range(min = 100, max = 5000))]
+    pub part_duration_milliseconds: u32,
 }
 
 impl Default for HlsSpec {
@@ -330,8 +344,25 @@ impl Default for HlsSpec {
             window_segments: default_window(),
             container: SegmentContainer::default(),
             recording: false,
+            low_latency: default_low_latency(),
+            part_duration_milliseconds: default_part_duration(),
         }
     }
+}
+
+impl HlsSpec {
+    /// The part target when Low-Latency HLS applies (fmp4 with `lowLatency`).
+    pub fn part_target(&self) -> Option<std::time::Duration> {
+        (self.low_latency && self.container == SegmentContainer::Fmp4)
+            .then(|| std::time::Duration::from_millis(u64::from(self.part_duration_milliseconds)))
+    }
+}
+
+fn default_low_latency() -> bool {
+    true
+}
+fn default_part_duration() -> u32 {
+    500
 }
 
 fn default_segment_duration() -> u32 {

@@ -3,8 +3,8 @@
 
 use bytes::BytesMut;
 
-use super::amf0::{self, Amf0Error, Amf0Reader, Amf0Value};
 use super::chunk::{RtmpMessage, message_type};
+use crate::media::amf0::{self, Amf0Error, Amf0Reader, Amf0Value};
 
 /// A command invocation: name, transaction id, command object and further arguments.
 #[derive(Debug, Clone, PartialEq)]

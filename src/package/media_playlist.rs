@@ -110,6 +110,7 @@ mod tests {
             discontinuity_number: number,
             program_date_time: Timestamp::from_second(1_714_564_800 + at_seconds).unwrap(),
             bytes: 1000,
+            parts: Some(0),
         }
     }
 

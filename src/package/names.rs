@@ -10,6 +10,7 @@
 //! {rendition}/index.m3u8     media playlist (live window)
 //! {rendition}/vod.m3u8       media playlist of the recording
 //! {rendition}/{seq}.m4s      fMP4 segment (or {seq}.ts)
+//! {rendition}/{seq}.{p}.m4s  part p of segment seq (LL-HLS)
 //! {rendition}/init-{d}.mp4   fMP4 init segment of discontinuity number d
 //! ```
 
@@ -61,6 +62,16 @@ pub fn segment_key(rendition: &str, sequence: u64, format: SegmentFormat) -> Str
     format!("{rendition}/{}", segment_file_name(sequence, format))
 }
 
+/// File name of a part (its URI inside the media playlist), e.g. `42.3.m4s`.
+pub fn part_file_name(sequence: u64, index: u32) -> String {
+    format!("{sequence}.{index}.m4s")
+}
+
+/// Key of a part, e.g. `720p/42.3.m4s`.
+pub fn part_key(rendition: &str, sequence: u64, index: u32) -> String {
+    format!("{rendition}/{}", part_file_name(sequence, index))
+}
+
 /// File name of an init segment (its URI inside the media playlist), e.g. `init-3.mp4`.
 pub fn init_file_name(discontinuity: u64) -> String {
     format!("init-{discontinuity}.mp4")
@@ -82,5 +93,6 @@ mod tests {
         assert_eq!(segment_key("720p", 42, SegmentFormat::Fmp4), "720p/42.m4s");
         assert_eq!(segment_key("source", 7, SegmentFormat::Ts), "source/7.ts");
         assert_eq!(init_key("360p", 3), "360p/init-3.mp4");
+        assert_eq!(part_key("720p", 42, 3), "720p/42.3.m4s");
     }
 }

@@ -24,4 +24,15 @@ pub struct SegmentRecord {
     pub program_date_time: Timestamp,
     /// Size in bytes (0 when unknown, e.g. after a resume from a playlist).
     pub bytes: u64,
+    /// How many parts (LL-HLS) were stored for it: `Some(0)` when none were, `None` when
+    /// unknown (after a resume from a playlist, which does not list parts).
+    pub parts: Option<u32>,
+}
+
+/// One part of a segment (LL-HLS): a run of fragments of ffmpeg's fragmented MP4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartRecord {
+    pub duration: Duration,
+    /// Starts with a sync sample: a player can start decoding here.
+    pub independent: bool,
 }

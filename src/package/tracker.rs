@@ -30,10 +30,11 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use thiserror::Error;
 
+use super::low_latency::{LowLatencyPlaylist, OpenSegmentView, SEGMENTS_WITH_PARTS};
 use super::media_playlist::{PlaylistHeader, PlaylistKind, render_media_playlist};
 use super::names::{self, SegmentFormat};
 use super::resume::{ParseError, ParsedMediaPlaylist, parse_media_playlist};
-use super::segment::SegmentRecord;
+use super::segment::{PartRecord, SegmentRecord};
 
 /// Most segments the live window may hold.
 pub const MAX_WINDOW_SEGMENTS: usize = 1000;
@@ -51,6 +52,9 @@ pub struct TrackConfig {
     pub window_segments: usize,
     /// Keep every segment and list it in the recording playlist.
     pub recording: bool,
+    /// Parts a segment can have at most (LL-HLS), for deleting the parts of segments
+    /// whose count is unknown (resumed from a playlist); 0 when parts are never stored.
+    pub max_parts_per_segment: u32,
 }
 
 /// The target duration for a stream: the segment duration for encoded renditions (their
@@ -132,6 +136,48 @@ pub struct UploadedSegment {
     pub completed_at: Timestamp,
 }
 
+/// One part as the caller reports it, once its object is in storage (or, when parts are
+/// not stored, once it is known).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadedPart {
+    pub duration: Duration,
+    pub bytes: u64,
+    /// Starts with a sync sample.
+    pub independent: bool,
+    /// Wall-clock time of the part's first sample (its ingest time): the program date-time
+    /// of the segment when the part opens one.
+    pub starts_at: Timestamp,
+    /// The part's object is in storage, so playlists may name it.
+    pub stored: bool,
+}
+
+/// Where the next part goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartSlot {
+    /// The segment the part belongs to; when it opens a new segment, its slot (with the
+    /// discontinuity and the init segment to upload first).
+    pub segment: SegmentSlot,
+    /// The part starts the segment.
+    pub opens_segment: bool,
+    /// Index of the part in its segment.
+    pub index: u32,
+    /// Object key of the part, e.g. `720p/42.3.m4s`.
+    pub key: String,
+}
+
+/// The segment being filled with parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OpenSegment {
+    slot: SegmentSlot,
+    starts_at: Timestamp,
+    parts: Vec<PartRecord>,
+    /// Parts `0..stored` are in storage; a part that could not be stored ends the listing
+    /// of parts for this segment.
+    stored: usize,
+    duration: Duration,
+    bytes: u64,
+}
+
 /// The result of committing a segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
@@ -163,6 +209,10 @@ pub struct MediaTrack {
     retired: VecDeque<SegmentRecord>,
     recording: Vec<SegmentRecord>,
     ended: bool,
+    /// The segment being filled with parts (fMP4), named by `next_sequence`.
+    open: Option<OpenSegment>,
+    /// Parts of the last completed segments, oldest first, for the low-latency playlist.
+    recent_parts: VecDeque<(u64, Vec<PartRecord>)>,
 }
 
 impl MediaTrack {
@@ -177,6 +227,8 @@ impl MediaTrack {
             retired: VecDeque::new(),
             recording: Vec::new(),
             ended: false,
+            open: None,
+            recent_parts: VecDeque::new(),
         })
     }
 
@@ -214,6 +266,8 @@ impl MediaTrack {
             retired: VecDeque::new(),
             recording,
             ended: false,
+            open: None,
+            recent_parts: VecDeque::new(),
         };
         while track.window.len() > track.config.window_segments {
             if let Some(record) = track.window.pop_front() {
@@ -254,21 +308,134 @@ impl MediaTrack {
 
     /// Records an uploaded segment in the slot given by [`Self::next_slot`].
     pub fn commit(&mut self, slot: &SegmentSlot, segment: UploadedSegment) -> Result<Committed, TrackError> {
-        if self.next_slot(slot.run, slot.after_gap) != *slot {
+        if self.open.is_some() || self.next_slot(slot.run, slot.after_gap) != *slot {
             return Err(TrackError::StaleSlot { slot: slot.sequence, next: self.next_sequence });
         }
-        if segment.duration.is_zero() {
-            return Err(TrackError::ZeroDuration(slot.sequence));
-        }
-        let target = Duration::from_secs(u64::from(self.config.target_duration_s));
-        let clamped = rounds_above(segment.duration, target);
-        let listed_duration = if clamped { target } else { segment.duration };
         let continued_start = self
             .last
             .and_then(|position| position.continuing)
             .filter(|(run, _)| !slot.discontinuity && *run == slot.run)
             .map(|(_, end)| end);
         let program_date_time = continued_start.unwrap_or_else(|| shift(segment.completed_at, segment.duration, false));
+        self.commit_record(slot, segment.duration, segment.bytes, program_date_time, Some(0))
+    }
+
+    /// Where the next part of run `run` goes. `opens_segment` when the part starts a new
+    /// segment (the cutter's decision; a part always opens one when none is open, and a
+    /// new run or `after_gap` always does): the open segment must be closed first with
+    /// [`Self::close_segment`].
+    pub fn next_part(&self, run: u32, after_gap: bool, opens_segment: bool) -> PartSlot {
+        match &self.open {
+            Some(open) if !opens_segment && !after_gap && open.slot.run == run => PartSlot {
+                segment: open.slot.clone(),
+                opens_segment: false,
+                index: open.parts.len() as u32,
+                key: names::part_key(&self.config.rendition, open.slot.sequence, open.parts.len() as u32),
+            },
+            _ => {
+                let segment = self.next_slot(run, after_gap);
+                let key = names::part_key(&self.config.rendition, segment.sequence, 0);
+                PartSlot { segment, opens_segment: true, index: 0, key }
+            }
+        }
+    }
+
+    /// Whether a segment is being filled with parts.
+    pub fn has_open_segment(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// The transcoder run of the segment being filled.
+    pub fn open_run(&self) -> Option<u32> {
+        self.open.as_ref().map(|open| open.slot.run)
+    }
+
+    /// Whether a player has something to play: a whole segment, or a stored part.
+    pub fn is_playable(&self) -> bool {
+        !self.window.is_empty() || self.open.as_ref().is_some_and(|open| open.stored > 0)
+    }
+
+    /// Records a part in the slot given by [`Self::next_part`]. A part that opens a
+    /// segment needs the previous one closed.
+    pub fn commit_part(&mut self, slot: &PartSlot, part: UploadedPart) -> Result<(), TrackError> {
+        let stale = || TrackError::StaleSlot { slot: slot.segment.sequence, next: self.next_sequence };
+        if slot.opens_segment {
+            if self.open.is_some() || self.next_slot(slot.segment.run, slot.segment.after_gap) != slot.segment {
+                return Err(stale());
+            }
+            self.open = Some(OpenSegment {
+                slot: slot.segment.clone(),
+                starts_at: part.starts_at,
+                parts: Vec::new(),
+                stored: 0,
+                duration: Duration::ZERO,
+                bytes: 0,
+            });
+            self.ended = false;
+        }
+        let open = self.open.as_mut().ok_or_else(stale)?;
+        if open.slot != slot.segment || open.parts.len() as u32 != slot.index {
+            return Err(TrackError::StaleSlot { slot: slot.segment.sequence, next: self.next_sequence });
+        }
+        if part.stored && open.stored == open.parts.len() {
+            open.stored += 1;
+        }
+        open.parts.push(PartRecord { duration: part.duration, independent: part.independent });
+        open.duration += part.duration;
+        open.bytes += part.bytes;
+        Ok(())
+    }
+
+    /// The object key of the open segment, to upload its parts joined under before
+    /// [`Self::close_segment`].
+    pub fn open_segment_key(&self) -> Option<&str> {
+        self.open.as_ref().map(|open| open.slot.key.as_str())
+    }
+
+    /// Records the open segment, its object uploaded, as a whole segment of the window.
+    /// Its parts stay listed in the low-latency playlist when all of them were stored.
+    pub fn close_segment(&mut self) -> Result<Option<Committed>, TrackError> {
+        let Some(open) = self.open.take() else { return Ok(None) };
+        let all_stored = open.stored == open.parts.len();
+        let parts = Some(open.stored as u32);
+        let committed = self.commit_record(&open.slot, open.duration, open.bytes, open.starts_at, parts)?;
+        if all_stored && !open.parts.is_empty() {
+            self.recent_parts.push_back((open.slot.sequence, open.parts));
+            while self.recent_parts.len() > SEGMENTS_WITH_PARTS {
+                self.recent_parts.pop_front();
+            }
+        }
+        Ok(Some(committed))
+    }
+
+    /// Drops the open segment without listing it (its parts could not all be kept):
+    /// the sequence number it had is used by the next segment, after a discontinuity.
+    /// Only valid while none of its parts was listed.
+    pub fn abandon_open_segment(&mut self) -> bool {
+        match &self.open {
+            Some(open) if open.stored == 0 => {
+                self.open = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn commit_record(
+        &mut self,
+        slot: &SegmentSlot,
+        duration: Duration,
+        bytes: u64,
+        program_date_time: Timestamp,
+        parts: Option<u32>,
+    ) -> Result<Committed, TrackError> {
+        if duration.is_zero() {
+            return Err(TrackError::ZeroDuration(slot.sequence));
+        }
+        let segment = UploadedSegment { duration, bytes, completed_at: program_date_time };
+        let target = Duration::from_secs(u64::from(self.config.target_duration_s));
+        let clamped = rounds_above(segment.duration, target);
+        let listed_duration = if clamped { target } else { segment.duration };
         let record = SegmentRecord {
             sequence: slot.sequence,
             duration: segment.duration,
@@ -277,6 +444,7 @@ impl MediaTrack {
             discontinuity_number: slot.discontinuity_number,
             program_date_time,
             bytes: segment.bytes,
+            parts,
         };
         self.window.push_back(record);
         if self.config.recording {
@@ -305,6 +473,8 @@ impl MediaTrack {
         while self.retired.len() > self.config.window_segments {
             let Some(record) = self.retired.pop_front() else { break };
             expired.push(names::segment_key(&self.config.rendition, record.sequence, self.config.format));
+            let parts = record.parts.unwrap_or(self.config.max_parts_per_segment);
+            expired.extend((0..parts).map(|index| names::part_key(&self.config.rendition, record.sequence, index)));
             let next_number = self.retired.front().or(self.window.front()).map(|next| next.discontinuity_number);
             if self.config.format == SegmentFormat::Fmp4 && next_number != Some(record.discontinuity_number) {
                 expired.push(names::init_key(&self.config.rendition, record.discontinuity_number));
@@ -337,6 +507,33 @@ impl MediaTrack {
             kind,
             empty_media_sequence: self.next_sequence,
             empty_discontinuity_sequence: self.last.map_or(0, |position| position.discontinuity_number),
+        }
+    }
+
+    /// The live window as a low-latency playlist: with the parts that are in storage, and
+    /// the open segment.
+    pub fn low_latency(&self) -> LowLatencyPlaylist {
+        let first_listed = self.window.front().map_or(self.next_sequence, |record| record.sequence);
+        LowLatencyPlaylist {
+            rendition: self.config.rendition.clone(),
+            target_duration_s: self.config.target_duration_s,
+            window: self.window.iter().copied().collect(),
+            recent_parts: {
+                let listed: Vec<_> =
+                    self.recent_parts.iter().filter(|(sequence, _)| *sequence >= first_listed).cloned().collect();
+                let skip = listed.len().saturating_sub(SEGMENTS_WITH_PARTS);
+                listed.into_iter().skip(skip).collect()
+            },
+            open: self.open.as_ref().map(|open| OpenSegmentView {
+                sequence: open.slot.sequence,
+                discontinuity: open.slot.discontinuity,
+                discontinuity_number: open.slot.discontinuity_number,
+                starts_at: open.starts_at,
+                parts: open.parts[..open.stored].to_vec(),
+            }),
+            next_sequence: self.next_sequence,
+            empty_discontinuity_sequence: self.last.map_or(0, |position| position.discontinuity_number),
+            ended: self.ended,
         }
     }
 
@@ -417,6 +614,7 @@ fn records_from(config: &TrackConfig, playlist: &ParsedMediaPlaylist) -> Result<
                     .program_date_time
                     .ok_or(TrackError::MissingProgramDateTime(segment.sequence))?,
                 bytes: 0,
+                parts: None,
             })
         })
         .collect()
@@ -429,7 +627,14 @@ mod tests {
     const START: i64 = 1_714_564_800;
 
     fn config(format: SegmentFormat, window: usize, recording: bool) -> TrackConfig {
-        TrackConfig { rendition: "720p".into(), format, target_duration_s: 2, window_segments: window, recording }
+        TrackConfig {
+            rendition: "720p".into(),
+            format,
+            target_duration_s: 2,
+            window_segments: window,
+            recording,
+            max_parts_per_segment: 0,
+        }
     }
 
     fn at(seconds: f64) -> Timestamp {

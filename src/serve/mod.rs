@@ -2,7 +2,6 @@
 //! local disk (or S3), served over HTTP with an index page of the live streams.
 
 mod index;
-mod origin;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,14 +15,14 @@ use axum::response::Html;
 use axum::routing::get;
 
 use crate::api::{HlsSpec, LadderSpec, SegmentContainer};
+use crate::origin::{LiveIndex, Origin};
 use crate::storage::{AnyStore, LocalStore, S3Settings, S3Store};
 use crate::worker::config::read_secret_env;
 use crate::worker::keys::{KeyConfigError, KeyPolicy};
 use crate::worker::manager::{ManagerSettings, PrefixRule, StreamManager};
-use crate::worker::runtime::{self, Bound};
+use crate::worker::runtime::{self, Addresses, Bound, ScratchUse};
 
 pub use index::{Listing, render as render_index};
-pub use origin::Origin;
 
 /// Options of `livestream serve`.
 #[derive(clap::Args, Clone, Debug)]
@@ -56,6 +55,17 @@ pub struct ServeArgs {
     /// Keep a VOD playlist of each whole event.
     #[arg(long)]
     pub recording: bool,
+    /// Low-Latency HLS for fmp4: parts, and playlists with blocking reloads from this
+    /// server (standard players play the same URLs).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub low_latency: bool,
+    /// The longest part of Low-Latency HLS, in seconds: at most half the segment duration.
+    #[arg(long, default_value_t = 0.5, value_name = "SECONDS")]
+    pub part_duration: f64,
+    /// With S3: the URL at which viewers reach the bucket root (a CDN, or the bucket's own
+    /// URL), for the media of low-latency playlists that this server serves.
+    #[arg(long, env = "LIVESTREAM_MEDIA_BASE_URL")]
+    pub media_base_url: Option<String>,
     /// Renditions as NAME:WIDTHxHEIGHT:KBPS (repeatable), highest first. Default: 1080p,
     /// 720p, 480p and 360p, none above the source.
     #[arg(long = "rendition", value_name = "NAME:WxH:KBPS")]
@@ -69,7 +79,8 @@ pub struct ServeArgs {
     /// The ffmpeg binary.
     #[arg(long, default_value = "ffmpeg", env = "LIVESTREAM_FFMPEG")]
     pub ffmpeg: PathBuf,
-    /// Scratch directory for ffmpeg's local segments.
+    /// Where this server makes its scratch directory (removed when it stops). Default:
+    /// the system's temporary directory.
     #[arg(long, env = "LIVESTREAM_SCRATCH_DIR")]
     pub scratch_dir: Option<PathBuf>,
     /// Write to this S3 bucket instead of the data directory (credentials from
@@ -103,6 +114,8 @@ pub enum ServeError {
     Keys(#[from] KeyConfigError),
     #[error("rendition {0:?} is not NAME:WIDTHxHEIGHT:KBPS with even sizes and a positive bitrate")]
     Rendition(String),
+    #[error("--part-duration {0} must be at least 0.1 s and at most half of --segment-duration")]
+    PartDuration(f64),
     #[error(transparent)]
     Credentials(#[from] crate::worker::config::ConfigError),
     #[error(transparent)]
@@ -127,6 +140,10 @@ pub async fn run_until(
     }
     let policy = if entries.is_empty() { KeyPolicy::Open } else { KeyPolicy::from_entries(entries)? };
     let ladder = ladder_from_args(&args)?;
+    let part_ms = (args.part_duration * 1000.0).round();
+    if !(100.0..=f64::from(args.segment_duration) * 500.0).contains(&part_ms) {
+        return Err(ServeError::PartDuration(args.part_duration));
+    }
     let hls = HlsSpec {
         segment_duration_seconds: args.segment_duration,
         window_segments: args.window,
@@ -135,8 +152,10 @@ pub async fn run_until(
             Container::Ts => SegmentContainer::Ts,
         },
         recording: args.recording,
+        low_latency: args.low_latency,
+        part_duration_milliseconds: part_ms as u32,
     };
-    let (store, prefix, origin) = match &args.s3_bucket {
+    let (store, prefix, files) = match &args.s3_bucket {
         Some(bucket) => {
             let mut settings = S3Settings::new(
                 bucket.clone(),
@@ -149,13 +168,14 @@ pub async fn run_until(
             }
             (AnyStore::from(S3Store::new(settings)), args.s3_prefix.trim_matches('/').to_string(), None)
         }
-        None => (
-            AnyStore::from(LocalStore::new(args.data_dir.clone())),
-            String::new(),
-            Some(Origin::new(args.data_dir.clone())),
-        ),
+        None => (AnyStore::from(LocalStore::new(args.data_dir.clone())), String::new(), Some(args.data_dir.clone())),
     };
-    let scratch_dir = args.scratch_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("livestream-serve"));
+    let scratch_dir = args.scratch_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let media_base_url = match (&args.media_base_url, args.s3_prefix.trim_matches('/')) {
+        (Some(base), "") => Some(base.trim_end_matches('/').to_string()),
+        (Some(base), prefix) => Some(format!("{}/{prefix}", base.trim_end_matches('/'))),
+        (None, _) => None,
+    };
     let open = policy.is_open();
     let settings = ManagerSettings {
         app: None,
@@ -163,17 +183,19 @@ pub async fn run_until(
         prefix: PrefixRule::PerStream(prefix),
         ladder,
         hls,
+        media_base_url,
         ffmpeg: args.ffmpeg.clone(),
         scratch_dir,
         reconnect_grace: Duration::from_secs(args.reconnect_grace),
     };
     let s3_note = args.s3_bucket.clone();
+    let addresses = Addresses { rtmp: args.rtmp_addr, http: args.http_addr, origin: None };
     runtime::run(
         settings,
         store,
-        args.rtmp_addr,
-        args.http_addr,
-        move |manager| routes(manager, origin),
+        addresses,
+        ScratchUse::Shared,
+        move |manager, index| routes(manager, index, files),
         move |bound, _| {
             announce(bound, open, s3_note.as_deref());
             on_bound(bound);
@@ -213,13 +235,13 @@ struct AppState {
     manager: Arc<StreamManager>,
 }
 
-fn routes(manager: Arc<StreamManager>, origin: Option<Origin>) -> Router {
+fn routes(manager: Arc<StreamManager>, live: Arc<LiveIndex>, files: Option<PathBuf>) -> Router {
     let state = AppState { manager };
-    let mut router = Router::new().route("/", get(index)).route("/status", get(status)).with_state(state);
-    if let Some(origin) = origin {
-        router = router.merge(Router::new().route("/{*path}", get(origin::get_object)).with_state(origin));
-    }
-    router
+    let origin = match files {
+        Some(root) => Origin::with_files(live, root),
+        None => Origin::playlists(live),
+    };
+    Router::new().route("/", get(index)).route("/status", get(status)).with_state(state).merge(origin.router())
 }
 
 async fn index(State(state): State<AppState>, headers: HeaderMap) -> Html<String> {

@@ -14,7 +14,7 @@
 //!   way; 30 s absorbs a burst of viewers at an edge, and is still short enough that when
 //!   the same stream goes live again, new viewers see the live playlist within half a
 //!   minute.
-//! - Segments and init segments: `max-age=31536000, immutable`. A name is never reused for
+//! - Segments, parts and init segments: `max-age=31536000, immutable`. A name is never reused for
 //!   different bytes, so caches may keep them for a year without revalidating.
 
 /// Container format of a media segment: the packager's, so that names and headers agree.
@@ -34,6 +34,8 @@ pub enum ObjectKind {
     InitSegment,
     /// A media segment.
     Segment(SegmentFormat),
+    /// A part of an fMP4 media segment (LL-HLS).
+    Part,
 }
 
 impl ObjectKind {
@@ -42,7 +44,7 @@ impl ObjectKind {
         match self {
             Self::MasterPlaylist | Self::MediaPlaylist | Self::VodPlaylist => "application/vnd.apple.mpegurl",
             Self::InitSegment => "video/mp4",
-            Self::Segment(SegmentFormat::Fmp4) => "video/iso.segment",
+            Self::Segment(SegmentFormat::Fmp4) | Self::Part => "video/iso.segment",
             Self::Segment(SegmentFormat::Ts) => "video/mp2t",
         }
     }
@@ -53,7 +55,7 @@ impl ObjectKind {
         match self {
             Self::MasterPlaylist | Self::MediaPlaylist => "max-age=1",
             Self::VodPlaylist => "max-age=30",
-            Self::InitSegment | Self::Segment(_) => "max-age=31536000, immutable",
+            Self::InitSegment | Self::Segment(_) | Self::Part => "max-age=31536000, immutable",
         }
     }
 
@@ -71,6 +73,7 @@ impl ObjectKind {
             Self::InitSegment => "init_segment",
             Self::Segment(SegmentFormat::Fmp4) => "segment_fmp4",
             Self::Segment(SegmentFormat::Ts) => "segment_ts",
+            Self::Part => "part",
         }
     }
 
@@ -94,13 +97,14 @@ impl ObjectKind {
 mod tests {
     use super::*;
 
-    const ALL: [ObjectKind; 6] = [
+    const ALL: [ObjectKind; 7] = [
         ObjectKind::MasterPlaylist,
         ObjectKind::MediaPlaylist,
         ObjectKind::VodPlaylist,
         ObjectKind::InitSegment,
         ObjectKind::Segment(SegmentFormat::Fmp4),
         ObjectKind::Segment(SegmentFormat::Ts),
+        ObjectKind::Part,
     ];
 
     #[test]
@@ -114,7 +118,8 @@ mod tests {
                 "application/vnd.apple.mpegurl",
                 "video/mp4",
                 "video/iso.segment",
-                "video/mp2t"
+                "video/mp2t",
+                "video/iso.segment"
             ]
         );
     }
@@ -128,6 +133,7 @@ mod tests {
                 "max-age=1",
                 "max-age=1",
                 "max-age=30",
+                "max-age=31536000, immutable",
                 "max-age=31536000, immutable",
                 "max-age=31536000, immutable",
                 "max-age=31536000, immutable"

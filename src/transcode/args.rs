@@ -5,28 +5,38 @@
 //!   rendition; audio is decoded once and encoded to AAC per variant.
 //! - Aligned cuts: every encoded rendition forces keyframes at the same instants
 //!   (`expr:gte(t,n_forced*K)`), without scene-cut keyframes, with `-g`/`-keyint_min` of
-//!   one interval when the frame rate is known; the HLS muxer cuts on keyframes.
+//!   one interval when the frame rate is known.
 //! - Latency: x264's look-ahead buffers frames before the first one comes out, which delays
-//!   the first segment; measured with two 2 s renditions, the first local playlists appeared
+//!   every part; measured with two 2 s renditions, the first local playlists appeared
 //!   about 2.5 s after the first frame with libx264's veryfast defaults, 2.3 s with a
 //!   3-frame look-ahead, no sync look-ahead and sliced threads (set here), and 2.2 s with
 //!   `-tune zerolatency`. Zerolatency also drops B-frames and macroblock-tree rate control,
 //!   costing some 10-20 % of bit rate at equal quality, for 0.1 s; so it is not used.
-//! - Output: the HLS muxer writes every rendition into its own folder of the run's output
+//! - Output, fMP4: one fragmented MP4 stream per rendition (video and audio muxed), written
+//!   to the Unix socket `{index}.sock` of the run's folder, where the packager reads it. A
+//!   fragment starts at every keyframe and after the fragment duration; the stream has no
+//!   trailer. Sources without audio get video-only renditions (`-map 0:a:0?`).
+//! - Output, MPEG-TS: the HLS muxer writes every rendition into its own folder of the run's
 //!   folder; `temp_file` makes a segment appear under its name only once complete, and the
 //!   muxer rewrites the local playlist (atomically) only after that.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::plan::{Container, PlannedRendition, TranscodePlan};
 
-/// Name of ffmpeg's local media playlist inside each rendition folder.
+/// Name of ffmpeg's local media playlist inside each rendition folder (MPEG-TS).
 pub const LOCAL_PLAYLIST: &str = "index.m3u8";
 /// Segments kept in ffmpeg's local playlists: enough slack for a slow reader.
 pub const LOCAL_LIST_SIZE: u32 = 12;
 /// x264 options that shorten the encoder delay (see the module documentation).
 pub const LOW_DELAY_X264_PARAMS: &str = "rc-lookahead=3:sync-lookahead=0:sliced-threads=1";
+
+/// The socket a run's fMP4 output of rendition `index` goes to.
+pub fn fragment_socket(output_dir: &Path, index: usize) -> PathBuf {
+    output_dir.join(format!("{index}.sock"))
+}
 
 /// Builds the arguments (without the program name) for one run writing into `output_dir`.
 /// `source_frame_rate` sets the keyframe distance of renditions without their own rate.
@@ -47,6 +57,57 @@ pub fn ffmpeg_args(plan: &TranscodePlan, output_dir: &Path, source_frame_rate: O
     if !encoded.is_empty() {
         args.push_all(["-filter_complex", &filter_graph(&encoded)]);
     }
+    args.push_all(["-progress", "pipe:1", "-nostats"]);
+    match plan.container {
+        Container::Fmp4 => fragmented_outputs(&mut args, plan, output_dir, source_frame_rate),
+        Container::Ts => hls_output(&mut args, plan, output_dir, source_frame_rate),
+    }
+    args.0
+}
+
+/// One fragmented MP4 output per rendition, each with its own video and audio stream.
+fn fragmented_outputs(args: &mut Args, plan: &TranscodePlan, output_dir: &Path, source_frame_rate: Option<f64>) {
+    for (index, rendition) in plan.renditions.iter().enumerate() {
+        match rendition {
+            PlannedRendition::Encoded { .. } => args.push_all(["-map", &format!("[v{index}]")]),
+            PlannedRendition::Passthrough { .. } => args.push_all(["-map", "0:v:0"]),
+        }
+        args.push_all(["-map", "0:a:0?"]);
+        video_encoder_args(args, plan, rendition, "", source_frame_rate);
+        audio_encoder_args(args, plan, rendition, "");
+        args.push_all(["-f", "mp4", "-movflags", "+frag_keyframe+empty_moov+default_base_moof+skip_trailer"]);
+        if let Some(duration) = plan.fragment_duration.filter(|d| !d.is_zero()) {
+            let fps = match rendition {
+                PlannedRendition::Encoded { frame_rate: Some(rate), .. } => Some(f64::from(*rate)),
+                _ => source_frame_rate,
+            };
+            args.push_all(["-frag_duration", &fragment_duration_us(duration, fps).to_string()]);
+        }
+        let mut target = OsString::from("unix:");
+        target.push(fragment_socket(output_dir, index));
+        args.push(target);
+    }
+}
+
+/// The `-frag_duration` that makes parts as long as possible within `part_target`.
+///
+/// ffmpeg cuts a fragment before the first packet at or past `-frag_duration` from the
+/// fragment's start. With a known frame rate, asking for half a frame less than the whole
+/// frames that fit gives parts of exactly those frames: 15 at 30 fps and 0.5 s, 12 at
+/// 25 fps, so that a 2 s segment is four whole parts. Without one, a tenth less than the
+/// target keeps parts within it at 20 fps and more.
+fn fragment_duration_us(part_target: Duration, frame_rate: Option<f64>) -> u64 {
+    let target = part_target.as_secs_f64();
+    let seconds = match frame_rate.filter(|fps| fps.is_finite() && *fps > 0.0 && *fps <= 240.0) {
+        Some(fps) if (target * fps).floor() >= 1.0 => ((target * fps + 1e-6).floor() - 0.5) / fps,
+        _ => target * 0.9,
+    };
+    ((seconds * 1e6).round() as u64).max(1)
+}
+
+/// The HLS muxer, writing every rendition (a video and an audio stream each) into its
+/// own folder.
+fn hls_output(args: &mut Args, plan: &TranscodePlan, output_dir: &Path, source_frame_rate: Option<f64>) {
     for (index, rendition) in plan.renditions.iter().enumerate() {
         match rendition {
             PlannedRendition::Encoded { .. } => args.push_all(["-map", &format!("[v{index}]")]),
@@ -57,13 +118,25 @@ pub fn ffmpeg_args(plan: &TranscodePlan, output_dir: &Path, source_frame_rate: O
         args.push_all(["-map", "0:a:0"]);
     }
     for (index, rendition) in plan.renditions.iter().enumerate() {
-        video_encoder_args(&mut args, plan, index, rendition, source_frame_rate);
-        audio_encoder_args(&mut args, plan, index, rendition);
+        let suffix = format!(":{index}");
+        video_encoder_args(args, plan, rendition, &suffix, source_frame_rate);
+        audio_encoder_args(args, plan, rendition, &suffix);
     }
-    hls_args(&mut args, plan, output_dir);
-    args.push_all(["-progress", "pipe:1", "-nostats"]);
+    args.push_all(["-f", "hls"]);
+    args.push_all(["-hls_time", &plan.segment_duration_s.max(1).to_string()]);
+    args.push_all(["-hls_list_size", &LOCAL_LIST_SIZE.to_string()]);
+    args.push_all(["-hls_flags", "+independent_segments+temp_file"]);
+    args.push_all(["-hls_segment_type", "mpegts"]);
+    args.push_all(["-hls_segment_filename"]);
+    args.push(output_dir.join("%v").join("seg_%d.ts"));
+    let map: Vec<String> = plan
+        .renditions
+        .iter()
+        .enumerate()
+        .map(|(index, rendition)| format!("v:{index},a:{index},name:{}", rendition.name()))
+        .collect();
+    args.push_all(["-var_stream_map", &map.join(" ")]);
     args.push(output_dir.join("%v").join(LOCAL_PLAYLIST));
-    args.0
 }
 
 /// `[0:v]split=N[s0][s1]...;[s0]fps=30,scale=...[v0];...`, labelled by rendition index.
@@ -84,14 +157,16 @@ fn filter_graph(encoded: &[(usize, &PlannedRendition)]) -> String {
     chains.join(";")
 }
 
+/// Video encoding options of one rendition; `suffix` is the stream index within a shared
+/// output (`:2`), or empty when the rendition has an output of its own.
 fn video_encoder_args(
     args: &mut Args,
     plan: &TranscodePlan,
-    index: usize,
     rendition: &PlannedRendition,
+    suffix: &str,
     source_frame_rate: Option<f64>,
 ) {
-    let stream = |option: &str| format!("-{option}:v:{index}");
+    let stream = |option: &str| format!("-{option}:v{suffix}");
     let PlannedRendition::Encoded { video_kbps, frame_rate, profile, .. } = rendition else {
         args.pair(&stream("c"), "copy");
         return;
@@ -117,8 +192,8 @@ fn video_encoder_args(
     args.pair(&stream("force_key_frames"), &format!("expr:gte(t,n_forced*{interval})"));
 }
 
-fn audio_encoder_args(args: &mut Args, plan: &TranscodePlan, index: usize, rendition: &PlannedRendition) {
-    let stream = |option: &str| format!("-{option}:a:{index}");
+fn audio_encoder_args(args: &mut Args, plan: &TranscodePlan, rendition: &PlannedRendition, suffix: &str) {
+    let stream = |option: &str| format!("-{option}:a{suffix}");
     if let PlannedRendition::Passthrough { .. } = rendition {
         args.pair(&stream("c"), "copy");
         return;
@@ -130,30 +205,6 @@ fn audio_encoder_args(args: &mut Args, plan: &TranscodePlan, index: usize, rendi
     args.pair(&stream("b"), &format!("{}k", plan.audio.bitrate_kbps));
     args.pair(&stream("ar"), &plan.audio.sample_rate.to_string());
     args.pair(&stream("ac"), &plan.audio.channels.to_string());
-}
-
-fn hls_args(args: &mut Args, plan: &TranscodePlan, output_dir: &Path) {
-    let (segment_type, extension) = match plan.container {
-        Container::Fmp4 => ("fmp4", "m4s"),
-        Container::Ts => ("mpegts", "ts"),
-    };
-    args.push_all(["-f", "hls"]);
-    args.push_all(["-hls_time", &plan.segment_duration_s.max(1).to_string()]);
-    args.push_all(["-hls_list_size", &LOCAL_LIST_SIZE.to_string()]);
-    args.push_all(["-hls_flags", "+independent_segments+temp_file"]);
-    args.push_all(["-hls_segment_type", segment_type]);
-    if plan.container == Container::Fmp4 {
-        args.push_all(["-hls_fmp4_init_filename", "init.mp4"]);
-    }
-    args.push_all(["-hls_segment_filename"]);
-    args.push(output_dir.join("%v").join(format!("seg_%d.{extension}")));
-    let map: Vec<String> = plan
-        .renditions
-        .iter()
-        .enumerate()
-        .map(|(index, rendition)| format!("v:{index},a:{index},name:{}", rendition.name()))
-        .collect();
-    args.push_all(["-var_stream_map", &map.join(" ")]);
 }
 
 /// An argument vector being built.
@@ -189,6 +240,7 @@ mod tests {
             keyframe_interval_s: 2,
             segment_duration_s: 4,
             container,
+            fragment_duration: Some(Duration::from_millis(500)),
             ffmpeg: PathBuf::from("ffmpeg"),
             scratch_dir: PathBuf::from("/scratch"),
         }
@@ -218,8 +270,24 @@ mod tests {
         &args[positions[0] + 1]
     }
 
+    /// The arguments of each output: from after the previous output's target (or the
+    /// global options) up to and including its target.
+    fn outputs(args: &[String]) -> Vec<Vec<String>> {
+        let first = args.iter().position(|arg| arg == "-nostats").unwrap() + 1;
+        let mut out = Vec::new();
+        let mut current = Vec::new();
+        for arg in &args[first..] {
+            current.push(arg.clone());
+            if arg.starts_with("unix:") {
+                out.push(std::mem::take(&mut current));
+            }
+        }
+        assert!(current.is_empty(), "arguments after the last output: {current:?}");
+        out
+    }
+
     #[test]
-    fn two_rung_fmp4_ladder() {
+    fn two_rung_fmp4_ladder_writes_one_stream_per_rendition() {
         let plan =
             plan(vec![rendition("720p", 1280, 720, None), rendition("360p", 640, 360, Some(15))], Container::Fmp4);
         let args = strings(&ffmpeg_args(&plan, Path::new("/scratch/run-3"), Some(30.0)));
@@ -229,34 +297,44 @@ mod tests {
             value(&args, "-filter_complex"),
             "[0:v]split=2[s0][s1];[s0]scale=w=1280:h=720,setsar=1,format=yuv420p[v0];[s1]fps=15,scale=w=640:h=360,setsar=1,format=yuv420p[v1]"
         );
-        let maps: Vec<&str> = args.windows(2).filter(|pair| pair[0] == "-map").map(|pair| pair[1].as_str()).collect();
-        assert_eq!(maps, ["[v0]", "[v1]", "0:a:0", "0:a:0"]);
-        assert_eq!(value(&args, "-c:v:0"), "libx264");
-        assert_eq!(value(&args, "-b:v:0"), "1000k");
-        assert_eq!(value(&args, "-maxrate:v:0"), "1500k");
-        assert_eq!(value(&args, "-bufsize:v:0"), "1500k");
-        assert_eq!(value(&args, "-profile:v:1"), "main");
-        assert_eq!(value(&args, "-preset:v:1"), "veryfast");
-        assert_eq!(value(&args, "-g:v:0"), "60");
-        assert_eq!(value(&args, "-keyint_min:v:0"), "60");
-        assert_eq!(value(&args, "-g:v:1"), "30", "15 fps rendition: 15 frames a second, every 2 s");
-        assert_eq!(value(&args, "-sc_threshold:v:1"), "0");
-        assert_eq!(value(&args, "-force_key_frames:v:0"), "expr:gte(t,n_forced*2)");
-        assert_eq!(value(&args, "-force_key_frames:v:1"), "expr:gte(t,n_forced*2)");
-        assert_eq!(value(&args, "-c:a:1"), "aac");
-        assert_eq!(value(&args, "-filter:a:1"), "aresample=async=1");
-        assert_eq!(value(&args, "-b:a:1"), "96k");
-        assert_eq!(value(&args, "-ar:a:0"), "44100");
-        assert_eq!(value(&args, "-hls_time"), "4");
-        assert_eq!(value(&args, "-hls_segment_type"), "fmp4");
-        assert_eq!(value(&args, "-hls_fmp4_init_filename"), "init.mp4");
-        assert!(value(&args, "-hls_flags").contains("+temp_file"));
-        assert!(value(&args, "-hls_flags").contains("+independent_segments"));
-        assert_eq!(value(&args, "-hls_segment_filename"), "/scratch/run-3/%v/seg_%d.m4s");
-        assert_eq!(value(&args, "-var_stream_map"), "v:0,a:0,name:720p v:1,a:1,name:360p");
         assert_eq!(value(&args, "-progress"), "pipe:1");
-        assert!(args.contains(&"-nostats".to_string()));
-        assert_eq!(args.last().unwrap(), "/scratch/run-3/%v/index.m3u8");
+        let outputs = outputs(&args);
+        assert_eq!(outputs.len(), 2);
+        for (index, output) in outputs.iter().enumerate() {
+            let maps: Vec<&str> =
+                output.windows(2).filter(|pair| pair[0] == "-map").map(|pair| pair[1].as_str()).collect();
+            assert_eq!(maps, [format!("[v{index}]").as_str(), "0:a:0?"]);
+            assert_eq!(value(output, "-c:v"), "libx264");
+            assert_eq!(value(output, "-b:v"), "1000k");
+            assert_eq!(value(output, "-maxrate:v"), "1500k");
+            assert_eq!(value(output, "-profile:v"), "main");
+            assert_eq!(value(output, "-sc_threshold:v"), "0");
+            assert_eq!(value(output, "-force_key_frames:v"), "expr:gte(t,n_forced*2)");
+            assert_eq!(value(output, "-c:a"), "aac");
+            assert_eq!(value(output, "-filter:a"), "aresample=async=1");
+            assert_eq!(value(output, "-ar:a"), "44100");
+            assert_eq!(value(output, "-f"), "mp4");
+            assert_eq!(value(output, "-movflags"), "+frag_keyframe+empty_moov+default_base_moof+skip_trailer");
+            let expected = if index == 0 { "483333" } else { "433333" };
+            assert_eq!(value(output, "-frag_duration"), expected, "15 frames at 30 fps, 7 at 15 fps");
+            assert_eq!(output.last().unwrap(), &format!("unix:/scratch/run-3/{index}.sock"));
+        }
+        assert_eq!(value(&outputs[0], "-g:v"), "60");
+        assert_eq!(value(&outputs[1], "-g:v"), "30", "15 fps rendition: 15 frames a second, every 2 s");
+        assert!(!args.iter().any(|arg| arg == "hls"));
+    }
+
+    #[test]
+    fn fragments_at_keyframes_only_without_a_fragment_duration() {
+        let mut plan = plan(vec![PlannedRendition::Passthrough { name: "source".into() }], Container::Fmp4);
+        plan.fragment_duration = None;
+        let args = strings(&ffmpeg_args(&plan, Path::new("/out"), None));
+        assert!(!args.contains(&"-filter_complex".to_string()));
+        let output = &outputs(&args)[0];
+        assert_eq!(&output[..4], ["-map", "0:v:0", "-map", "0:a:0?"]);
+        assert_eq!(value(output, "-c:v"), "copy");
+        assert_eq!(value(output, "-c:a"), "copy");
+        assert!(!output.contains(&"-frag_duration".to_string()));
     }
 
     #[test]
@@ -274,18 +352,30 @@ mod tests {
         assert_eq!(value(&args, "-c:v:1"), "libx264");
         assert!(!args.iter().any(|arg| arg.starts_with("-g:")), "no GOP size without a known frame rate");
         assert_eq!(value(&args, "-force_key_frames:v:1"), "expr:gte(t,n_forced*2)");
+        assert_eq!(value(&args, "-hls_time"), "4");
         assert_eq!(value(&args, "-hls_segment_type"), "mpegts");
-        assert!(!args.contains(&"-hls_fmp4_init_filename".to_string()));
+        assert!(value(&args, "-hls_flags").contains("+temp_file"));
         assert_eq!(value(&args, "-hls_segment_filename"), "/out/%v/seg_%d.ts");
         assert_eq!(value(&args, "-var_stream_map"), "v:0,a:0,name:source v:1,a:1,name:low");
+        assert_eq!(args.last().unwrap(), "/out/%v/index.m3u8");
+    }
+
+    #[test]
+    fn fragments_hold_whole_frames_within_the_part_target() {
+        let half = Duration::from_millis(500);
+        assert_eq!(fragment_duration_us(half, Some(30.0)), 483_333, "cut before frame 15");
+        assert_eq!(fragment_duration_us(half, Some(25.0)), 460_000, "12 frames: 0.48 s");
+        assert_eq!(fragment_duration_us(half, Some(29.97)), 450_450, "14 frames: 0.467 s");
+        assert_eq!(fragment_duration_us(half, None), 450_000);
+        assert_eq!(fragment_duration_us(Duration::from_millis(100), Some(5.0)), 90_000, "less than a frame");
     }
 
     #[test]
     fn ntsc_rate_rounds_gop() {
         let plan = plan(vec![rendition("a", 640, 360, None)], Container::Fmp4);
         let args = strings(&ffmpeg_args(&plan, Path::new("/out"), Some(29.97)));
-        assert_eq!(value(&args, "-g:v:0"), "60");
+        assert_eq!(value(&args, "-g:v"), "60");
         let args = strings(&ffmpeg_args(&plan, Path::new("/out"), Some(f64::NAN)));
-        assert!(!args.contains(&"-g:v:0".to_string()));
+        assert!(!args.contains(&"-g:v".to_string()));
     }
 }

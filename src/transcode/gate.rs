@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 
-use super::flv::{FILE_HEADER, FlvError, FlvTag, FlvTagKind};
+use crate::media::flv::{FILE_HEADER, FlvError, FlvTag, FlvTagKind};
 
 /// Caches stream headers and gates media for the current run.
 #[derive(Debug, Default)]
@@ -16,7 +16,8 @@ pub struct InputGate {
     metadata: Option<FlvTag>,
     video_header: Option<FlvTag>,
     audio_header: Option<FlvTag>,
-    flowing: bool,
+    /// Media flows to the current run, which started at this input timestamp.
+    flowing_since: Option<u32>,
     dropped: u64,
 }
 
@@ -28,7 +29,7 @@ impl InputGate {
 
     /// Starts a run: returns the FLV file header to write first.
     pub fn start_run(&mut self) -> Bytes {
-        self.flowing = false;
+        self.flowing_since = None;
         Bytes::from_static(&FILE_HEADER)
     }
 
@@ -36,7 +37,7 @@ impl InputGate {
     /// none, or the cached headers before a keyframe).
     pub fn accept(&mut self, tag: &FlvTag) -> Result<Vec<Bytes>, FlvError> {
         let is_header = self.observe(tag);
-        if self.flowing {
+        if self.flowing_since.is_some() {
             return Ok(vec![tag.encode()?]);
         }
         if is_header {
@@ -48,7 +49,7 @@ impl InputGate {
             self.dropped += 1;
             return Ok(Vec::new());
         }
-        self.flowing = true;
+        self.flowing_since = Some(tag.timestamp_ms);
         let mut out = Vec::with_capacity(4);
         for header in [&self.metadata, &self.video_header, &self.audio_header].into_iter().flatten() {
             out.push(header.with_timestamp(tag.timestamp_ms).encode()?);
@@ -72,6 +73,12 @@ impl InputGate {
             _ => self.audio_header = Some(tag.clone()),
         }
         true
+    }
+
+    /// The input timestamp at which media started flowing to the current run: the output
+    /// of the run starts at this instant of the input.
+    pub fn run_start(&self) -> Option<u32> {
+        self.flowing_since
     }
 
     /// Media tags dropped while waiting for a keyframe, over all runs.
@@ -108,6 +115,7 @@ mod tests {
             .chain([keyframe.encode().unwrap()])
             .collect();
         assert_eq!(out, expected);
+        assert_eq!(gate.run_start(), Some(40));
         let audio = tag(FlvTagKind::Audio, 45, &[0xaf, 1, 2]);
         assert_eq!(gate.accept(&audio).unwrap(), vec![audio.encode().unwrap()]);
         assert_eq!(gate.dropped(), 2);

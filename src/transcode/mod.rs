@@ -1,12 +1,12 @@
-//! Transcoding with ffmpeg: the ladder plan, ffmpeg's argument vector, FLV input, parsers
-//! of ffmpeg's progress and local playlists (all sans IO), and the process supervisor.
+//! Transcoding with ffmpeg: the ladder plan, ffmpeg's argument vector, what reaches its
+//! stdin, parsers of its progress and local playlists (all sans IO), and the process
+//! supervisor that reports ffmpeg's output (fMP4 fragments or MPEG-TS segments).
 //!
 //! ffmpeg encodes and cuts; everything after (names, sequence numbers, playlists, uploads)
-//! belongs to the packager and the worker. This module depends on no other module of the
-//! crate: its inputs are plain structs.
+//! belongs to the packager and the worker. This module depends on `media` only: its inputs
+//! are FLV tags and plain structs.
 
 pub mod args;
-pub mod flv;
 pub mod gate;
 pub mod lines;
 pub mod local_playlist;
@@ -15,7 +15,6 @@ pub mod progress;
 pub mod supervisor;
 
 pub use args::ffmpeg_args;
-pub use flv::{FlvTag, FlvTagKind};
 pub use plan::{
     AudioPlan, Container, PlannedRendition, Profile, RenditionRequest, SourceSize, TranscodePlan, select_ladder,
 };

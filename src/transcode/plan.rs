@@ -5,13 +5,14 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-/// Segment container written by ffmpeg's HLS muxer.
+/// What ffmpeg writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Container {
-    /// Fragmented MP4 (CMAF) with an init segment.
+    /// Fragmented MP4 (CMAF), one stream per rendition to a socket of the run, cut into
+    /// parts and segments by the packager.
     #[default]
     Fmp4,
-    /// MPEG-TS.
+    /// MPEG-TS segments written by ffmpeg's HLS muxer into the run's folder.
     Ts,
 }
 
@@ -116,6 +117,9 @@ pub struct TranscodePlan {
     pub segment_duration_s: u32,
     /// Segment container.
     pub container: Container,
+    /// For fMP4: the longest fragment ffmpeg writes (a part of LL-HLS); `None` cuts
+    /// fragments at keyframes only.
+    pub fragment_duration: Option<std::time::Duration>,
     /// The ffmpeg binary.
     pub ffmpeg: PathBuf,
     /// Folder for ffmpeg's local output; each run writes into its own sub-folder.

@@ -7,8 +7,12 @@
 //! on a bounded channel that the caller must keep draining, also while
 //! [`Transcoder::finish`] runs; progress reports are dropped rather than waited for.
 //!
-//! Each run of ffmpeg has its own number and writes into `scratch_dir/run-{n}/{rendition}/`.
-//! Segment files stay there until the caller, having uploaded one, deletes it.
+//! Each run of ffmpeg has its own number and its own folder `scratch_dir/run-{n}/`, emptied
+//! when the run starts. With fMP4, ffmpeg streams each rendition to a Unix socket there and
+//! the supervisor reports the init segment and every fragment as it arrives. With MPEG-TS,
+//! ffmpeg's HLS muxer writes `run-{n}/{rendition}/` and the supervisor reports each segment
+//! listed in its local playlists; segment files stay there until the caller, having
+//! uploaded one, deletes it.
 
 use std::collections::VecDeque;
 use std::io;
@@ -18,20 +22,22 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use thiserror::Error;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixListener;
 use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 use tracing::{info, warn};
 
-use super::args::{LOCAL_PLAYLIST, ffmpeg_args};
-use super::flv::FlvTag;
+use super::args::{LOCAL_PLAYLIST, ffmpeg_args, fragment_socket};
 use super::gate::InputGate;
 use super::lines::read_bounded_line;
 use super::local_playlist::{SegmentCursor, parse_local_playlist};
-use super::plan::TranscodePlan;
+use super::plan::{Container, TranscodePlan};
 use super::progress::{Progress, ProgressParser};
+use crate::media::flv::FlvTag;
+use crate::media::fmp4::{Fragment, FragmentReader, InitSegment, Piece};
 
 /// ffmpeg stderr lines logged per run; later ones are counted, not logged.
 const MAX_LOGGED_STDERR_LINES: usize = 100;
@@ -127,8 +133,22 @@ pub enum TranscodeEvent {
         /// The report.
         progress: Progress,
     },
-    /// A segment is complete on local disk.
+    /// Media of run `run` started flowing into ffmpeg at this input timestamp: the output
+    /// of the run starts at this instant of the input.
+    InputStarted { run: u32, timestamp_ms: u32 },
+    /// A segment is complete on local disk (MPEG-TS).
     Segment(SegmentReady),
+    /// The init segment of a rendition's fMP4 stream in run `run`.
+    Init {
+        run: u32,
+        /// Index of the rendition in the plan.
+        rendition: usize,
+        init: InitSegment,
+    },
+    /// The next fragment of a rendition's fMP4 stream.
+    Fragment { run: u32, rendition: usize, fragment: Fragment },
+    /// A rendition's fMP4 stream of run `run` ended (ffmpeg closed it).
+    OutputEnded { run: u32, rendition: usize },
     /// ffmpeg run `run` ended.
     Exited {
         /// Run number.
@@ -240,7 +260,9 @@ struct Run {
     number: u32,
     child: Child,
     stdin: Option<ChildStdin>,
-    stop_watcher: Option<oneshot::Sender<()>>,
+    /// Tells the output readers that ffmpeg is gone: a socket it never connected to will
+    /// not be, and the local playlists get one last look.
+    stop_watcher: Option<watch::Sender<bool>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -265,11 +287,43 @@ impl Run {
     ) -> Result<Self, TranscodeError> {
         let plan = &config.plan;
         let dir = run_dir(&plan.scratch_dir, number);
-        let renditions: Vec<(String, PathBuf)> =
-            plan.renditions.iter().map(|rendition| (rendition.name().to_owned(), dir.join(rendition.name()))).collect();
-        for (_, folder) in &renditions {
-            std::fs::create_dir_all(folder)
-                .map_err(|source| TranscodeError::Scratch { path: folder.clone(), source })?;
+        // A folder of the same number can be left from an earlier process (a restarted
+        // container keeps its scratch volume): its files must not be taken for this run's.
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(source) if source.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(TranscodeError::Scratch { path: dir, source }),
+        }
+        std::fs::create_dir_all(&dir).map_err(|source| TranscodeError::Scratch { path: dir.clone(), source })?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = Vec::with_capacity(plan.renditions.len() + 2);
+        match plan.container {
+            Container::Fmp4 => {
+                for index in 0..plan.renditions.len() {
+                    let path = fragment_socket(&dir, index);
+                    let listener = UnixListener::bind(&path)
+                        .map_err(|source| TranscodeError::Scratch { path: path.clone(), source })?;
+                    tasks.push(tokio::spawn(read_fragments(number, index, listener, events.clone(), stop_rx.clone())));
+                }
+            }
+            Container::Ts => {
+                let renditions: Vec<(String, PathBuf)> = plan
+                    .renditions
+                    .iter()
+                    .map(|rendition| (rendition.name().to_owned(), dir.join(rendition.name())))
+                    .collect();
+                for (_, folder) in &renditions {
+                    std::fs::create_dir_all(folder)
+                        .map_err(|source| TranscodeError::Scratch { path: folder.clone(), source })?;
+                }
+                tasks.push(tokio::spawn(watch_segments(
+                    number,
+                    renditions,
+                    events.clone(),
+                    stop_rx.clone(),
+                    config.poll_interval,
+                )));
+            }
         }
         let mut child = Command::new(&plan.ffmpeg)
             .args(ffmpeg_args(plan, &dir, config.source_frame_rate))
@@ -280,15 +334,12 @@ impl Run {
             .spawn()
             .map_err(|source| TranscodeError::Spawn { program: plan.ffmpeg.clone(), source })?;
         info!(run = number, pid = child.id(), "ffmpeg started");
-        let mut tasks = Vec::with_capacity(3);
         if let Some(stdout) = child.stdout.take() {
             tasks.push(tokio::spawn(read_progress(number, stdout, events.clone())));
         }
         if let Some(stderr) = child.stderr.take() {
             tasks.push(tokio::spawn(log_stderr(number, stderr)));
         }
-        let (stop_tx, stop_rx) = oneshot::channel();
-        tasks.push(tokio::spawn(watch_segments(number, renditions, events.clone(), stop_rx, config.poll_interval)));
         let stdin = child.stdin.take();
         Ok(Self { number, child, stdin, stop_watcher: Some(stop_tx), tasks })
     }
@@ -318,7 +369,7 @@ impl Run {
             }
         };
         if let Some(stop) = self.stop_watcher.take() {
-            let _ = stop.send(());
+            let _ = stop.send(true);
         }
         for task in self.tasks {
             let _ = task.await;
@@ -372,6 +423,7 @@ impl Supervisor {
                 tag = input.recv() => tag,
             };
             let Some(tag) = tag else { return RunEnd::InputClosed };
+            let was_flowing = self.gate.run_start().is_some();
             let chunks = match self.gate.accept(&tag) {
                 Ok(chunks) => chunks,
                 Err(error) => {
@@ -379,6 +431,9 @@ impl Supervisor {
                     continue;
                 }
             };
+            if let (false, Some(timestamp_ms)) = (was_flowing, self.gate.run_start()) {
+                self.emit(TranscodeEvent::InputStarted { run: run.number, timestamp_ms }).await;
+            }
             for chunk in &chunks {
                 if let Err(end) = run.write(chunk, stall).await {
                     return end;
@@ -484,20 +539,86 @@ async fn log_stderr(run: u32, stderr: tokio::process::ChildStderr) {
     }
 }
 
+/// Longest wait for a rendition's output to end once ffmpeg has exited.
+const OUTPUT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads one rendition's fMP4 stream from its socket and reports its pieces, until ffmpeg
+/// closes it; then reports the end. A stream that is not fragmented MP4 ends the reading
+/// (the socket closes and ffmpeg fails, to be restarted).
+async fn read_fragments(
+    run: u32,
+    rendition: usize,
+    listener: UnixListener,
+    events: mpsc::Sender<TranscodeEvent>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut stream = tokio::select! {
+        accepted = listener.accept() => match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                warn!(run, rendition, %error, "cannot accept ffmpeg's output connection");
+                return;
+            }
+        },
+        _ = stop.wait_for(|stop| *stop) => return,
+    };
+    drop(listener);
+    let mut reader = FragmentReader::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read = tokio::select! {
+            read = stream.read(&mut buffer) => read,
+            // ffmpeg exited but a child of its own may hold the socket: do not wait forever.
+            _ = async {
+                let _ = stop.wait_for(|stop| *stop).await;
+                sleep(OUTPUT_DRAIN_TIMEOUT).await;
+            } => break,
+        };
+        let count = match read {
+            Ok(0) => break,
+            Ok(count) => count,
+            Err(error) => {
+                warn!(run, rendition, %error, "reading ffmpeg's output failed");
+                break;
+            }
+        };
+        reader.push(&buffer[..count]);
+        loop {
+            let event = match reader.next_piece() {
+                Ok(Some(Piece::Init(init))) => TranscodeEvent::Init { run, rendition, init },
+                Ok(Some(Piece::Fragment(fragment))) => TranscodeEvent::Fragment { run, rendition, fragment },
+                Ok(None) => break,
+                Err(error) => {
+                    warn!(run, rendition, %error, "ffmpeg's output is not fragmented MP4 as expected; closing it");
+                    let _ = events.send(TranscodeEvent::OutputEnded { run, rendition }).await;
+                    return;
+                }
+            };
+            if events.send(event).await.is_err() {
+                return;
+            }
+        }
+    }
+    if reader.buffered() > 0 {
+        warn!(run, rendition, bytes = reader.buffered(), "ffmpeg's output ended inside a fragment");
+    }
+    let _ = events.send(TranscodeEvent::OutputEnded { run, rendition }).await;
+}
+
 /// Polls each rendition's local playlist and reports new segments, until told to stop;
 /// then checks once more so the last segments of the run are reported.
 async fn watch_segments(
     run: u32,
     renditions: Vec<(String, PathBuf)>,
     events: mpsc::Sender<TranscodeEvent>,
-    mut stop: oneshot::Receiver<()>,
+    mut stop: watch::Receiver<bool>,
     poll_interval: Duration,
 ) {
     let mut cursors = vec![SegmentCursor::new(); renditions.len()];
     loop {
         let stopping = tokio::select! {
             _ = sleep(poll_interval) => false,
-            _ = &mut stop => true,
+            _ = stop.wait_for(|stop| *stop) => true,
         };
         for ((rendition, folder), cursor) in renditions.iter().zip(cursors.iter_mut()) {
             let text = match tokio::fs::read_to_string(folder.join(LOCAL_PLAYLIST)).await {

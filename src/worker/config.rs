@@ -37,6 +37,10 @@ pub struct WorkerConfig {
     /// Health, metrics and the live status the controller reads.
     #[serde(default)]
     pub http: HttpConfig,
+    /// The HLS origin: low-latency playlists with blocking reloads (fmp4 with
+    /// `hls.lowLatency`), on a port of its own so that it can be exposed apart from `http`.
+    #[serde(default)]
+    pub origin: OriginConfig,
     /// The ABR ladder.
     #[serde(default)]
     pub ladder: LadderSpec,
@@ -99,6 +103,29 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self { listen: default_http_listen() }
     }
+}
+
+/// The worker's HLS origin.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OriginConfig {
+    #[serde(default = "default_origin_listen")]
+    pub listen: SocketAddr,
+    /// The URL at which viewers reach the stream's storage prefix (the CDN, or the bucket):
+    /// media URIs of low-latency playlists point there, since the origin serves playlists
+    /// only. Relative URIs when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_base_url: Option<String>,
+}
+
+impl Default for OriginConfig {
+    fn default() -> Self {
+        Self { listen: default_origin_listen(), media_base_url: None }
+    }
+}
+
+fn default_origin_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8081))
 }
 
 /// Storage: S3-compatible or a local directory.
@@ -188,6 +215,11 @@ impl WorkerConfig {
         }
         if self.hls.window_segments < 3 {
             return Err("hls.windowSegments must be at least 3".into());
+        }
+        if self.hls.part_duration_milliseconds < 100
+            || self.hls.part_duration_milliseconds * 2 > self.hls.segment_duration_seconds * 1000
+        {
+            return Err("hls.partDurationMilliseconds must be at least 100 and at most half the segment".into());
         }
         let prefix = match &self.storage {
             StorageConfig::S3(s3) => &s3.prefix,

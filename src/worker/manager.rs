@@ -11,12 +11,13 @@ use tokio::sync::watch;
 use crate::api::{HlsSpec, LadderSpec};
 use crate::ingest::listener::{PublishHandler, PublishRequest, PublishSink};
 use crate::ingest::session::Rejection;
+use crate::origin::LiveIndex;
 use crate::storage::{AnyStore, InstrumentedStore};
 
 use super::keys::{KeyPolicy, is_valid_name};
 use super::metrics::WorkerMetrics;
 use super::status::{StreamPhase, WorkerStatus};
-use super::stream::{Stream, StreamSettings};
+use super::stream::{LowLatencySettings, Stream, StreamSettings};
 
 /// Where a stream's objects go.
 #[derive(Clone, Debug)]
@@ -36,7 +37,12 @@ pub struct ManagerSettings {
     pub prefix: PrefixRule,
     pub ladder: LadderSpec,
     pub hls: HlsSpec,
+    /// Where media URIs of low-latency playlists point (see [`LowLatencySettings`]): for a
+    /// fixed prefix, the URL of that prefix; for per-stream prefixes, the URL of the root
+    /// prefix, to which `APP/NAME` is added.
+    pub media_base_url: Option<String>,
     pub ffmpeg: PathBuf,
+    /// This process's scratch directory; each stream works in a folder of its own in it.
     pub scratch_dir: PathBuf,
     pub reconnect_grace: Duration,
 }
@@ -45,6 +51,7 @@ pub struct ManagerSettings {
 pub struct StreamManager {
     settings: ManagerSettings,
     store: Arc<InstrumentedStore<AnyStore>>,
+    index: Arc<LiveIndex>,
     metrics: WorkerMetrics,
     shutdown: watch::Receiver<bool>,
     streams: Mutex<BTreeMap<String, Arc<Stream>>>,
@@ -57,10 +64,11 @@ impl StreamManager {
     pub fn new(
         settings: ManagerSettings,
         store: Arc<InstrumentedStore<AnyStore>>,
+        index: Arc<LiveIndex>,
         metrics: WorkerMetrics,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
-        Arc::new(Self { settings, store, metrics, shutdown, streams: Mutex::new(BTreeMap::new()) })
+        Arc::new(Self { settings, store, index, metrics, shutdown, streams: Mutex::new(BTreeMap::new()) })
     }
 
     pub fn settings(&self) -> &ManagerSettings {
@@ -112,20 +120,35 @@ impl StreamManager {
         if streams.len() >= MAX_STREAMS {
             return Err(Rejection::Other(format!("this server runs at most {MAX_STREAMS} streams")));
         }
-        let (prefix, label) = match &self.settings.prefix {
-            PrefixRule::Fixed(prefix) => (prefix.clone(), prefix.clone()),
-            PrefixRule::PerStream(root) => (super::publisher::join(root, &path), path.clone()),
+        let (prefix, label, media_base) = match &self.settings.prefix {
+            PrefixRule::Fixed(prefix) => (prefix.clone(), prefix.clone(), self.settings.media_base_url.clone()),
+            PrefixRule::PerStream(root) => (
+                super::publisher::join(root, &path),
+                path.clone(),
+                self.settings.media_base_url.as_ref().map(|base| format!("{}/{path}", base.trim_end_matches('/'))),
+            ),
         };
         let settings = StreamSettings {
             label,
             prefix,
             ladder: self.settings.ladder.clone(),
             hls: self.settings.hls.clone(),
+            low_latency: self
+                .settings
+                .hls
+                .part_target()
+                .map(|part_target| LowLatencySettings { part_target, media_base }),
             ffmpeg: self.settings.ffmpeg.clone(),
             scratch_dir: self.settings.scratch_dir.join(app).join(name),
             reconnect_grace: self.settings.reconnect_grace,
         };
-        let stream = Stream::spawn(settings, self.store.clone(), self.metrics.clone(), self.shutdown.clone());
+        let stream = Stream::spawn(
+            settings,
+            self.store.clone(),
+            self.index.clone(),
+            self.metrics.clone(),
+            self.shutdown.clone(),
+        );
         streams.insert(path, stream.clone());
         Ok(stream)
     }

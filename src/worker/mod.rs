@@ -4,13 +4,16 @@
 
 pub mod config;
 pub mod figures;
+pub mod ingest_clock;
 pub mod keys;
 pub mod manager;
 pub mod metrics;
+pub mod outputs;
 pub mod pipeline;
 pub mod publisher;
 pub mod run;
 pub mod runtime;
+pub mod scratch;
 pub mod source;
 pub mod status;
 pub mod stream;

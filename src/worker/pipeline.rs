@@ -1,50 +1,54 @@
-//! The media work of one publish: probe the source, plan the ladder, run ffmpeg, hand
-//! its segments to the publisher; and the end of a stream.
+//! The media work of one stream, publish after publish: probe the source, plan the ladder,
+//! run ffmpeg, place its output into parts and segments, and hand them to the stream's
+//! publisher; and the end of the stream.
+//!
+//! A [`Pipeline`] owns what lasts across publishes: the ladder of the first publish (a
+//! reconnect continues the same renditions), the number of the last ffmpeg run (each run
+//! starts a discontinuity), and the publisher task with the queue that feeds it. It reports
+//! through the narrow [`PipelineObserver`].
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::sync::{mpsc, watch};
-
-use crate::ingest::{self, listener::EndReason, listener::MediaMessage};
-use crate::package::SegmentFormat;
-use crate::storage::{AnyStore, InstrumentedStore};
-use crate::transcode::{FlvTag, FlvTagKind, SupervisorConfig, TranscodeEvent, Transcoder};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 
 use crate::api::{H264Profile, SegmentContainer};
-use crate::package::BandwidthFloor;
+use crate::ingest::listener::{EndReason, MediaMessage};
+use crate::media::flv::{FlvTag, FlvTagKind};
+use crate::origin::{IndexOptions, LiveIndex};
+use crate::package::cutter::{Cut, Cutter};
+use crate::package::{BandwidthFloor, SegmentFormat};
+use crate::storage::{AnyStore, InstrumentedStore};
 use crate::transcode::plan::{
     AudioPlan, Container, PlannedRendition, Profile, RenditionRequest, SourceSize, TranscodePlan, select_ladder,
 };
+use crate::transcode::{SupervisorConfig, TranscodeEvent, Transcoder};
 
-use super::publisher::{
-    Next, PendingSegments, PublishError, PublishObserver, PublishSettings, Publisher, ReadySegment, RenditionOutput,
-};
+use super::ingest_clock::IngestClock;
+use super::outputs::{Output, OutputQueue, QueueBounds, ReadyPart, ReadySegment};
+use super::publisher::{PublishError, PublishObserver, PublishSettings, Publisher, RenditionOutput};
 use super::source::{ProbeStatus, SourceInfo, SourceProbe};
-use super::stream::{Publication, Stream, StreamSettings};
+use super::status::ProblemKind;
+use super::stream::{Publication, StreamSettings};
 
-/// What a stream keeps across its publishes: the ladder it chose and its publisher (the
-/// playlists continue across reconnects).
-pub struct PipelineState {
-    pub(super) settings: StreamSettings,
-    pub(super) store: Arc<InstrumentedStore<AnyStore>>,
-    pub(super) publisher: Option<Publisher<AnyStore>>,
-    /// The plan of the first publish, kept so that reconnects continue the same renditions.
-    pub(super) plan: Option<(TranscodePlan, Vec<RenditionOutput>)>,
-    /// The last transcoder run number: each run's segments start a discontinuity.
-    pub(super) runs: u32,
-}
+/// How long a publish may take to show its video configuration.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Media waiting for storage before the oldest is dropped: about ten minutes of parts of
+/// a four-rung ladder, and at most this many bytes in memory.
+const QUEUE_BOUNDS: QueueBounds = QueueBounds { items: 4800, bytes: 256 * 1024 * 1024 };
 
-impl PipelineState {
-    pub fn new(settings: StreamSettings, store: Arc<InstrumentedStore<AnyStore>>) -> Self {
-        Self { settings, store, publisher: None, plan: None, runs: 0 }
-    }
-
-    /// Whether the stream has published anything (and so has playlists to end).
-    pub fn has_output(&self) -> bool {
-        self.publisher.as_ref().is_some_and(Publisher::has_output)
-    }
+/// What the pipeline reports besides publishing.
+pub trait PipelineObserver: PublishObserver {
+    /// A media message of the publish arrived (for the live figures).
+    fn media_received(&self, tag: &FlvTag);
+    /// ffmpeg's speed against real time.
+    fn transcode_speed(&self, speed: f64);
+    /// ffmpeg died and is restarted.
+    fn transcoder_restarted(&self);
+    /// A segment was cut (before it is uploaded).
+    fn segment_produced(&self);
 }
 
 /// Errors of a publish.
@@ -56,6 +60,185 @@ pub enum PipelineError {
     NoVideo,
     #[error("transcoding: {0}")]
     Transcode(String),
+}
+
+/// The publisher task and the queue that feeds it.
+struct PublisherTask {
+    queue: OutputQueue,
+    task: JoinHandle<()>,
+}
+
+/// One stream's media work.
+pub struct Pipeline {
+    settings: StreamSettings,
+    store: Arc<InstrumentedStore<AnyStore>>,
+    index: Arc<LiveIndex>,
+    observer: Arc<dyn PipelineObserver>,
+    /// The plan of the first publish, kept so that reconnects continue the same renditions.
+    plan: Option<(TranscodePlan, Vec<RenditionOutput>)>,
+    /// The last transcoder run number: each run's output starts a discontinuity.
+    runs: u32,
+    publisher: Option<PublisherTask>,
+}
+
+impl Pipeline {
+    pub fn new(
+        settings: StreamSettings,
+        store: Arc<InstrumentedStore<AnyStore>>,
+        index: Arc<LiveIndex>,
+        observer: Arc<dyn PipelineObserver>,
+    ) -> Self {
+        Self { settings, store, index, observer, plan: None, runs: 0, publisher: None }
+    }
+
+    /// Runs one publish to its end: ffmpeg has flushed its output into the queue when it
+    /// returns (the publisher uploads it on its own time).
+    pub async fn run_publication(
+        &mut self,
+        publication: Publication,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<EndReason, PipelineError> {
+        let mut media = publication.media;
+        let clock = Arc::new(Mutex::new(IngestClock::new()));
+        let mut probe = SourceProbe::new();
+        let deadline = tokio::time::Instant::now() + PROBE_TIMEOUT;
+        loop {
+            let tag = match tokio::time::timeout_at(deadline, media.recv()).await {
+                Err(_) => return Err(PipelineError::NoVideo),
+                Ok(None) => return Ok(EndReason::Disconnected),
+                Ok(Some(MediaMessage::End(reason))) => return Ok(reason),
+                Ok(Some(MediaMessage::Tag(tag))) => tag,
+            };
+            self.received(&clock, &tag);
+            match probe.feed(tag) {
+                ProbeStatus::NeedMore => {}
+                ProbeStatus::Ready => break,
+                ProbeStatus::NoVideo => return Err(PipelineError::NoVideo),
+            }
+        }
+        let (plan, outputs) = self.plan_for(&probe.info())?;
+        let queue = self.publisher(&plan, &outputs, shutdown).await?;
+
+        let mut config = SupervisorConfig::new(plan.clone());
+        config.first_run = self.runs + 1;
+        config.source_frame_rate = probe.info().frame_rate;
+        let (transcoder, events) = Transcoder::start(config).map_err(|e| PipelineError::Transcode(e.to_string()))?;
+        let names: Vec<String> = plan.renditions.iter().map(|r| r.name().to_string()).collect();
+        let segment_duration = Duration::from_secs(u64::from(plan.segment_duration_s));
+        let pump = tokio::spawn(pump(events, queue, names, segment_duration, clock.clone(), self.observer.clone()));
+
+        let mut outcome = Ok(EndReason::Disconnected);
+        for tag in probe.held {
+            if let Err(e) = forward(&transcoder, tag).await {
+                outcome = Err(e);
+                break;
+            }
+        }
+        if outcome.is_ok() {
+            outcome = loop {
+                let tag = match media.recv().await {
+                    None => break Ok(EndReason::Disconnected),
+                    Some(MediaMessage::End(reason)) => break Ok(reason),
+                    Some(MediaMessage::Tag(tag)) => tag,
+                };
+                self.received(&clock, &tag);
+                if let Err(e) = forward(&transcoder, tag).await {
+                    break Err(e);
+                }
+            };
+        }
+        // Whatever ended the publish, ffmpeg flushes its last output into the queue.
+        drop(media);
+        if let Err(e) = transcoder.finish().await {
+            tracing::warn!(stream = %self.settings.label, error = %e, "transcoder ended with an error");
+        }
+        let last_run = pump.await.unwrap_or(self.runs);
+        self.runs = self.runs.max(last_run);
+        outcome
+    }
+
+    fn received(&self, clock: &Mutex<IngestClock>, tag: &FlvTag) {
+        if tag.kind == FlvTagKind::Video && !tag.is_sequence_header() {
+            clock.lock().unwrap_or_else(PoisonError::into_inner).record(tag.timestamp_ms, Timestamp::now());
+        }
+        self.observer.media_received(tag);
+    }
+
+    /// The plan of the first publish (chosen from what the source turned out to be), kept
+    /// for every later one.
+    fn plan_for(&mut self, info: &SourceInfo) -> Result<(TranscodePlan, Vec<RenditionOutput>), PipelineError> {
+        if let Some(plan) = &self.plan {
+            return Ok(plan.clone());
+        }
+        let (plan, outputs) = plan(&self.settings, info)?;
+        tracing::info!(
+            stream = %self.settings.label,
+            source = ?(info.width, info.height, info.frame_rate),
+            renditions = ?plan.renditions.iter().map(|r| r.name().to_string()).collect::<Vec<_>>(),
+            "ladder chosen"
+        );
+        self.plan = Some((plan.clone(), outputs.clone()));
+        Ok((plan, outputs))
+    }
+
+    /// The queue of the publisher task, which is started at the first publish.
+    async fn publisher(
+        &mut self,
+        plan: &TranscodePlan,
+        outputs: &[RenditionOutput],
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<OutputQueue, PipelineError> {
+        if let Some(publisher) = &self.publisher {
+            return Ok(publisher.queue.clone());
+        }
+        let low_latency = self.settings.low_latency.as_ref().filter(|_| plan.container == Container::Fmp4);
+        let settings = PublishSettings {
+            prefix: self.settings.prefix.clone(),
+            format: match plan.container {
+                Container::Fmp4 => SegmentFormat::Fmp4,
+                Container::Ts => SegmentFormat::Ts,
+            },
+            segment_duration_s: plan.segment_duration_s,
+            window_segments: self.settings.hls.window_segments as usize,
+            recording: self.settings.hls.recording,
+            has_passthrough: plan.has_passthrough(),
+            part_target: low_latency.map(|ll| ll.part_target),
+        };
+        let index = low_latency.map(|ll| {
+            self.index.register(
+                &self.settings.prefix,
+                outputs.iter().map(|o| o.name.clone()).collect(),
+                IndexOptions { part_target: ll.part_target, media_base: ll.media_base.clone() },
+            )
+        });
+        let observer: Arc<dyn PublishObserver> = self.observer.clone();
+        let publisher =
+            Publisher::open(self.store.clone(), settings, outputs.to_vec(), shutdown, observer, index).await?;
+        let queue = OutputQueue::new(QUEUE_BOUNDS);
+        let task = tokio::spawn(publisher.run(queue.clone()));
+        self.publisher = Some(PublisherTask { queue: queue.clone(), task });
+        Ok(queue)
+    }
+
+    /// Ends the stream's playlists (ENDLIST, and the recording when on), once everything
+    /// before is uploaded.
+    pub async fn end_stream(&mut self) -> Result<(), PipelineError> {
+        let Some(publisher) = &self.publisher else { return Ok(()) };
+        let (reply, ended) = oneshot::channel();
+        publisher.queue.push(Output::EndStream(reply));
+        ended.await.map_err(|_| PipelineError::Publish(PublishError::Stopped))??;
+        Ok(())
+    }
+
+    /// Lets the publisher upload what is queued and stop, at most `limit`.
+    pub async fn shut_down(&mut self, limit: Duration) {
+        if let Some(publisher) = self.publisher.take() {
+            publisher.queue.close();
+            if tokio::time::timeout(limit, publisher.task).await.is_err() {
+                tracing::warn!(stream = %self.settings.label, "media still queued for storage at shutdown");
+            }
+        }
+    }
 }
 
 /// The transcoding plan and what the master playlist says of each rendition, from the
@@ -90,6 +273,10 @@ pub fn plan(
     let renditions = select_ladder(&requests, size, settings.ladder.allow_upscale)
         .map_err(|e| PipelineError::Transcode(e.to_string()))?;
     let audio = &settings.ladder.audio;
+    let container = match settings.hls.container {
+        SegmentContainer::Fmp4 => Container::Fmp4,
+        SegmentContainer::Ts => Container::Ts,
+    };
     let plan = TranscodePlan {
         renditions,
         audio: AudioPlan {
@@ -103,10 +290,8 @@ pub fn plan(
             .unwrap_or_else(|| "veryfast".into()),
         keyframe_interval_s: settings.ladder.keyframe_interval_seconds,
         segment_duration_s: settings.hls.segment_duration_seconds,
-        container: match settings.hls.container {
-            SegmentContainer::Fmp4 => Container::Fmp4,
-            SegmentContainer::Ts => Container::Ts,
-        },
+        container,
+        fragment_duration: settings.low_latency.as_ref().map(|ll| ll.part_target),
         ffmpeg: settings.ffmpeg.clone(),
         scratch_dir: settings.scratch_dir.clone(),
     };
@@ -135,252 +320,130 @@ pub fn plan(
     Ok((plan, outputs))
 }
 
-/// How long a publish may take to show its video configuration.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Segments waiting for upload before the oldest are dropped (minutes of a stream).
-const MAX_PENDING_SEGMENTS: usize = 600;
-
-/// Runs one publish to its end.
-pub async fn run_publication(
-    stream: &Arc<Stream>,
-    state: &mut PipelineState,
-    publication: Publication,
-    shutdown: watch::Receiver<bool>,
-) -> Result<EndReason, PipelineError> {
-    let mut media = publication.media;
-    let mut probe = SourceProbe::new();
-    let deadline = tokio::time::Instant::now() + PROBE_TIMEOUT;
-    loop {
-        let message = match tokio::time::timeout_at(deadline, media.recv()).await {
-            Err(_) => return Err(PipelineError::NoVideo),
-            Ok(None) => return Ok(EndReason::Disconnected),
-            Ok(Some(MediaMessage::End(reason))) => return Ok(reason),
-            Ok(Some(message)) => message,
-        };
-        record(stream, &message);
-        match probe.feed(message) {
-            ProbeStatus::NeedMore => {}
-            ProbeStatus::Ready => break,
-            ProbeStatus::NoVideo => return Err(PipelineError::NoVideo),
-        }
-    }
-    let info = probe.info();
-    if state.plan.is_none() {
-        let (plan, outputs) = plan(&state.settings, &info)?;
-        tracing::info!(
-            stream = %state.settings.label,
-            source = ?(info.width, info.height, info.frame_rate),
-            renditions = ?plan.renditions.iter().map(|r| r.name().to_string()).collect::<Vec<_>>(),
-            "ladder chosen"
-        );
-        state.plan = Some((plan, outputs));
-    }
-    let Some((plan, outputs)) = state.plan.clone() else {
-        return Err(PipelineError::Transcode("no plan".into()));
-    };
-    let publisher = match state.publisher.take() {
-        Some(publisher) => publisher,
-        None => {
-            let settings = PublishSettings {
-                prefix: state.settings.prefix.clone(),
-                format: match plan.container {
-                    Container::Fmp4 => SegmentFormat::Fmp4,
-                    Container::Ts => SegmentFormat::Ts,
-                },
-                segment_duration_s: plan.segment_duration_s,
-                window_segments: state.settings.hls.window_segments as usize,
-                recording: state.settings.hls.recording,
-                has_passthrough: plan.has_passthrough(),
-                max_pending: MAX_PENDING_SEGMENTS,
-            };
-            let observer: Arc<dyn PublishObserver> = stream.clone();
-            Publisher::open(state.store.clone(), settings, outputs.clone(), shutdown.clone(), observer).await?
-        }
-    };
-
-    let mut config = SupervisorConfig::new(plan);
-    config.first_run = state.runs + 1;
-    config.source_frame_rate = info.frame_rate;
-    let (transcoder, events) = match Transcoder::start(config) {
-        Ok(started) => started,
-        Err(e) => {
-            state.publisher = Some(publisher);
-            return Err(PipelineError::Transcode(e.to_string()));
-        }
-    };
-
-    let pending = PendingSegments::new(MAX_PENDING_SEGMENTS);
-    let names: Vec<String> = outputs.iter().map(|o| o.name.clone()).collect();
-    let uploader = tokio::spawn(upload(publisher, pending.clone(), stream.clone()));
-    let pump = tokio::spawn(pump_events(events, pending.clone(), names, stream.clone()));
-
-    let mut outcome = Ok(EndReason::Disconnected);
-    for message in probe.held {
-        if let Err(e) = forward(&transcoder, message).await {
-            outcome = Err(e);
-            break;
-        }
-    }
-    if outcome.is_ok() {
-        outcome = loop {
-            let message = match media.recv().await {
-                None => break Ok(EndReason::Disconnected),
-                Some(MediaMessage::End(reason)) => break Ok(reason),
-                Some(message) => message,
-            };
-            record(stream, &message);
-            if let Err(e) = forward(&transcoder, message).await {
-                break Err(e);
-            }
-        };
-    }
-    // Whatever ended the publish, ffmpeg flushes its last segments and they are uploaded.
-    drop(media);
-    if let Err(e) = transcoder.finish().await {
-        tracing::warn!(stream = %state.settings.label, error = %e, "transcoder ended with an error");
-    }
-    let last_run = pump.await.unwrap_or(state.runs);
-    state.runs = state.runs.max(last_run);
-    pending.close();
-    match uploader.await {
-        Ok(publisher) => state.publisher = Some(publisher),
-        Err(e) => tracing::error!(stream = %state.settings.label, error = %e, "the uploader failed"),
-    }
-    outcome
+async fn forward(transcoder: &Transcoder, tag: FlvTag) -> Result<(), PipelineError> {
+    transcoder.send(tag).await.map_err(|e| PipelineError::Transcode(e.to_string()))
 }
 
-fn record(stream: &Stream, message: &MediaMessage) {
-    match message {
-        MediaMessage::Video { data, .. } => {
-            stream.record_media(data.len(), !ingest::flv::is_video_sequence_header(data))
-        }
-        MediaMessage::Audio { data, .. } => stream.record_media(data.len(), false),
-        MediaMessage::Metadata(data) => stream.record_media(data.len(), false),
-        MediaMessage::End(_) => {}
-    }
-}
-
-async fn forward(transcoder: &Transcoder, message: MediaMessage) -> Result<(), PipelineError> {
-    let (kind, timestamp_ms, data) = match message {
-        MediaMessage::Metadata(data) => (FlvTagKind::Script, 0, data),
-        MediaMessage::Audio { timestamp, data } => (FlvTagKind::Audio, timestamp, data),
-        MediaMessage::Video { timestamp, data } => (FlvTagKind::Video, timestamp, data),
-        MediaMessage::End(_) => return Ok(()),
-    };
-    transcoder.send(FlvTag { kind, timestamp_ms, data }).await.map_err(|e| PipelineError::Transcode(e.to_string()))
-}
-
-/// Moves the transcoder's events to the upload queue and the stream's status, without
-/// ever waiting on storage. Returns the last run number seen.
-async fn pump_events(
+/// Moves the transcoder's output into the publisher's queue, placing fragments into parts
+/// and segments and dating each part by the ingest time of its first frame; never waits on
+/// storage. Returns the last run number seen.
+async fn pump(
     mut events: mpsc::Receiver<TranscodeEvent>,
-    pending: PendingSegments,
+    queue: OutputQueue,
     names: Vec<String>,
-    stream: Arc<Stream>,
+    segment_duration: Duration,
+    clock: Arc<Mutex<IngestClock>>,
+    observer: Arc<dyn PipelineObserver>,
 ) -> u32 {
-    let label = stream.settings().label.clone();
+    let mut cutters = vec![Cutter::new(segment_duration); names.len()];
+    // Fragments that join the next part of their rendition.
+    let mut joined: Vec<Vec<bytes::Bytes>> = vec![Vec::new(); names.len()];
+    let mut run_starts: Vec<(u32, u32)> = Vec::new();
     let mut last_run = 0;
+    let push = |output: Output| {
+        let dropped = queue.push(output);
+        if !dropped.is_empty() {
+            observer.media_dropped();
+            tracing::warn!(renditions = ?dropped, "storage is behind: dropped the oldest waiting media");
+        }
+    };
     while let Some(event) = events.recv().await {
         match event {
-            TranscodeEvent::Started { run, pid } => {
-                last_run = last_run.max(run);
-                tracing::info!(stream = %label, run, pid = ?pid, "ffmpeg started");
-            }
+            TranscodeEvent::Started { run, .. } => last_run = last_run.max(run),
+            TranscodeEvent::InputStarted { run, timestamp_ms } => run_starts.push((run, timestamp_ms)),
             TranscodeEvent::Progress { progress, .. } => {
                 if let Some(speed) = progress.speed {
-                    stream.metrics().set_transcode_speed(&label, speed);
+                    observer.transcode_speed(speed);
                 }
-                stream.set_problem("TranscoderRestarting", None);
+                observer.problem(ProblemKind::TranscoderRestarting, None);
+            }
+            TranscodeEvent::Init { run, rendition, init } => {
+                if let Some(cutter) = cutters.get_mut(rendition) {
+                    cutter.start_run(&init);
+                    joined[rendition].clear();
+                    push(Output::Init { rendition, run, bytes: init.bytes });
+                }
+            }
+            TranscodeEvent::Fragment { run, rendition, fragment } => {
+                let placement = match cutters.get_mut(rendition).and_then(|cutter| cutter.place(&fragment)) {
+                    Some(Cut::Part(placement)) => placement,
+                    Some(Cut::Join) => {
+                        joined[rendition].push(fragment.bytes);
+                        continue;
+                    }
+                    None => {
+                        tracing::debug!(run, rendition, "audio before the run's first video frame; dropped");
+                        continue;
+                    }
+                };
+                let bytes = match std::mem::take(&mut joined[rendition]) {
+                    held if held.is_empty() => fragment.bytes,
+                    held => held.iter().chain([&fragment.bytes]).flat_map(|b| b.iter().copied()).collect(),
+                };
+                if placement.opens_segment {
+                    observer.segment_produced();
+                }
+                let input_start = run_starts.iter().rev().find(|(r, _)| *r == run).map(|(_, ts)| *ts);
+                let starts_at = input_start
+                    .and_then(|start| {
+                        let input_ms = u64::from(start) + u64::try_from(placement.offset.as_millis()).ok()?;
+                        clock.lock().unwrap_or_else(PoisonError::into_inner).wall_time(input_ms)
+                    })
+                    .unwrap_or_else(Timestamp::now);
+                push(Output::Part(ReadyPart {
+                    rendition,
+                    run,
+                    bytes,
+                    duration: placement.duration,
+                    independent: placement.independent,
+                    opens_segment: placement.opens_segment,
+                    starts_at,
+                }));
+            }
+            TranscodeEvent::OutputEnded { run, rendition } => {
+                if let Some(held) = joined.get_mut(rendition) {
+                    held.clear();
+                }
+                push(Output::RunEnded { rendition, run });
             }
             TranscodeEvent::Segment(segment) => {
                 last_run = last_run.max(segment.run);
                 let Some(rendition) = names.iter().position(|n| *n == segment.rendition) else {
-                    tracing::warn!(stream = %label, rendition = %segment.rendition, "segment of an unknown rendition");
+                    tracing::warn!(rendition = %segment.rendition, "segment of an unknown rendition");
                     let _ = std::fs::remove_file(&segment.path);
                     continue;
                 };
-                stream.metrics().segment_produced(&label);
+                observer.segment_produced();
                 if segment.after_gap {
-                    stream.metrics().segment_dropped(&label);
+                    observer.media_dropped();
                 }
-                let ready = ReadySegment {
+                push(Output::Segment(ReadySegment {
                     rendition,
                     run: segment.run,
                     path: segment.path,
-                    init: segment.init,
                     duration: segment.duration,
                     completed_at: Timestamp::now(),
                     after_gap: segment.after_gap,
-                };
-                if pending.push(ready).is_some() {
-                    stream.metrics().segment_dropped(&label);
-                    tracing::warn!(stream = %label, "storage is behind: dropped the oldest waiting segment");
-                }
+                }));
             }
             TranscodeEvent::Exited { run, status, will_restart } => {
                 if will_restart {
-                    stream.metrics().ffmpeg_restarted(&label);
-                    stream.set_problem(
-                        "TranscoderRestarting",
+                    observer.transcoder_restarted();
+                    observer.problem(
+                        ProblemKind::TranscoderRestarting,
                         Some(format!("ffmpeg run {run} exited ({status:?}); restarting")),
                     );
-                    tracing::warn!(stream = %label, run, status = ?status, "ffmpeg died; restarting it");
+                    tracing::warn!(run, status = ?status, "ffmpeg died; restarting it");
                 }
             }
             TranscodeEvent::GaveUp { restarts } => {
-                stream.set_problem(
-                    "TranscoderFailed",
+                observer.problem(
+                    ProblemKind::TranscoderFailed,
                     Some(format!("ffmpeg died {restarts} times within a minute; the publish is stopped")),
                 );
-                tracing::error!(stream = %label, restarts, "ffmpeg keeps dying; giving up on this publish");
+                tracing::error!(restarts, "ffmpeg keeps dying; giving up on this publish");
             }
         }
     }
     last_run
-}
-
-/// Uploads queued segments in order until the queue is closed and drained.
-async fn upload(
-    mut publisher: Publisher<AnyStore>,
-    pending: PendingSegments,
-    stream: Arc<Stream>,
-) -> Publisher<AnyStore> {
-    let label = stream.settings().label.clone();
-    loop {
-        match pending.next().await {
-            Next::Segment(segment) => {
-                let rendition = segment.rendition;
-                if segment.after_gap {
-                    publisher.mark_gap(rendition);
-                }
-                match publisher.publish(segment).await {
-                    Ok(()) => {}
-                    Err(PublishError::Cancelled) => {
-                        tracing::warn!(stream = %label, "shutting down with segments not uploaded");
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::error!(stream = %label, error = %e, "cannot publish a segment; skipping it");
-                        stream.metrics().segment_dropped(&label);
-                        publisher.mark_gap(rendition);
-                    }
-                }
-            }
-            Next::Gap(rendition) => publisher.mark_gap(rendition),
-            Next::Closed => break,
-        }
-    }
-    publisher
-}
-
-/// Ends the stream's playlists (ENDLIST, and the recording when on).
-pub async fn end_stream(
-    _stream: &Arc<Stream>,
-    state: &mut PipelineState,
-    _shutdown: watch::Receiver<bool>,
-) -> Result<(), PipelineError> {
-    if let Some(publisher) = state.publisher.as_mut() {
-        publisher.end().await?;
-    }
-    Ok(())
 }

@@ -1,27 +1,37 @@
-//! Publishing one stream's segments: each segment (and its init segment) is uploaded
-//! before the playlist that names it, then the media playlist, then the master playlist
-//! once every rendition has a segment; objects that left the window are deleted.
+//! Publishing one stream: the task that owns its media tracks and puts everything the
+//! transcoder produced into storage, in the order that keeps every playlist true.
+//!
+//! - fMP4: each part is stored (LL-HLS) as it comes and named in the low-latency playlist
+//!   that the origin serves; when a segment is complete, its parts joined are stored as the
+//!   segment, then the standard media playlist, then the master playlist once every
+//!   rendition has a segment. The init segment of a run goes first.
+//! - MPEG-TS: each segment file from ffmpeg's HLS muxer, then the media playlist, then the
+//!   master.
+//! - Objects that left the window are deleted after the playlist that no longer names them.
 //!
 //! A storage outage delays the playlists (uploads are retried until they land or the
-//! worker shuts down) but never publishes a playlist naming a missing object. Segments
-//! wait on the scratch disk meanwhile, in a queue bounded by count: past the bound the
-//! oldest waiting segment is dropped and the rendition continues after a discontinuity.
+//! worker shuts down) but never publishes a playlist naming a missing object. Media waits
+//! in the bounded [`OutputQueue`] meanwhile.
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use jiff::Timestamp;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
+use crate::media::codecs::{codecs_from_init_segment, codecs_from_ts_segment};
+use crate::origin::StreamIndex;
 use crate::package::names::{self, SegmentFormat};
 use crate::package::{
-    BandwidthFloor, BandwidthMeter, MediaTrack, TrackConfig, TrackError, UploadedSegment, Variant,
-    codecs_from_init_segment, codecs_from_ts_segment, render_master_playlist,
+    BandwidthFloor, BandwidthMeter, MediaTrack, TrackConfig, TrackError, UploadedPart, UploadedSegment, Variant,
+    render_master_playlist,
 };
 use crate::storage::{self, InstrumentedStore, ObjectKind, RetryError, RetryPolicy, Store};
+
+use super::outputs::{Next, Output, OutputQueue, ReadyPart, ReadySegment};
+use super::status::ProblemKind;
 
 /// Errors that stop publishing.
 #[derive(Debug, thiserror::Error)]
@@ -36,8 +46,12 @@ pub enum PublishError {
     Track(#[from] TrackError),
     #[error("cannot read the local segment {path}: {source}")]
     ReadLocal { path: PathBuf, source: std::io::Error },
+    #[error("no init segment for run {run} of rendition {rendition}")]
+    MissingInit { rendition: String, run: u32 },
     #[error("publishing was cancelled")]
     Cancelled,
+    #[error("the publisher has stopped")]
+    Stopped,
 }
 
 /// What the master playlist says of a rendition besides what is measured.
@@ -49,29 +63,14 @@ pub struct RenditionOutput {
     pub floor: BandwidthFloor,
 }
 
-/// A segment that ffmpeg finished, waiting on the scratch disk.
-#[derive(Clone, Debug)]
-pub struct ReadySegment {
-    /// Index of the rendition in the publisher's list.
-    pub rendition: usize,
-    /// Transcoder run that produced it: a new run starts a discontinuity.
-    pub run: u32,
-    pub path: PathBuf,
-    /// The run's init segment (fMP4).
-    pub init: Option<PathBuf>,
-    pub duration: Duration,
-    /// When ffmpeg finished it.
-    pub completed_at: Timestamp,
-    /// Segments of its rendition were lost just before it.
-    pub after_gap: bool,
-}
-
 /// What publishing reports to the stream's status.
 pub trait PublishObserver: Send + Sync {
     /// A segment and the playlist naming it are in storage.
     fn segment_published(&self, at: Timestamp);
-    /// An upload failed and is being retried (`None` clears the problem).
-    fn storage_problem(&self, problem: Option<String>);
+    /// Sets (`Some`) or clears (`None`) a problem of publishing.
+    fn problem(&self, kind: ProblemKind, message: Option<String>);
+    /// Media of a stream was dropped before it reached storage.
+    fn media_dropped(&self);
 }
 
 /// Settings of a stream's publishing.
@@ -84,8 +83,8 @@ pub struct PublishSettings {
     pub window_segments: usize,
     pub recording: bool,
     pub has_passthrough: bool,
-    /// Most segments waiting for upload before the oldest are dropped.
-    pub max_pending: usize,
+    /// LL-HLS: parts are stored and listed in low-latency playlists, none longer than this.
+    pub part_target: Option<Duration>,
 }
 
 struct Rendition {
@@ -93,12 +92,16 @@ struct Rendition {
     track: MediaTrack,
     meter: BandwidthMeter,
     codecs: Option<String>,
-    /// Segments of this rendition were dropped before upload: the next one starts a
-    /// discontinuity.
+    /// Media of this rendition was dropped before upload: the next segment starts a
+    /// discontinuity, and parts up to it are skipped.
     after_gap: bool,
+    /// The init segment of the newest run, with its run number (fMP4).
+    init: Option<(u32, Bytes)>,
+    /// The parts of the open segment, joined into its object when it closes.
+    open_parts: Vec<Bytes>,
 }
 
-/// Publishes one stream's segments and playlists.
+/// Publishes one stream's media and playlists.
 pub struct Publisher<S: Store> {
     store: Arc<InstrumentedStore<S>>,
     settings: PublishSettings,
@@ -107,6 +110,7 @@ pub struct Publisher<S: Store> {
     policy: RetryPolicy,
     cancel: watch::Receiver<bool>,
     observer: Arc<dyn PublishObserver>,
+    index: Option<Arc<StreamIndex>>,
 }
 
 impl<S: Store> Publisher<S> {
@@ -118,19 +122,27 @@ impl<S: Store> Publisher<S> {
         outputs: Vec<RenditionOutput>,
         cancel: watch::Receiver<bool>,
         observer: Arc<dyn PublishObserver>,
+        index: Option<Arc<StreamIndex>>,
     ) -> Result<Self, PublishError> {
         let mut renditions = Vec::with_capacity(outputs.len());
         let min_peak = Duration::from_secs(u64::from(settings.segment_duration_s)) / 2;
+        let target_duration_s =
+            crate::package::tracker::target_duration_s(settings.segment_duration_s, settings.has_passthrough);
+        let max_parts_per_segment = match settings.part_target {
+            Some(part) if !part.is_zero() => {
+                let target = Duration::from_secs(u64::from(target_duration_s));
+                u32::try_from(target.as_nanos() / part.as_nanos()).unwrap_or(u32::MAX).saturating_add(2)
+            }
+            _ => 0,
+        };
         for output in outputs {
             let config = TrackConfig {
                 rendition: output.name.clone(),
                 format: settings.format,
-                target_duration_s: crate::package::tracker::target_duration_s(
-                    settings.segment_duration_s,
-                    settings.has_passthrough,
-                ),
+                target_duration_s,
                 window_segments: settings.window_segments,
                 recording: settings.recording,
+                max_parts_per_segment,
             };
             let live_key = join(&settings.prefix, &names::media_playlist_key(&output.name));
             let stored = read_bounded(store.inner(), &live_key).await?;
@@ -154,48 +166,182 @@ impl<S: Store> Publisher<S> {
                 None => MediaTrack::new(config)?,
             };
             let meter = BandwidthMeter::new(output.floor, min_peak);
-            renditions.push(Rendition { output, track, meter, codecs: None, after_gap: false });
+            renditions.push(Rendition {
+                output,
+                track,
+                meter,
+                codecs: None,
+                after_gap: false,
+                init: None,
+                open_parts: Vec::new(),
+            });
         }
-        Ok(Self { store, settings, renditions, master: None, policy: RetryPolicy::until_cancelled(), cancel, observer })
+        let publisher = Self {
+            store,
+            settings,
+            renditions,
+            master: None,
+            policy: RetryPolicy::until_cancelled(),
+            cancel,
+            observer,
+            index,
+        };
+        for index in 0..publisher.renditions.len() {
+            publisher.refresh_index(index);
+        }
+        Ok(publisher)
     }
 
-    /// Marks that segments of `rendition` were lost before upload.
-    pub fn mark_gap(&mut self, rendition: usize) {
+    /// Publishes what the queue hands out until it is closed and drained. Returns when it
+    /// is, or when storage refuses for good (an error is logged, media is counted lost).
+    pub async fn run(mut self, queue: OutputQueue) {
+        loop {
+            let next = queue.next().await;
+            let rendition = match &next {
+                Next::Output(Output::Part(part)) | Next::StalePart(part) => Some(part.rendition),
+                Next::Output(Output::Segment(segment)) => Some(segment.rendition),
+                _ => None,
+            };
+            let result = match next {
+                Next::Closed => break,
+                Next::Gap(rendition) => self.gap(rendition).await,
+                Next::Output(Output::Init { rendition, run, bytes }) => {
+                    self.init(rendition, run, bytes);
+                    Ok(())
+                }
+                Next::Output(Output::Part(part)) => self.publish_part(part, true).await,
+                Next::StalePart(part) => self.publish_part(part, false).await,
+                Next::Output(Output::RunEnded { rendition, run }) => self.run_ended(rendition, run).await,
+                Next::Output(Output::Segment(segment)) => self.publish_file(segment).await,
+                Next::Output(Output::EndStream(reply)) => {
+                    let _ = reply.send(self.end().await);
+                    Ok(())
+                }
+            };
+            match result {
+                Ok(()) => {}
+                Err(PublishError::Cancelled) => {
+                    tracing::warn!(prefix = %self.settings.prefix, "shutting down with media not uploaded");
+                    break;
+                }
+                Err(error) => {
+                    tracing::error!(prefix = %self.settings.prefix, %error, "cannot publish; skipping it");
+                    self.observer.media_dropped();
+                    if let Some(rendition) = rendition {
+                        self.mark_gap(rendition);
+                    }
+                }
+            }
+        }
+    }
+
+    fn mark_gap(&mut self, rendition: usize) {
         if let Some(r) = self.renditions.get_mut(rendition) {
             r.after_gap = true;
         }
     }
 
-    /// Uploads one segment (its init segment first when the run starts one), then the
-    /// rendition's playlist, then the master playlist when it changed; deletes what
-    /// left the window. The local files are removed once uploaded.
-    pub async fn publish(&mut self, segment: ReadySegment) -> Result<(), PublishError> {
-        let result = self.publish_inner(&segment).await;
+    /// Media of `rendition` was dropped before it came here: what is open is complete as
+    /// far as it goes, and the rendition continues after a discontinuity.
+    async fn gap(&mut self, rendition: usize) -> Result<(), PublishError> {
+        self.observer.media_dropped();
+        let closed = self.close_segment(rendition).await;
+        self.mark_gap(rendition);
+        closed
+    }
+
+    fn init(&mut self, rendition: usize, run: u32, bytes: Bytes) {
+        let Some(r) = self.renditions.get_mut(rendition) else { return };
+        match codecs_from_init_segment(&bytes) {
+            Ok(codecs) => r.codecs = Some(codecs.to_string()),
+            Err(error) => {
+                tracing::warn!(rendition = %r.output.name, %error, "cannot read the codecs of an init segment")
+            }
+        }
+        r.init = Some((run, bytes));
+    }
+
+    async fn run_ended(&mut self, rendition: usize, run: u32) -> Result<(), PublishError> {
+        let open_run = self.renditions.get(rendition).and_then(|r| r.track.open_run());
+        if open_run == Some(run) { self.close_segment(rendition).await } else { Ok(()) }
+    }
+
+    /// Stores one part (when LL-HLS is on and storage keeps up), after closing the open
+    /// segment when the part opens a new one.
+    async fn publish_part(&mut self, part: ReadyPart, fresh: bool) -> Result<(), PublishError> {
+        let Some(r) = self.renditions.get(part.rendition) else { return Ok(()) };
+        if r.after_gap && !part.opens_segment {
+            // A segment after lost media must start where a player can decode.
+            return Ok(());
+        }
+        if part.opens_segment || r.track.open_run().is_some_and(|run| run != part.run) {
+            self.close_segment(part.rendition).await?;
+        }
+        let Some(r) = self.renditions.get(part.rendition) else { return Ok(()) };
+        let slot = r.track.next_part(part.run, r.after_gap, part.opens_segment);
+        if let Some(init) = slot.segment.init.as_ref().filter(|init| slot.opens_segment && init.upload) {
+            let body = match &r.init {
+                Some((run, body)) if *run == part.run => body.clone(),
+                _ => return Err(PublishError::MissingInit { rendition: r.output.name.clone(), run: part.run }),
+            };
+            let key = init.key.clone();
+            self.put(&key, body, ObjectKind::InitSegment).await?;
+        }
+        let stored = self.settings.part_target.is_some() && fresh;
+        if stored {
+            self.put(&slot.key, part.bytes.clone(), ObjectKind::Part).await?;
+        }
+        let Some(r) = self.renditions.get_mut(part.rendition) else { return Ok(()) };
+        let uploaded = UploadedPart {
+            duration: part.duration,
+            bytes: part.bytes.len() as u64,
+            independent: part.independent,
+            starts_at: part.starts_at,
+            stored,
+        };
+        r.track.commit_part(&slot, uploaded)?;
+        r.open_parts.push(part.bytes);
+        r.after_gap = false;
+        if stored {
+            self.refresh_index(part.rendition);
+        }
+        Ok(())
+    }
+
+    /// Stores the open segment of `rendition` (its parts joined), then its playlists.
+    async fn close_segment(&mut self, rendition: usize) -> Result<(), PublishError> {
+        let Some(r) = self.renditions.get_mut(rendition) else { return Ok(()) };
+        let Some(key) = r.track.open_segment_key().map(str::to_owned) else { return Ok(()) };
+        let mut body = BytesMut::with_capacity(r.open_parts.iter().map(Bytes::len).sum());
+        for part in r.open_parts.drain(..) {
+            body.extend_from_slice(&part);
+        }
+        self.put(&key, body.freeze(), ObjectKind::Segment(SegmentFormat::Fmp4)).await?;
+        let Some(r) = self.renditions.get_mut(rendition) else { return Ok(()) };
+        let Some(committed) = r.track.close_segment()? else { return Ok(()) };
+        r.meter.record(committed.record.bytes, committed.record.duration);
+        self.segment_committed(rendition, committed).await
+    }
+
+    /// Uploads one MPEG-TS segment from the scratch disk, then its playlists. The local file
+    /// is removed once uploaded.
+    async fn publish_file(&mut self, segment: ReadySegment) -> Result<(), PublishError> {
+        let result = self.publish_file_inner(&segment).await;
         let _ = tokio::fs::remove_file(&segment.path).await;
         result
     }
 
-    async fn publish_inner(&mut self, segment: &ReadySegment) -> Result<(), PublishError> {
-        let Some(rendition) = self.renditions.get(segment.rendition) else {
-            return Ok(());
-        };
+    async fn publish_file_inner(&mut self, segment: &ReadySegment) -> Result<(), PublishError> {
+        if segment.after_gap {
+            self.mark_gap(segment.rendition);
+        }
+        let Some(rendition) = self.renditions.get(segment.rendition) else { return Ok(()) };
         let slot = rendition.track.next_slot(segment.run, rendition.after_gap);
-        let body = read_local(&segment.path).await?;
-        if let Some(init) = &slot.init {
-            // The init segment is read only when it is uploaded or its codecs are still
-            // unknown, not once per media segment.
-            let needed = init.upload || rendition.codecs.is_none();
-            if let (true, Some(path)) = (needed, &segment.init) {
-                let init_body = read_local(path).await?;
-                let codecs = codecs_from_init_segment(&init_body).ok().map(|c| c.to_string());
-                if let Some(r) = self.renditions.get_mut(segment.rendition) {
-                    r.codecs = codecs.or(r.codecs.take());
-                }
-                if init.upload {
-                    self.put(&init.key, init_body, ObjectKind::InitSegment).await?;
-                }
-            }
-        } else if rendition.codecs.is_none() {
+        let body = tokio::fs::read(&segment.path)
+            .await
+            .map(Bytes::from)
+            .map_err(|source| PublishError::ReadLocal { path: segment.path.clone(), source })?;
+        if rendition.codecs.is_none() {
             let codecs = codecs_from_ts_segment(&body).ok().map(|c| c.to_string());
             if let Some(r) = self.renditions.get_mut(segment.rendition) {
                 r.codecs = codecs;
@@ -203,41 +349,52 @@ impl<S: Store> Publisher<S> {
         }
         let bytes = body.len() as u64;
         self.put(&slot.key, body, ObjectKind::Segment(self.settings.format)).await?;
-
-        let Some(rendition) = self.renditions.get_mut(segment.rendition) else {
-            return Ok(());
-        };
-        let committed = rendition
+        let Some(r) = self.renditions.get_mut(segment.rendition) else { return Ok(()) };
+        let committed = r
             .track
             .commit(&slot, UploadedSegment { duration: segment.duration, bytes, completed_at: segment.completed_at })?;
-        rendition.after_gap = false;
-        rendition.meter.record(bytes, segment.duration);
+        r.after_gap = false;
+        r.meter.record(bytes, segment.duration);
+        self.segment_committed(segment.rendition, committed).await
+    }
+
+    /// After a segment is in storage: the standard media playlist, the master, and the
+    /// deletion of what left the window.
+    async fn segment_committed(
+        &mut self,
+        rendition: usize,
+        committed: crate::package::Committed,
+    ) -> Result<(), PublishError> {
+        let Some(r) = self.renditions.get(rendition) else { return Ok(()) };
         if committed.clamped {
             tracing::warn!(
-                rendition = %rendition.output.name,
-                sequence = slot.sequence,
-                duration_s = segment.duration.as_secs_f64(),
+                rendition = %r.output.name,
+                sequence = committed.record.sequence,
+                duration_s = committed.record.duration.as_secs_f64(),
                 "segment longer than the target duration; listed at the target"
             );
         }
-        let playlist = rendition.track.render_live();
-        let playlist_key = names::media_playlist_key(&rendition.output.name);
-        let expired = committed.expired;
+        let playlist = r.track.render_live();
+        let playlist_key = names::media_playlist_key(&r.output.name);
         self.put(&playlist_key, Bytes::from(playlist), ObjectKind::MediaPlaylist).await?;
         self.observer.segment_published(Timestamp::now());
         self.write_master_if_changed().await?;
-        for key in expired {
+        self.refresh_index(rendition);
+        for key in committed.expired {
             let full = join(&self.settings.prefix, &key);
             if let Err(e) = self.store.delete(&full).await {
-                tracing::warn!(key = %full, error = %e, "cannot delete an expired segment");
+                tracing::warn!(key = %full, error = %e, "cannot delete an expired object");
             }
         }
         Ok(())
     }
 
-    /// Ends the stream: every live playlist gets ENDLIST; with recording on, the
-    /// recording playlists and their master are written.
+    /// Ends the stream: the open segments are completed, every live playlist gets ENDLIST;
+    /// with recording on, the recording playlists and their master are written.
     pub async fn end(&mut self) -> Result<(), PublishError> {
+        for index in 0..self.renditions.len() {
+            self.close_segment(index).await?;
+        }
         for index in 0..self.renditions.len() {
             let Some(rendition) = self.renditions.get_mut(index) else { continue };
             if rendition.track.window().len() == 0 {
@@ -252,6 +409,7 @@ impl<S: Store> Publisher<S> {
                 self.put(&names::recording_playlist_key(&name), Bytes::from(recording), ObjectKind::VodPlaylist)
                     .await?;
             }
+            self.refresh_index(index);
         }
         if self.settings.recording
             && let Some(master) = self.render_master(names::recording_playlist_key)
@@ -284,6 +442,10 @@ impl<S: Store> Publisher<S> {
         if !self.has_output() {
             return None;
         }
+        Some(self.master_of(uri))
+    }
+
+    fn master_of(&self, uri: impl Fn(&str) -> String) -> String {
         let variants: Vec<Variant> = self
             .renditions
             .iter()
@@ -296,7 +458,19 @@ impl<S: Store> Publisher<S> {
                 frame_rate: r.output.frame_rate,
             })
             .collect();
-        Some(render_master_playlist(&variants))
+        render_master_playlist(&variants)
+    }
+
+    /// Hands the origin the newest low-latency playlist of `rendition`, and the master
+    /// once every rendition has something to play and its codecs are known.
+    fn refresh_index(&self, rendition: usize) {
+        let Some(index) = &self.index else { return };
+        let Some(r) = self.renditions.get(rendition) else { return };
+        index.update(rendition, r.track.low_latency());
+        let playable = self.renditions.iter().all(|r| r.codecs.is_some() && r.track.is_playable());
+        if playable && self.renditions.iter().all(|r| r.meter.peak_bps() > 0) {
+            index.set_master(self.master_of(names::media_playlist_key));
+        }
     }
 
     async fn put(&self, key: &str, body: Bytes, kind: ObjectKind) -> Result<(), PublishError> {
@@ -313,7 +487,7 @@ impl<S: Store> Publisher<S> {
             async move {
                 let outcome = store.put(&full, body, kind).await;
                 if let Err(e) = &outcome {
-                    observer.storage_problem(Some(format!("uploading {full}: {e}")));
+                    observer.problem(ProblemKind::StorageUnavailable, Some(format!("uploading {full}: {e}")));
                 }
                 outcome
             }
@@ -321,7 +495,7 @@ impl<S: Store> Publisher<S> {
         .await;
         match result {
             Ok(()) => {
-                observer.storage_problem(None);
+                observer.problem(ProblemKind::StorageUnavailable, None);
                 Ok(())
             }
             Err(RetryError::Cancelled { .. }) => Err(PublishError::Cancelled),
@@ -330,108 +504,9 @@ impl<S: Store> Publisher<S> {
     }
 }
 
-/// Segments waiting for upload, bounded by count: when full, the oldest is dropped (its
-/// file deleted) and its rendition is reported as having a gap.
-#[derive(Clone)]
-pub struct PendingSegments {
-    inner: Arc<PendingInner>,
-}
-
-struct PendingInner {
-    queue: Mutex<PendingState>,
-    notify: Notify,
-    capacity: usize,
-}
-
-struct PendingState {
-    segments: VecDeque<ReadySegment>,
-    gaps: Vec<usize>,
-    closed: bool,
-}
-
-/// What the uploader takes next.
-#[derive(Debug)]
-pub enum Next {
-    Segment(ReadySegment),
-    /// Segments of this rendition were dropped.
-    Gap(usize),
-    /// No more segments will come.
-    Closed,
-}
-
-impl PendingSegments {
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            inner: Arc::new(PendingInner {
-                queue: Mutex::new(PendingState { segments: VecDeque::new(), gaps: Vec::new(), closed: false }),
-                notify: Notify::new(),
-                capacity: capacity.max(1),
-            }),
-        }
-    }
-
-    /// Adds a segment; never waits. Returns the dropped segment's rendition if the queue
-    /// was full.
-    pub fn push(&self, segment: ReadySegment) -> Option<usize> {
-        let dropped = {
-            let mut state = self.inner.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            let dropped = if state.segments.len() >= self.inner.capacity { state.segments.pop_front() } else { None };
-            let dropped_rendition = dropped.as_ref().map(|d| d.rendition);
-            if let Some(rendition) = dropped_rendition {
-                state.gaps.push(rendition);
-            }
-            state.segments.push_back(segment);
-            dropped
-        };
-        self.inner.notify.notify_one();
-        dropped.map(|d| {
-            let _ = std::fs::remove_file(&d.path);
-            d.rendition
-        })
-    }
-
-    /// No more segments will be pushed; the uploader drains what is queued, then stops.
-    pub fn close(&self) {
-        self.inner.queue.lock().unwrap_or_else(PoisonError::into_inner).closed = true;
-        self.inner.notify.notify_one();
-    }
-
-    pub fn len(&self) -> usize {
-        self.inner.queue.lock().unwrap_or_else(PoisonError::into_inner).segments.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Waits for the next thing to do.
-    pub async fn next(&self) -> Next {
-        loop {
-            let notified = self.inner.notify.notified();
-            {
-                let mut state = self.inner.queue.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(rendition) = state.gaps.pop() {
-                    return Next::Gap(rendition);
-                }
-                if let Some(segment) = state.segments.pop_front() {
-                    return Next::Segment(segment);
-                }
-                if state.closed {
-                    return Next::Closed;
-                }
-            }
-            notified.await;
-        }
-    }
-}
-
 /// `prefix/key`, or `key` when the prefix is empty.
 pub fn join(prefix: &str, key: &str) -> String {
     if prefix.is_empty() { key.to_string() } else { format!("{prefix}/{key}") }
-}
-
-async fn read_local(path: &std::path::Path) -> Result<Bytes, PublishError> {
-    tokio::fs::read(path).await.map(Bytes::from).map_err(|source| PublishError::ReadLocal { path: path.into(), source })
 }
 
 /// Reads a stored playlist for resuming, retrying passing errors for a while.
@@ -446,44 +521,6 @@ async fn read_bounded<S: Store>(store: &S, key: &str) -> Result<Option<String>, 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn segment(rendition: usize, n: u32) -> ReadySegment {
-        ReadySegment {
-            rendition,
-            run: 1,
-            path: PathBuf::from(format!("/nonexistent/{rendition}-{n}")),
-            init: None,
-            duration: Duration::from_secs(2),
-            completed_at: Timestamp::UNIX_EPOCH,
-            after_gap: false,
-        }
-    }
-
-    #[tokio::test]
-    async fn pending_queue_drops_the_oldest_and_reports_a_gap() {
-        let pending = PendingSegments::new(2);
-        assert_eq!(pending.push(segment(0, 1)), None);
-        assert_eq!(pending.push(segment(1, 1)), None);
-        assert_eq!(pending.push(segment(1, 2)), Some(0), "the oldest (rendition 0) is dropped");
-        assert!(matches!(pending.next().await, Next::Gap(0)));
-        assert!(matches!(pending.next().await, Next::Segment(s) if s.rendition == 1));
-        assert!(matches!(pending.next().await, Next::Segment(s) if s.rendition == 1));
-        pending.close();
-        assert!(matches!(pending.next().await, Next::Closed));
-    }
-
-    #[tokio::test]
-    async fn pending_queue_wakes_a_waiting_uploader() {
-        let pending = PendingSegments::new(4);
-        let waiter = {
-            let pending = pending.clone();
-            tokio::spawn(async move { pending.next().await })
-        };
-        tokio::task::yield_now().await;
-        pending.push(segment(0, 1));
-        let next = tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("woken").expect("task");
-        assert!(matches!(next, Next::Segment(_)));
-    }
 
     #[test]
     fn keys_join_the_prefix() {

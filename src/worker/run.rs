@@ -12,7 +12,7 @@ use crate::storage::{AnyStore, LocalStore, S3Settings, S3Store};
 use super::config::{ConfigError, StorageConfig, WorkerConfig, read_secret_env};
 use super::keys::{KeyConfigError, KeyPolicy};
 use super::manager::{ManagerSettings, PrefixRule, StreamManager};
-use super::runtime::{self, Bound, RuntimeError};
+use super::runtime::{self, Addresses, Bound, RuntimeError, ScratchUse};
 
 /// Errors of `livestream worker`.
 #[derive(Debug, thiserror::Error)]
@@ -62,19 +62,31 @@ pub async fn run_until(
         prefix: PrefixRule::Fixed(prefix),
         ladder: config.ladder.clone(),
         hls: config.hls.clone(),
+        media_base_url: config.origin.media_base_url.clone(),
         ffmpeg: config.ffmpeg.clone(),
         scratch_dir: config.scratch_dir.clone(),
         reconnect_grace: config.reconnect_grace(),
     };
     let identity = format!("{}/{}", config.stream.namespace, config.stream.name);
+    let addresses = Addresses {
+        rtmp: with_ip(config.rtmp.listen),
+        http: with_ip(config.http.listen),
+        origin: config.hls.part_target().map(|_| with_ip(config.origin.listen)),
+    };
     runtime::run(
         settings,
         store,
-        with_ip(config.rtmp.listen),
-        with_ip(config.http.listen),
-        routes,
+        addresses,
+        ScratchUse::Sole,
+        |manager, _| routes(manager),
         move |bound, _| {
-            tracing::info!(stream = %identity, rtmp = %bound.rtmp, http = %bound.http, "worker ready for a publish");
+            tracing::info!(
+                stream = %identity,
+                rtmp = %bound.rtmp,
+                http = %bound.http,
+                origin = ?bound.origin,
+                "worker ready for a publish"
+            );
             on_bound(bound);
         },
         shutdown,

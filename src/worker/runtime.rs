@@ -12,11 +12,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::ingest::listener::{self, IngestMetrics, ListenerConfig};
+use crate::origin::{LiveIndex, Origin};
 use crate::storage::{AnyStore, InstrumentedStore, StorageMetrics};
 use crate::telemetry::{self, Health, HealthCheck};
 
 use super::manager::{ManagerSettings, StreamManager};
 use super::metrics::WorkerMetrics;
+use super::scratch::ScratchDir;
 
 /// Errors that stop the process.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +36,26 @@ pub enum RuntimeError {
 pub struct Bound {
     pub rtmp: SocketAddr,
     pub http: SocketAddr,
+    /// The HLS origin's own port (a worker's); `serve` has its origin on `http`.
+    pub origin: Option<SocketAddr>,
+}
+
+/// The listen addresses of a process.
+#[derive(Clone, Copy, Debug)]
+pub struct Addresses {
+    pub rtmp: SocketAddr,
+    pub http: SocketAddr,
+    /// A separate port for the HLS origin.
+    pub origin: Option<SocketAddr>,
+}
+
+/// Who else may use the scratch directory's base.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScratchUse {
+    /// Only this process (a worker's own volume): leftovers of earlier processes go.
+    Sole,
+    /// Other processes too (`serve` under the system's temporary directory).
+    Shared,
 }
 
 /// How long streams may take to flush their last segments at shutdown.
@@ -42,16 +64,18 @@ const SHUTDOWN_FLUSH: Duration = Duration::from_secs(20);
 /// Runs until `shutdown` turns true (or SIGINT/SIGTERM when `handle_signals`).
 /// `routes` adds the mode's own HTTP routes; `on_bound` is told the bound addresses.
 pub async fn run(
-    settings: ManagerSettings,
+    mut settings: ManagerSettings,
     store: AnyStore,
-    rtmp_addr: SocketAddr,
-    http_addr: SocketAddr,
-    routes: impl FnOnce(Arc<StreamManager>) -> Router,
+    addresses: Addresses,
+    scratch_use: ScratchUse,
+    routes: impl FnOnce(Arc<StreamManager>, Arc<LiveIndex>) -> Router,
     on_bound: impl FnOnce(Bound, &StreamManager),
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), RuntimeError> {
-    std::fs::create_dir_all(&settings.scratch_dir)
+    let scratch = ScratchDir::create(&settings.scratch_dir, scratch_use == ScratchUse::Sole)
         .map_err(|source| RuntimeError::Scratch { path: settings.scratch_dir.clone(), source })?;
+    settings.scratch_dir = scratch.path().to_path_buf();
+    let (rtmp_addr, http_addr) = (addresses.rtmp, addresses.http);
 
     let mut registry = Registry::default();
     let ingest_metrics = Arc::new(IngestMetrics::default());
@@ -66,18 +90,39 @@ pub async fn run(
     let store = Arc::new(InstrumentedStore::new(store, storage_metrics));
     spawn_storage_check(store.clone(), health.clone(), shutdown.clone());
 
-    let manager = StreamManager::new(settings, store, worker_metrics, shutdown.clone());
+    let index = LiveIndex::new();
+    let manager = StreamManager::new(settings, store, index.clone(), worker_metrics, shutdown.clone());
 
     let rtmp =
         TcpListener::bind(rtmp_addr).await.map_err(|source| RuntimeError::BindRtmp { addr: rtmp_addr, source })?;
     let http = telemetry::bind(http_addr).await?;
-    let bound = Bound { rtmp: rtmp.local_addr().unwrap_or(rtmp_addr), http: http.local_addr().unwrap_or(http_addr) };
+    let origin = match addresses.origin {
+        Some(addr) => Some(telemetry::bind(addr).await?),
+        None => None,
+    };
+    let bound = Bound {
+        rtmp: rtmp.local_addr().unwrap_or(rtmp_addr),
+        http: http.local_addr().unwrap_or(http_addr),
+        origin: origin.as_ref().and_then(|listener| listener.local_addr().ok()),
+    };
     on_bound(bound, &manager);
+    let origin_task = origin.map(|listener| {
+        let mut stop = shutdown.clone();
+        let router = Origin::playlists(index.clone()).router();
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            };
+            if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(stopped).await {
+                tracing::warn!(%error, "the HLS origin failed");
+            }
+        })
+    });
 
     let listener_config = ListenerConfig { metrics: ingest_metrics, ..ListenerConfig::default() };
     let ingest = tokio::spawn(listener::run(rtmp, listener_config, manager.clone(), shutdown.clone()));
 
-    let extra = routes(manager.clone());
+    let extra = routes(manager.clone(), index);
     let mut http_shutdown = shutdown.clone();
     let http_task = tokio::spawn(telemetry::serve(http, registry, health, extra, async move {
         let _ = http_shutdown.wait_for(|stop| *stop).await;
@@ -94,6 +139,10 @@ pub async fn run(
         Ok(result) => result?,
         Err(e) => tracing::warn!(error = %e, "HTTP server task failed"),
     }
+    if let Some(task) = origin_task {
+        let _ = task.await;
+    }
+    drop(scratch);
     Ok(())
 }
 

@@ -4,10 +4,9 @@
 
 use bytes::Bytes;
 
-use crate::ingest::amf0::{self, Amf0Value};
-use crate::ingest::flv;
-use crate::ingest::listener::MediaMessage;
-use crate::package::h264::AvcDecoderConfig;
+use crate::media::amf0::{self, Amf0Value};
+use crate::media::flv::{FlvTag, FlvTagKind};
+use crate::media::h264::AvcDecoderConfig;
 
 /// Most messages held while waiting for the video configuration (about 10 s of audio);
 /// past it the publish is refused as having no usable video.
@@ -30,7 +29,7 @@ pub struct SourceProbe {
     pub video_config: Option<Bytes>,
     pub audio_config: Option<Bytes>,
     /// Everything received so far, in order, to hand to the transcoder.
-    pub held: Vec<MediaMessage>,
+    pub held: Vec<FlvTag>,
     keyframe_seen: bool,
     audio_seen: bool,
 }
@@ -54,22 +53,20 @@ impl SourceProbe {
     /// Feeds one message (not End). Everything is held, in order, until the video
     /// configuration (or a keyframe) shows what the source is; the transcoder's input
     /// gate drops what cannot be decoded before the first keyframe.
-    pub fn feed(&mut self, message: MediaMessage) -> ProbeStatus {
-        match &message {
-            MediaMessage::Metadata(data) => self.metadata = Some(data.clone()),
-            MediaMessage::Video { data, .. } if flv::is_video_sequence_header(data) => {
-                self.video_config = Some(data.clone())
-            }
-            MediaMessage::Video { data, .. } if flv::is_keyframe(data) => self.keyframe_seen = true,
-            MediaMessage::Audio { data, .. } => {
+    pub fn feed(&mut self, tag: FlvTag) -> ProbeStatus {
+        match tag.kind {
+            FlvTagKind::Script => self.metadata = Some(tag.data.clone()),
+            FlvTagKind::Video if tag.is_sequence_header() => self.video_config = Some(tag.data.clone()),
+            FlvTagKind::Video if tag.is_video_keyframe() => self.keyframe_seen = true,
+            FlvTagKind::Audio => {
                 self.audio_seen = true;
-                if flv::is_aac_sequence_header(data) {
-                    self.audio_config = Some(data.clone());
+                if tag.is_sequence_header() {
+                    self.audio_config = Some(tag.data.clone());
                 }
             }
-            _ => {}
+            FlvTagKind::Video => {}
         }
-        self.held.push(message);
+        self.held.push(tag);
         if self.video_config.is_some() || self.keyframe_seen {
             ProbeStatus::Ready
         } else if self.held.len() >= MAX_HELD_MESSAGES {
@@ -140,16 +137,19 @@ mod tests {
         out.freeze()
     }
 
-    fn video(keyframe: bool, sequence_header: bool) -> MediaMessage {
+    fn video(keyframe: bool, sequence_header: bool) -> FlvTag {
         let frame_type = if keyframe { 0x17 } else { 0x27 };
         let packet_type = if sequence_header { 0 } else { 1 };
-        MediaMessage::Video { timestamp: 0, data: Bytes::from(vec![frame_type, packet_type, 0, 0, 0, 1, 2, 3]) }
+        FlvTag::new(FlvTagKind::Video, 0, Bytes::from(vec![frame_type, packet_type, 0, 0, 0, 1, 2, 3]))
     }
 
     #[test]
     fn ready_at_the_video_configuration_with_everything_held_in_order() {
         let mut probe = SourceProbe::new();
-        assert_eq!(probe.feed(MediaMessage::Metadata(metadata(1280.0, 720.0, 30.0))), ProbeStatus::NeedMore);
+        assert_eq!(
+            probe.feed(FlvTag::new(FlvTagKind::Script, 0, metadata(1280.0, 720.0, 30.0))),
+            ProbeStatus::NeedMore
+        );
         assert_eq!(probe.feed(video(false, false)), ProbeStatus::NeedMore, "an inter frame before any configuration");
         assert_eq!(probe.feed(video(true, true)), ProbeStatus::Ready, "the sequence header shows the source");
         assert_eq!(probe.held.len(), 3);
@@ -163,7 +163,7 @@ mod tests {
         let mut probe = SourceProbe::new();
         let mut status = ProbeStatus::NeedMore;
         for _ in 0..=MAX_HELD_MESSAGES {
-            status = probe.feed(MediaMessage::Audio { timestamp: 0, data: Bytes::from_static(&[0xaf, 1, 0]) });
+            status = probe.feed(FlvTag::new(FlvTagKind::Audio, 0, Bytes::from_static(&[0xaf, 1, 0])));
             if status != ProbeStatus::NeedMore {
                 break;
             }

@@ -16,6 +16,35 @@ pub enum StreamPhase {
     Ended,
 }
 
+/// What can go wrong with a stream without stopping it (yet); the reason of the
+/// LiveStream's Degraded condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProblemKind {
+    /// Uploads fail and are retried.
+    StorageUnavailable,
+    /// ffmpeg died and is being restarted.
+    TranscoderRestarting,
+    /// ffmpeg died too often; the publish was stopped.
+    TranscoderFailed,
+    /// Media was lost before it reached storage (storage too slow for too long).
+    MediaDropped,
+    /// Another worker took over the stream's playlists; this one stopped writing.
+    Superseded,
+}
+
+impl ProblemKind {
+    /// The CamelCase reason, as conditions carry it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            ProblemKind::StorageUnavailable => "StorageUnavailable",
+            ProblemKind::TranscoderRestarting => "TranscoderRestarting",
+            ProblemKind::TranscoderFailed => "TranscoderFailed",
+            ProblemKind::MediaDropped => "MediaDropped",
+            ProblemKind::Superseded => "Superseded",
+        }
+    }
+}
+
 /// A problem that does not stop the stream (yet).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

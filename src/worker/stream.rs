@@ -14,17 +14,21 @@ use tokio::sync::{mpsc, watch};
 use crate::api::{HlsSpec, LadderSpec};
 use crate::ingest::listener::{MediaMessage, PublishSink};
 use crate::ingest::session::Rejection;
+use crate::media::flv::{FlvTag, FlvTagKind};
+use crate::origin::LiveIndex;
 use crate::storage::{AnyStore, InstrumentedStore};
 
 use super::figures::IngestFigures;
 use super::metrics::WorkerMetrics;
-use super::pipeline::{self, PipelineState};
+use super::pipeline::{Pipeline, PipelineObserver};
 use super::publisher::PublishObserver;
-use super::status::{Problem, StreamPhase, WorkerStatus};
+use super::status::{Problem, ProblemKind, StreamPhase, WorkerStatus};
 
 /// Capacity of the channel between a connection and its stream, in messages: about two
 /// seconds of a typical stream; a full channel makes the connection stop reading.
 const MEDIA_CHANNEL_CAPACITY: usize = 512;
+/// How long a stream may take at shutdown to upload what it has queued.
+const SHUTDOWN_UPLOADS: Duration = Duration::from_secs(15);
 
 /// How one stream is processed and where it goes.
 #[derive(Clone, Debug)]
@@ -35,10 +39,22 @@ pub struct StreamSettings {
     pub prefix: String,
     pub ladder: LadderSpec,
     pub hls: HlsSpec,
+    /// LL-HLS, for fMP4 streams.
+    pub low_latency: Option<LowLatencySettings>,
     pub ffmpeg: PathBuf,
     /// This stream's scratch directory.
     pub scratch_dir: PathBuf,
     pub reconnect_grace: Duration,
+}
+
+/// Low-Latency HLS of a stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LowLatencySettings {
+    /// The longest part.
+    pub part_target: Duration,
+    /// URL of the stream's storage prefix for media URIs in low-latency playlists (when the
+    /// origin serving them does not serve media); `None` keeps them relative.
+    pub media_base: Option<String>,
 }
 
 /// An accepted publish, handed to the stream's task.
@@ -55,7 +71,7 @@ struct Shared {
     /// When the ingest gauges were last set: they follow the figures once a second, not
     /// on every media message.
     gauges_set_at: Option<Instant>,
-    problems: BTreeMap<&'static str, String>,
+    problems: BTreeMap<ProblemKind, String>,
 }
 
 /// A stream and its task.
@@ -72,6 +88,7 @@ impl Stream {
     pub fn spawn(
         settings: StreamSettings,
         store: Arc<InstrumentedStore<AnyStore>>,
+        index: Arc<LiveIndex>,
         metrics: WorkerMetrics,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
@@ -90,7 +107,9 @@ impl Stream {
             publications: tx,
             metrics,
         });
-        let task = tokio::spawn(Arc::clone(&stream).run(rx, store, shutdown));
+        let observer: Arc<dyn PipelineObserver> = stream.clone();
+        let pipeline = Pipeline::new(stream.settings.clone(), store, index, observer);
+        let task = tokio::spawn(Arc::clone(&stream).run(pipeline, rx, shutdown));
         *stream.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
         stream
     }
@@ -143,7 +162,7 @@ impl Stream {
             problems: shared
                 .problems
                 .iter()
-                .map(|(reason, message)| Problem { reason: (*reason).to_string(), message: message.clone() })
+                .map(|(kind, message)| Problem { reason: kind.reason().to_string(), message: message.clone() })
                 .collect(),
         }
     }
@@ -152,30 +171,15 @@ impl Stream {
         self.lock().phase
     }
 
-    /// Records an incoming media message for the live figures.
-    pub(super) fn record_media(&self, bytes: usize, video_frame: bool) {
-        let now = Instant::now();
-        let mut shared = self.lock();
-        shared.figures.record(now, bytes, video_frame);
-        if shared.gauges_set_at.is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1)) {
-            return;
-        }
-        shared.gauges_set_at = Some(now);
-        let kbps = shared.figures.bitrate_kbps(now);
-        let fps = shared.figures.frame_rate(now);
-        drop(shared);
-        self.metrics.set_ingest(&self.settings.label, kbps, fps);
-    }
-
     /// Sets or clears a problem.
-    pub(super) fn set_problem(&self, reason: &'static str, message: Option<String>) {
+    fn set_problem(&self, kind: ProblemKind, message: Option<String>) {
         let mut shared = self.lock();
         match message {
             Some(message) => {
-                shared.problems.insert(reason, message);
+                shared.problems.insert(kind, message);
             }
             None => {
-                shared.problems.remove(reason);
+                shared.problems.remove(&kind);
             }
         }
     }
@@ -194,17 +198,17 @@ impl Stream {
         self.metrics.set_live(&self.settings.label, phase == StreamPhase::Live);
     }
 
-    pub(super) fn metrics(&self) -> &WorkerMetrics {
-        &self.metrics
+    /// Whether any media of the stream reached storage.
+    fn has_output(&self) -> bool {
+        self.lock().last_segment_at.is_some()
     }
 
     async fn run(
         self: Arc<Self>,
+        mut pipeline: Pipeline,
         mut publications: mpsc::Receiver<Publication>,
-        store: Arc<InstrumentedStore<AnyStore>>,
         shutdown: watch::Receiver<bool>,
     ) {
-        let mut state = PipelineState::new(self.settings.clone(), store);
         let mut grace_until: Option<tokio::time::Instant> = None;
         let mut stop = shutdown.clone();
         loop {
@@ -216,14 +220,7 @@ impl Stream {
                 () = sleep_until(grace_until), if grace_until.is_some() => {
                     grace_until = None;
                     tracing::info!(stream = %self.settings.label, "no reconnect within the grace window; ending the stream");
-                    match pipeline::end_stream(&self, &mut state, shutdown.clone()).await {
-                        Ok(()) => self.set_phase(StreamPhase::Ended),
-                        Err(e) => {
-                            tracing::error!(stream = %self.settings.label, error = %e, "cannot end the playlists");
-                            self.set_problem("StorageUnavailable", Some(e.to_string()));
-                            self.set_phase(StreamPhase::Ended);
-                        }
-                    }
+                    self.end(&mut pipeline).await;
                     continue;
                 }
                 () = stopped(&mut stop) => break,
@@ -231,24 +228,36 @@ impl Stream {
             grace_until = None;
             tracing::info!(stream = %self.settings.label, peer = %publication.peer, "publish started");
             self.set_phase(StreamPhase::Live);
-            let outcome = pipeline::run_publication(&self, &mut state, publication, shutdown.clone()).await;
+            let outcome = pipeline.run_publication(publication, shutdown.clone()).await;
             match &outcome {
                 Ok(reason) => tracing::info!(stream = %self.settings.label, reason = ?reason, "publish ended"),
                 Err(e) => tracing::warn!(stream = %self.settings.label, error = %e, "publish failed"),
             }
-            let stopping = *shutdown.borrow();
-            if stopping {
+            if *shutdown.borrow() {
                 // The pod is stopping: the next worker continues these playlists.
                 self.set_phase(StreamPhase::Idle);
                 break;
             }
-            if state.has_output() {
+            if !self.has_output() {
+                self.set_phase(StreamPhase::Idle);
+            } else if outcome.as_ref().is_ok_and(|reason| reason.is_clean()) {
+                // The encoder said it is done (OBS's Stop): end now, not after the grace.
+                self.end(&mut pipeline).await;
+            } else {
                 self.set_phase(StreamPhase::Reconnecting);
                 grace_until = Some(tokio::time::Instant::now() + self.settings.reconnect_grace);
-            } else {
-                self.set_phase(StreamPhase::Idle);
             }
         }
+        pipeline.shut_down(SHUTDOWN_UPLOADS).await;
+    }
+
+    /// Ends the playlists and marks the stream Ended.
+    async fn end(&self, pipeline: &mut Pipeline) {
+        if let Err(e) = pipeline.end_stream().await {
+            tracing::error!(stream = %self.settings.label, error = %e, "cannot end the playlists");
+            self.set_problem(ProblemKind::StorageUnavailable, Some(e.to_string()));
+        }
+        self.set_phase(StreamPhase::Ended);
     }
 }
 
@@ -270,7 +279,44 @@ impl PublishObserver for Stream {
         self.metrics.segment_uploaded(&self.settings.label);
     }
 
-    fn storage_problem(&self, problem: Option<String>) {
-        self.set_problem("StorageUnavailable", problem);
+    fn problem(&self, kind: ProblemKind, message: Option<String>) {
+        self.set_problem(kind, message);
+    }
+
+    fn media_dropped(&self) {
+        self.metrics.segment_dropped(&self.settings.label);
+        self.set_problem(
+            ProblemKind::MediaDropped,
+            Some("media was dropped before it reached storage; playlists continue after a discontinuity".into()),
+        );
+    }
+}
+
+impl PipelineObserver for Stream {
+    fn media_received(&self, tag: &FlvTag) {
+        let now = Instant::now();
+        let video_frame = tag.kind == FlvTagKind::Video && !tag.is_sequence_header();
+        let mut shared = self.lock();
+        shared.figures.record(now, tag.data.len(), video_frame);
+        if shared.gauges_set_at.is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1)) {
+            return;
+        }
+        shared.gauges_set_at = Some(now);
+        let kbps = shared.figures.bitrate_kbps(now);
+        let fps = shared.figures.frame_rate(now);
+        drop(shared);
+        self.metrics.set_ingest(&self.settings.label, kbps, fps);
+    }
+
+    fn transcode_speed(&self, speed: f64) {
+        self.metrics.set_transcode_speed(&self.settings.label, speed);
+    }
+
+    fn transcoder_restarted(&self) {
+        self.metrics.ffmpeg_restarted(&self.settings.label);
+    }
+
+    fn segment_produced(&self) {
+        self.metrics.segment_produced(&self.settings.label);
     }
 }

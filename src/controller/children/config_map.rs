@@ -10,7 +10,10 @@ use sha2::{Digest, Sha256};
 use super::BuildError;
 use super::names::{Component, child_metadata, storage_prefix, worker_name};
 use crate::api::LiveStream;
-use crate::worker::config::{HttpConfig, RtmpConfig, S3Config, StorageConfig, StreamIdentity, WorkerConfig};
+use crate::controller::status::urls::media_base_url;
+use crate::worker::config::{
+    HttpConfig, OriginConfig, RtmpConfig, S3Config, StorageConfig, StreamIdentity, WorkerConfig,
+};
 
 /// The ConfigMap key (and file name) of the worker configuration.
 pub const CONFIG_FILE_KEY: &str = "worker.yaml";
@@ -24,6 +27,7 @@ pub fn worker_config(stream: &LiveStream) -> Result<WorkerConfig, BuildError> {
         stream: StreamIdentity { namespace, name: stream.name_any() },
         rtmp: RtmpConfig { app: stream.spec.ingest.app.clone(), ..RtmpConfig::default() },
         http: HttpConfig::default(),
+        origin: OriginConfig { media_base_url: Some(media_base_url(stream)), ..OriginConfig::default() },
         ladder: stream.spec.ladder.clone(),
         hls: stream.spec.hls.clone(),
         storage: StorageConfig::S3(S3Config {

@@ -3,7 +3,7 @@
 //! observes, this decides.
 
 mod conditions;
-mod urls;
+pub(crate) mod urls;
 
 pub use conditions::{Desired, condition, find, sanitize_reason};
 pub use urls::{ingest_url, playback_url};

@@ -33,22 +33,26 @@ pub fn ingest_url(stream: &LiveStream, service: Option<&Service>, node_address: 
 
 /// The master playlist: under the CDN when there is one, else straight from storage.
 pub fn playback_url(stream: &LiveStream) -> String {
+    format!("{}/master.m3u8", media_base_url(stream))
+}
+
+/// The URL at which viewers reach the stream's storage prefix: under the CDN when there is
+/// one, else the bucket's own URL.
+pub fn media_base_url(stream: &LiveStream) -> String {
     let prefix = storage_prefix(stream);
     let storage = &stream.spec.storage;
     if let Some(cdn) = &stream.spec.cdn {
-        return format!("{}/{prefix}/master.m3u8", cdn.base_url.trim_end_matches('/'));
+        return format!("{}/{prefix}", cdn.base_url.trim_end_matches('/'));
     }
     let bucket = &storage.bucket;
     match (&storage.endpoint, storage.force_path_style) {
-        (Some(endpoint), true) => format!("{}/{bucket}/{prefix}/master.m3u8", endpoint.trim_end_matches('/')),
+        (Some(endpoint), true) => format!("{}/{bucket}/{prefix}", endpoint.trim_end_matches('/')),
         (Some(endpoint), false) => match endpoint.split_once("://") {
-            Some((scheme, rest)) => {
-                format!("{scheme}://{bucket}.{}/{prefix}/master.m3u8", rest.trim_end_matches('/'))
-            }
-            None => format!("{}/{bucket}/{prefix}/master.m3u8", endpoint.trim_end_matches('/')),
+            Some((scheme, rest)) => format!("{scheme}://{bucket}.{}/{prefix}", rest.trim_end_matches('/')),
+            None => format!("{}/{bucket}/{prefix}", endpoint.trim_end_matches('/')),
         },
-        (None, true) => format!("https://s3.{}.amazonaws.com/{bucket}/{prefix}/master.m3u8", storage.region),
-        (None, false) => format!("https://{bucket}.s3.{}.amazonaws.com/{prefix}/master.m3u8", storage.region),
+        (None, true) => format!("https://s3.{}.amazonaws.com/{bucket}/{prefix}", storage.region),
+        (None, false) => format!("https://{bucket}.s3.{}.amazonaws.com/{prefix}", storage.region),
     }
 }
 

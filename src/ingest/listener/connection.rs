@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use super::{EndReason, ListenerConfig, MediaMessage, PublishHandler, PublishRequest, PublishSink, wait_for_shutdown};
 use crate::ingest::session::{Session, SessionError, SessionEvent, StreamKey};
+use crate::media::flv::{FlvTag, FlvTagKind};
 
 /// Longest wait for the media consumer to take the end-of-publish message.
 const END_DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -135,12 +136,14 @@ impl Connection<'_> {
                     tracing::info!("client connected");
                 }
                 SessionEvent::PublishRequested { app, stream_key } => self.decide_publish(app, stream_key)?,
-                SessionEvent::Metadata { data } => self.forward(MediaMessage::Metadata(data)).await?,
+                SessionEvent::Metadata { data } => {
+                    self.forward(MediaMessage::Tag(FlvTag::new(FlvTagKind::Script, 0, data))).await?
+                }
                 SessionEvent::Audio { timestamp, data } => {
-                    self.forward(MediaMessage::Audio { timestamp, data }).await?
+                    self.forward(MediaMessage::Tag(FlvTag::new(FlvTagKind::Audio, timestamp, data))).await?
                 }
                 SessionEvent::Video { timestamp, data } => {
-                    self.forward(MediaMessage::Video { timestamp, data }).await?
+                    self.forward(MediaMessage::Tag(FlvTag::new(FlvTagKind::Video, timestamp, data))).await?
                 }
                 SessionEvent::Unpublished => {
                     if self.sink.is_some() {

@@ -3,10 +3,10 @@
 
 use std::net::SocketAddr;
 
-use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::ingest::session::{Rejection, StreamKey};
+use crate::media::flv::FlvTag;
 
 /// Largest capacity [`PublishSink::channel`] creates.
 pub const MAX_CHANNEL_CAPACITY: usize = 1 << 16;
@@ -32,22 +32,8 @@ pub trait PublishHandler: Send + Sync {
 /// One message of an accepted publish, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaMessage {
-    /// Stream metadata: an FLV script tag body ("onMetaData" and its object).
-    Metadata(Bytes),
-    /// An FLV audio tag body.
-    Audio {
-        /// Timestamp in milliseconds.
-        timestamp: u32,
-        /// The tag body.
-        data: Bytes,
-    },
-    /// An FLV video tag body.
-    Video {
-        /// Timestamp in milliseconds.
-        timestamp: u32,
-        /// The tag body.
-        data: Bytes,
-    },
+    /// An audio, video or metadata (`onMetaData`) message, as the FLV tag it maps onto.
+    Tag(FlvTag),
     /// The publish ended; nothing follows. A channel that closes without this message
     /// ended like [`EndReason::Disconnected`].
     End(EndReason),

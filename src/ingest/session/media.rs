@@ -3,8 +3,8 @@
 
 use bytes::Bytes;
 
-use crate::ingest::amf0::{Amf0Reader, Amf0Value};
 use crate::ingest::chunk::message_type;
+use crate::media::amf0::{Amf0Reader, Amf0Value};
 
 const SET_DATA_FRAME: &str = "@setDataFrame";
 const ON_METADATA: &str = "onMetaData";
@@ -77,7 +77,7 @@ mod tests {
     use bytes::BytesMut;
 
     use super::*;
-    use crate::ingest::amf0;
+    use crate::media::amf0;
 
     fn encoded(values: &[Amf0Value]) -> Bytes {
         let mut out = BytesMut::new();

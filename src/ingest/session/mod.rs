@@ -26,11 +26,11 @@ use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 
-use super::amf0::Amf0Value;
 use super::chunk::{ChunkDecoder, ChunkEncoder, RtmpMessage, message_type};
 use super::command::Command;
 use super::control::{self, ControlMessage, UserControlEvent};
 use super::handshake::{HandshakeForm, HandshakeStatus, ServerHandshake};
+use crate::media::amf0::Amf0Value;
 
 /// Set Peer Bandwidth limit type "dynamic".
 const PEER_BANDWIDTH_DYNAMIC: u8 = 2;

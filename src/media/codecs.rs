@@ -211,7 +211,7 @@ pub fn annex_b_nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::package::mpegts::tests::transport_stream;
+    use crate::media::mpegts::tests::transport_stream;
 
     const SPS: &[u8] = &[
         0x67, 0x64, 0x00, 0x0c, 0xac, 0xd9, 0x41, 0x41, 0x9f, 0x9f, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00,

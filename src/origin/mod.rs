@@ -1,0 +1,233 @@
+//! The HTTP origin: low-latency HLS playlists straight from the packager's memory, with
+//! blocking playlist reloads (`_HLS_msn`, `_HLS_part`) and delta updates (`_HLS_skip`),
+//! and, for `livestream serve`, the objects of its local storage directory (where a
+//! request for the hinted part waits until the part exists).
+//!
+//! A worker's origin serves playlists only: their media URIs point at the bucket (or the
+//! CDN in front of it), which serves media. Holding requests is bounded: at most
+//! [`MAX_HOLDS`] at once and three target durations each, as RFC 8216bis asks; a request
+//! further ahead than two segments is refused.
+
+mod files;
+mod index;
+
+pub use index::{IndexOptions, LiveIndex, Readiness, StreamIndex, Target};
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use tokio::sync::Semaphore;
+
+/// Most requests held at once by one origin; more are answered 503 at once.
+pub const MAX_HOLDS: usize = 4096;
+/// Longest hold when the playlist does not say its target duration yet.
+const DEFAULT_HOLD: Duration = Duration::from_secs(6);
+/// Cache lifetime of playlist responses that were not blocking: at most half a part target
+/// at the default part target is not expressible, one second is the shortest.
+const PLAYLIST_MAX_AGE: &str = "max-age=1";
+
+/// What an origin serves.
+#[derive(Clone)]
+pub struct Origin {
+    index: Arc<LiveIndex>,
+    /// The local storage directory, for `livestream serve`.
+    files: Option<PathBuf>,
+    holds: Arc<Semaphore>,
+}
+
+impl Origin {
+    /// An origin of low-latency playlists only (a worker's).
+    pub fn playlists(index: Arc<LiveIndex>) -> Self {
+        Self { index, files: None, holds: Arc::new(Semaphore::new(MAX_HOLDS)) }
+    }
+
+    /// An origin of low-latency playlists and of the objects under `root`.
+    pub fn with_files(index: Arc<LiveIndex>, root: PathBuf) -> Self {
+        Self { files: Some(root), ..Self::playlists(index) }
+    }
+
+    /// Every path of the origin, for GET, HEAD and CORS preflights.
+    pub fn router(self) -> Router {
+        Router::new().route("/{*path}", any(handle)).with_state(self)
+    }
+}
+
+/// The blocking-reload parameters of a playlist request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reload {
+    pub msn: Option<u64>,
+    pub part: Option<u32>,
+    pub skip: bool,
+}
+
+impl Reload {
+    /// Reads `_HLS_msn`, `_HLS_part` and `_HLS_skip` from a query string; other parameters
+    /// are ignored. A part without a segment number, or a value that is not a number, is
+    /// an error.
+    pub fn parse(query: Option<&str>) -> Result<Self, &'static str> {
+        let mut reload = Reload::default();
+        for pair in query.unwrap_or_default().split('&').filter(|pair| !pair.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match name {
+                "_HLS_msn" => reload.msn = Some(value.parse().map_err(|_| "_HLS_msn is not a number")?),
+                "_HLS_part" => reload.part = Some(value.parse().map_err(|_| "_HLS_part is not a number")?),
+                "_HLS_skip" => reload.skip = matches!(value, "YES" | "v2"),
+                _ => {}
+            }
+        }
+        if reload.part.is_some() && reload.msn.is_none() {
+            return Err("_HLS_part needs _HLS_msn");
+        }
+        Ok(reload)
+    }
+}
+
+async fn handle(
+    method: Method,
+    State(origin): State<Origin>,
+    UrlPath(path): UrlPath<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let mut response = match method {
+        Method::OPTIONS => preflight(),
+        Method::GET | Method::HEAD => get(&origin, &method, &path, query.as_deref()).await,
+        _ => (StatusCode::METHOD_NOT_ALLOWED, "GET, HEAD or OPTIONS\n").into_response(),
+    };
+    response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    if method == Method::HEAD {
+        *response.body_mut() = axum::body::Body::empty();
+    }
+    response
+}
+
+fn preflight() -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+    headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("*"));
+    headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    (StatusCode::NO_CONTENT, headers).into_response()
+}
+
+async fn get(origin: &Origin, method: &Method, path: &str, query: Option<&str>) -> Response {
+    if let Some((stream, target)) = origin.index.resolve(path) {
+        match target {
+            Target::Master => {
+                if let Some(master) = stream.master() {
+                    return playlist_response(master.to_string(), PLAYLIST_MAX_AGE.into());
+                }
+            }
+            Target::MediaPlaylist(rendition) => return media_playlist(origin, &stream, rendition, query).await,
+            Target::Part { rendition, msn, part } => {
+                if origin.files.is_some() {
+                    // The hinted part: a player asks for it before it exists.
+                    if let Err(refused) = hold(origin, &stream, rendition, msn, Some(part)).await {
+                        return refused;
+                    }
+                }
+            }
+        }
+    }
+    match &origin.files {
+        Some(root) => files::serve(root, method, path).await,
+        None => files::not_found(),
+    }
+}
+
+async fn media_playlist(origin: &Origin, stream: &StreamIndex, rendition: usize, query: Option<&str>) -> Response {
+    let reload = match Reload::parse(query) {
+        Ok(reload) => reload,
+        Err(message) => return (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
+    };
+    let cache = match reload.msn {
+        Some(msn) => {
+            if let Err(refused) = hold(origin, stream, rendition, msn, reload.part).await {
+                return refused;
+            }
+            // The answer to a blocking request holds what was asked for however old it
+            // gets, so a CDN may keep it (per query string) while viewers ask for it.
+            let target = stream.target_duration(rendition).unwrap_or(DEFAULT_HOLD / 3);
+            format!("max-age={}", (target * 6).as_secs())
+        }
+        None => PLAYLIST_MAX_AGE.into(),
+    };
+    match stream.render(rendition, reload.skip) {
+        Some(text) => playlist_response(text, cache),
+        None => files::not_found(),
+    }
+}
+
+/// Waits until the playlist of `rendition` holds segment `msn` (and `part`), at most three
+/// target durations; the refusal to send when it cannot.
+async fn hold(
+    origin: &Origin,
+    stream: &StreamIndex,
+    rendition: usize,
+    msn: u64,
+    part: Option<u32>,
+) -> Result<(), Response> {
+    let mut changes = stream.subscribe();
+    let limit = stream.target_duration(rendition).map_or(DEFAULT_HOLD, |target| target * 3);
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut permit = None;
+    loop {
+        changes.borrow_and_update();
+        match stream.readiness(rendition, msn, part) {
+            Readiness::Ready => return Ok(()),
+            Readiness::TooFar => {
+                return Err((StatusCode::BAD_REQUEST, "_HLS_msn is more than two segments ahead\n").into_response());
+            }
+            Readiness::Wait | Readiness::Unknown => {}
+        }
+        if permit.is_none() {
+            match origin.holds.clone().try_acquire_owned() {
+                Ok(acquired) => permit = Some(acquired),
+                Err(_) => return Err(unavailable("too many requests are waiting")),
+            }
+        }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return Err(unavailable("the playlist did not reach the requested part in time")),
+        }
+    }
+}
+
+fn unavailable(message: &str) -> Response {
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, format!("{message}\n")).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn playlist_response(text: String, cache_control: String) -> Response {
+    let mut response = text.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.apple.mpegurl"));
+    if let Ok(value) = HeaderValue::from_str(&cache_control) {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reload_parameters() {
+        assert_eq!(Reload::parse(None), Ok(Reload::default()));
+        assert_eq!(
+            Reload::parse(Some("_HLS_msn=42&_HLS_part=3&_HLS_skip=YES&t=1")),
+            Ok(Reload { msn: Some(42), part: Some(3), skip: true })
+        );
+        assert_eq!(Reload::parse(Some("_HLS_skip=v2")).map(|r| r.skip), Ok(true));
+        assert_eq!(Reload::parse(Some("_HLS_skip=NO")).map(|r| r.skip), Ok(false));
+        assert!(Reload::parse(Some("_HLS_part=1")).is_err());
+        assert!(Reload::parse(Some("_HLS_msn=abc")).is_err());
+        assert!(Reload::parse(Some("_HLS_msn=-1")).is_err());
+    }
+}
