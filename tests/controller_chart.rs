@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use k8s_openapi::api::rbac::v1::ClusterRole;
+use k8s_openapi::api::rbac::v1::Role;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -70,11 +70,12 @@ fn chart_renders_restricted_and_least_privilege() {
     assert_eq!(container["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
     let args: Vec<&str> = container["args"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
     assert!(args.contains(&"--namespace=media") && args.contains(&"--leader-election=true"), "{args:?}");
-    let role = kind("ClusterRole");
+    // Watching one namespace, the rights are a Role there (listed before the Lease's Role).
+    let role = kind("Role");
+    assert_eq!(role["metadata"]["namespace"], "media");
     let rules = role["rules"].as_array().unwrap();
     assert!(rules.iter().all(|r| !r["verbs"].as_array().unwrap().contains(&json!("*"))), "no wildcard verbs");
     assert!(rules.iter().all(|r| !r["verbs"].as_array().unwrap().contains(&json!("delete"))), "no delete rights");
-    kind("Role");
     kind("ServiceAccount");
 }
 
@@ -82,6 +83,10 @@ fn chart_renders_restricted_and_least_privilege() {
 async fn chart_installs_and_its_rights_run_the_controller() {
     let env = KubeEnv::shared();
     let admin = env.client().await;
+    // The chart's Role goes into the watched namespace, which must exist first.
+    let namespaces: Api<Namespace> = Api::all(admin.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "chart-media"}})).unwrap();
+    namespaces.create(&PostParams::default(), &ns).await.unwrap();
     let out = helm(env.kubeconfig())
         .args(["install", "demo"])
         .arg(chart_dir())
@@ -96,7 +101,7 @@ async fn chart_installs_and_its_rights_run_the_controller() {
         .get("demo-livestream-operator")
         .await
         .expect("service account");
-    Api::<ClusterRole>::all(admin.clone()).get("demo-livestream-operator").await.expect("cluster role");
+    Api::<Role>::namespaced(admin.clone(), "chart-media").get("demo-livestream-operator").await.expect("role");
     let deployment =
         Api::<Deployment>::namespaced(admin.clone(), "ops").get("demo-livestream-operator").await.expect("deployment");
     assert_eq!(deployment.spec.replicas, Some(2));
@@ -116,9 +121,6 @@ async fn chart_installs_and_its_rights_run_the_controller() {
         Some(vec!["system:serviceaccounts".into(), "system:serviceaccounts:ops".into()]);
     let operator_client = Client::try_from(config).unwrap();
 
-    let namespaces: Api<Namespace> = Api::all(admin.clone());
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "chart-media"}})).unwrap();
-    namespaces.create(&PostParams::default(), &ns).await.unwrap();
     let settings = RunSettings {
         operator: OperatorConfig { idle_resync: Duration::from_secs(2), ..OperatorConfig::default() },
         namespace: Some("chart-media".into()),

@@ -30,3 +30,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "livestream-operator.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
+
+{{/* The leader Lease; its name is the operator's --lease-name. */}}
+{{- define "livestream-operator.leaseName" -}}
+{{- include "livestream-operator.fullname" . -}}
+{{- end -}}
