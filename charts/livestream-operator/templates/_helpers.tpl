@@ -28,5 +28,34 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{- define "livestream-operator.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The leader Lease; its name is the operator's --lease-name. */}}
+{{- define "livestream-operator.leaseName" -}}
+{{- include "livestream-operator.fullname" . -}}
+{{- end -}}
+
+{{/* One HTTP probe of the operator: the path, and the timings from values. */}}
+{{- define "livestream-operator.probe" -}}
+{{- $probe := index . 1 -}}
+httpGet:
+  path: {{ index . 0 }}
+  port: http
+{{- range $field := list "initialDelaySeconds" "periodSeconds" "timeoutSeconds" "failureThreshold" "successThreshold" }}
+{{- if hasKey $probe $field }}
+{{ $field }}: {{ index $probe $field }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Checks across values, which values.schema.json cannot state with a clear message. */}}
+{{- define "livestream-operator.validate" -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection) -}}
+{{- fail (printf "replicaCount=%d needs leaderElection=true: without the Lease every replica would reconcile the same streams" (int .Values.replicaCount)) -}}
+{{- end -}}
 {{- end -}}
