@@ -130,6 +130,7 @@ async fn minimal_example_is_accepted_with_documented_defaults() {
             retention: Retention::Retain,
         },
         cdn: None,
+        origin: livestream::api::OriginSpec::default(),
         worker: WorkerSpec::default(),
         suspend: false,
     };
@@ -343,6 +344,7 @@ async fn status_subresource_and_printer_columns() {
         observed_generation: Some(generation),
         ingest_url: Some("rtmp://203.0.113.7:1935/live".into()),
         playback_url: Some("https://cdn.example.com/status-columns/demo/master.m3u8".into()),
+        low_latency_playback_url: Some("https://live.example.com/status-columns/demo/master.m3u8".into()),
         live: None,
     };
     api.patch_status(

@@ -31,6 +31,7 @@ use super::status::LiveStreamStatus;
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Live","type":"string","jsonPath":".status.conditions[?(@.type==\"Live\")].status"}"#,
     printcolumn = r#"{"name":"Playback","type":"string","jsonPath":".status.playbackUrl","priority":0}"#,
+    printcolumn = r#"{"name":"Low-Latency","type":"string","jsonPath":".status.lowLatencyPlaybackUrl","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new(
@@ -55,6 +56,9 @@ pub struct LiveStreamSpec {
     /// The CDN in front of the storage, used to build playback URLs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cdn: Option<CdnSpec>,
+    /// The worker's HLS origin, which serves the low-latency playlists.
+    #[serde(default)]
+    pub origin: OriginSpec,
     /// Settings of the ingest worker pod.
     #[serde(default)]
     pub worker: WorkerSpec,
@@ -453,9 +457,63 @@ pub enum Retention {
 #[serde(rename_all = "camelCase")]
 pub struct CdnSpec {
     /// Base URL that maps to the bucket root, e.g. `https://cdn.example.com`. The playback
-    /// URL is `BASE/PREFIX/master.m3u8`.
+    /// URL is `BASE/PREFIX/master.m3u8`, and the media of low-latency playlists is fetched
+    /// under it.
     #[schemars(length(max = 2048), regex(pattern = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"))]
     pub base_url: String,
+    /// Base URL whose playlist requests the CDN sends to the worker's origin (query strings
+    /// included), e.g. `https://cdn.example.com` when one distribution routes `*.m3u8` to
+    /// the origin and the rest to the bucket. The low-latency playback URL is
+    /// `BASE/PREFIX/master.m3u8`. Without it, that URL is the origin Service's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"))]
+    pub low_latency_base_url: Option<String>,
+}
+
+/// The worker's HLS origin.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct OriginSpec {
+    /// The Service that exposes the origin's port (a ClusterIP Service while Low-Latency
+    /// HLS is off).
+    #[serde(default)]
+    pub service: OriginServiceSpec,
+}
+
+/// The origin Service.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("!has(self.nodePort) || self.type != 'ClusterIP'").message("nodePort needs service type NodePort or LoadBalancer").field_path(".nodePort"))]
+#[serde(rename_all = "camelCase")]
+pub struct OriginServiceSpec {
+    /// Service type. Viewers (or the CDN) must reach it: LoadBalancer by default.
+    #[serde(default, rename = "type")]
+    pub type_: ServiceType,
+    /// The HTTP port of the Service.
+    #[serde(default = "default_origin_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// A fixed node port, for NodePort and LoadBalancer Services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 30000, max = 32767))]
+    pub node_port: Option<i32>,
+    /// Annotations for the Service, for example a cloud load balancer's settings.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Default for OriginServiceSpec {
+    fn default() -> Self {
+        Self {
+            type_: ServiceType::default(),
+            port: default_origin_port(),
+            node_port: None,
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_origin_port() -> i32 {
+    80
 }
 
 /// The worker pod.

@@ -24,9 +24,13 @@ pub struct LiveStreamStatus {
     /// Where encoders push: `rtmp://HOST:PORT/APP`, to which they append the stream key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingest_url: Option<String>,
-    /// Where viewers play: the master playlist.
+    /// Where viewers play: the master playlist in storage (standard HLS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub playback_url: Option<String>,
+    /// Where viewers play with Low-Latency HLS: the master playlist from the worker's
+    /// origin (its playlists name the media in storage). Set while Low-Latency HLS is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low_latency_playback_url: Option<String>,
     /// Figures of the running stream, from the worker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live: Option<LiveFigures>,

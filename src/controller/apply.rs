@@ -54,6 +54,29 @@ pub fn is_subset(desired: &Value, actual: &Value) -> bool {
     }
 }
 
+/// The path of the first field of `desired` that `actual` lacks or holds differently, for
+/// logs that say why an apply was sent.
+pub fn first_difference(desired: &Value, actual: &Value) -> Option<String> {
+    match (desired, actual) {
+        (Value::Object(want), Value::Object(have)) => {
+            want.iter().filter(|(_, v)| !v.is_null()).find_map(|(k, v)| match have.get(k) {
+                None => Some(k.clone()),
+                Some(h) => {
+                    first_difference(v, h).map(|rest| if rest.is_empty() { k.clone() } else { format!("{k}.{rest}") })
+                }
+            })
+        }
+        (Value::Array(want), Value::Array(have)) if want.len() == have.len() => {
+            want.iter().zip(have).enumerate().find_map(|(i, (w, h))| {
+                first_difference(w, h)
+                    .map(|rest| format!("[{i}]{}", if rest.is_empty() { String::new() } else { format!(".{rest}") }))
+            })
+        }
+        (want, have) if want == have => None,
+        _ => Some(String::new()),
+    }
+}
+
 /// Applies `desired` (stamped here) unless `existing` already matches it. Returns the
 /// object as it now is, and whether a write was sent.
 pub async fn apply_if_changed<K>(api: &Api<K>, mut desired: K, existing: Option<&K>) -> Result<(K, bool), kube::Error>
@@ -67,6 +90,10 @@ where
         return Ok((existing.clone(), false));
     }
     let name = desired.name_any();
+    if let Some(existing) = &existing_value {
+        let field = first_difference(&desired_value, existing).unwrap_or_default();
+        tracing::debug!(%name, %field, "applying a changed child");
+    }
     let applied = api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&desired)).await?;
     Ok((applied, true))
 }

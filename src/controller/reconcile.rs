@@ -10,6 +10,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
+use kube::Resource;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
@@ -21,8 +22,8 @@ use tracing::{debug, info, warn};
 
 use super::backoff::{FailureCounts, delay};
 use super::children::{
-    self, BuildError, FINALIZER, HTTP_PORT, generate_stream_key, generated_secret_name, ingest_service_name,
-    stream_key_secret, worker_name,
+    self, BuildError, Children, FIELD_MANAGER, FINALIZER, HTTP_PORT, generate_stream_key, generated_secret_name,
+    ingest_service_name, origin_service_name, stream_key_secret, worker_name,
 };
 use super::cleanup::{CleanupOutcome, PrefixCleaner, StorageCredentials, StorageTarget, clean_up};
 use super::events::{Notice, publish, transitions};
@@ -167,10 +168,12 @@ async fn apply_stream(stream: &LiveStream, ctx: &Context) -> Result<Action, Reco
         Err(invalid) => {
             debug!(stream = %key, reason = invalid.reason, "references are not usable");
             let deployment = ctx.stores.deployments.get(&ObjectRef::new(&worker_name(&name)).within(&namespace));
-            let service = ctx.stores.services.get(&ObjectRef::new(&ingest_service_name(&name)).within(&namespace));
+            let ingest = ctx.stores.services.get(&ObjectRef::new(&ingest_service_name(&name)).within(&namespace));
+            let origin = ctx.stores.services.get(&ObjectRef::new(&origin_service_name(&name)).within(&namespace));
             let observed = Observed {
                 deployment: deployment.as_deref(),
-                service: service.as_deref(),
+                ingest_service: ingest.as_deref(),
+                origin_service: origin.as_deref(),
                 node_address: None,
                 worker: WorkerObservation::NotRunning,
             };
@@ -181,23 +184,23 @@ async fn apply_stream(stream: &LiveStream, ctx: &Context) -> Result<Action, Reco
         }
     };
 
-    let built = children::build(stream, &ctx.config, &resolved)?;
+    // Destructured without `..`: a new kind of child does not compile until it is applied.
+    let Children { config_map, deployment, ingest_service, origin_service } =
+        children::build(stream, &ctx.config, &resolved)?;
     let client = &ctx.client;
     let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
     let existing_cm = ctx.stores.config_maps.get(&ObjectRef::new(&worker_name(&name)).within(&namespace));
-    let (_, wrote) = apply::apply_if_changed(&cm_api, built.config_map, existing_cm.as_deref()).await?;
+    let (_, wrote) = apply::apply_if_changed(&cm_api, config_map, existing_cm.as_deref()).await?;
     count_write(ctx, wrote, "ConfigMap");
 
     let deploy_api: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
     let existing_deploy = ctx.stores.deployments.get(&ObjectRef::new(&worker_name(&name)).within(&namespace));
-    let (deployment, wrote) =
-        apply::apply_if_changed(&deploy_api, built.deployment, existing_deploy.as_deref()).await?;
+    let (deployment, wrote) = apply::apply_if_changed(&deploy_api, deployment, existing_deploy.as_deref()).await?;
     count_write(ctx, wrote, "Deployment");
 
     let svc_api: Api<Service> = Api::namespaced(client.clone(), &namespace);
-    let existing_svc = ctx.stores.services.get(&ObjectRef::new(&ingest_service_name(&name)).within(&namespace));
-    let (service, wrote) = apply::apply_if_changed(&svc_api, built.service, existing_svc.as_deref()).await?;
-    count_write(ctx, wrote, "Service");
+    let ingest_service = apply_service(ctx, &svc_api, &namespace, ingest_service).await?;
+    let origin_service = apply_service(ctx, &svc_api, &namespace, origin_service).await?;
 
     let pod = running_worker_pod(&ctx.stores.pods, &namespace, &name);
     let available = deployment.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0) > 0;
@@ -208,7 +211,8 @@ async fn apply_stream(stream: &LiveStream, ctx: &Context) -> Result<Action, Reco
     let node_address = pod.as_ref().and_then(|p| p.status.as_ref()).and_then(|s| s.host_ip.clone());
     let observed = Observed {
         deployment: Some(&deployment),
-        service: Some(&service),
+        ingest_service: Some(&ingest_service),
+        origin_service: Some(&origin_service),
         node_address: node_address.as_deref(),
         worker,
     };
@@ -220,6 +224,18 @@ async fn apply_stream(stream: &LiveStream, ctx: &Context) -> Result<Action, Reco
     } else {
         Action::requeue(ctx.config.idle_resync)
     })
+}
+
+async fn apply_service(
+    ctx: &Context,
+    api: &Api<Service>,
+    namespace: &str,
+    service: Service,
+) -> Result<Service, ReconcileError> {
+    let existing = ctx.stores.services.get(&ObjectRef::new(&service.name_any()).within(namespace));
+    let (service, wrote) = apply::apply_if_changed(api, service, existing.as_deref()).await?;
+    count_write(ctx, wrote, "Service");
+    Ok(service)
 }
 
 fn count_write(ctx: &Context, wrote: bool, kind: &str) {
@@ -318,17 +334,15 @@ async fn write_status(
         return Ok(());
     }
     let api: Api<LiveStream> = Api::namespaced(ctx.client.clone(), namespace);
+    // Server-side apply of the whole typed status: every field is written (a new one cannot
+    // be forgotten), and one that is now empty is removed, since this manager owned it.
     let patch = json!({
-        "status": {
-            "phase": status.phase,
-            "conditions": status.conditions,
-            "observedGeneration": status.observed_generation,
-            "ingestUrl": status.ingest_url,
-            "playbackUrl": status.playback_url,
-            "live": status.live,
-        }
+        "apiVersion": LiveStream::api_version(&()),
+        "kind": LiveStream::kind(&()),
+        "status": status,
     });
-    let patched = api.patch_status(&stream.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let patched = api.patch_status(&stream.name_any(), &params, &Patch::Apply(&patch)).await?;
     // Only a patch that changed the object brings a watch event (and a fresh reconcile);
     // after a patch that changed nothing, the cached copy is as good as any.
     if patched.metadata.resource_version != stream.metadata.resource_version {

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::api::Api;
@@ -220,11 +220,25 @@ async fn run_reconcilers(
         cache::<Pod>(api(&client, ns), "app.kubernetes.io/name=livestream,app.kubernetes.io/component=worker");
     let caches = [t1, t2, t3, t4];
     health.set("caches", HealthCheck::Failing("waiting for the first list of children".into()));
-    // An error here means the cache task ended; reconciles then fall back to applying.
-    let _ = config_maps.wait_until_ready().await;
-    let _ = deployments.wait_until_ready().await;
-    let _ = services.wait_until_ready().await;
-    let _ = pods.wait_until_ready().await;
+    let stop = stop.shared();
+    // An error here means the cache task ended; reconciles then fall back to applying. A
+    // stop meanwhile (no rights any more, no API server) ends the wait.
+    let ready = async {
+        let _ = config_maps.wait_until_ready().await;
+        let _ = deployments.wait_until_ready().await;
+        let _ = services.wait_until_ready().await;
+        let _ = pods.wait_until_ready().await;
+    };
+    tokio::select! {
+        () = ready => {}
+        () = stop.clone() => {
+            for task in caches {
+                task.abort();
+            }
+            info!("stopped before the caches were ready");
+            return;
+        }
+    }
     health.set("caches", HealthCheck::Ok);
 
     let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: Some(settings.identity.clone()) };

@@ -29,6 +29,8 @@ pub const STREAM_KEY_ENV: &str = "LIVESTREAM_STREAM_KEY";
 pub const RTMP_PORT: i32 = 1935;
 /// The worker's HTTP port (health, metrics, `/status`).
 pub const HTTP_PORT: i32 = 8080;
+/// The worker's HLS origin port (low-latency playlists).
+pub const ORIGIN_PORT: i32 = 8081;
 
 const SCRATCH_DIR: &str = "/tmp";
 
@@ -127,7 +129,7 @@ fn worker_container(stream: &LiveStream, config: &OperatorConfig, resolved: &Res
             "$(POD_IP)".into(),
         ]),
         env: Some(env),
-        ports: Some(vec![port("rtmp", RTMP_PORT), port("http", HTTP_PORT)]),
+        ports: Some(vec![port("rtmp", RTMP_PORT), port("http", HTTP_PORT), port("origin", ORIGIN_PORT)]),
         volume_mounts: Some(vec![
             VolumeMount {
                 name: "config".into(),
@@ -272,7 +274,7 @@ mod tests {
         assert_eq!(sc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
         let ports: Vec<_> =
             c.ports.as_ref().unwrap().iter().map(|p| (p.name.clone().unwrap(), p.container_port)).collect();
-        assert_eq!(ports, vec![("rtmp".to_string(), 1935), ("http".to_string(), 8080)]);
+        assert_eq!(ports, vec![("rtmp".to_string(), 1935), ("http".to_string(), 8080), ("origin".to_string(), 8081)]);
         let ready = c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
         assert_eq!(ready.path.as_deref(), Some("/readyz"));
         let live = c.liveness_probe.as_ref().unwrap().http_get.as_ref().unwrap();

@@ -9,10 +9,12 @@ mod secret;
 mod service;
 
 pub use config_map::{CONFIG_FILE_KEY, config_checksum, config_map, worker_config, worker_config_yaml};
-pub use deployment::{CONFIG_CHECKSUM_ANNOTATION, CONFIG_MOUNT_DIR, HTTP_PORT, RTMP_PORT, STREAM_KEY_ENV, deployment};
+pub use deployment::{
+    CONFIG_CHECKSUM_ANNOTATION, CONFIG_MOUNT_DIR, HTTP_PORT, ORIGIN_PORT, RTMP_PORT, STREAM_KEY_ENV, deployment,
+};
 pub use names::*;
 pub use secret::{GENERATED_STREAM_KEY_KEY, generate_stream_key, stream_key_secret};
-pub use service::ingest_service;
+pub use service::{ingest_service, origin_service};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
@@ -35,7 +37,8 @@ pub enum BuildError {
 pub struct Children {
     pub config_map: ConfigMap,
     pub deployment: Deployment,
-    pub service: Service,
+    pub ingest_service: Service,
+    pub origin_service: Service,
 }
 
 /// Builds every applied child of `stream`.
@@ -45,7 +48,8 @@ pub fn build(stream: &LiveStream, config: &OperatorConfig, resolved: &Resolved) 
     Ok(Children {
         config_map: config_map(stream, yaml)?,
         deployment: deployment(stream, config, resolved, &checksum)?,
-        service: ingest_service(stream)?,
+        ingest_service: ingest_service(stream)?,
+        origin_service: origin_service(stream)?,
     })
 }
 

@@ -25,6 +25,7 @@ pub const MAX_STREAM_NAME_LEN: usize = 56;
 pub enum Component {
     Worker,
     Ingest,
+    Origin,
     StreamKey,
 }
 
@@ -33,6 +34,7 @@ impl Component {
         match self {
             Component::Worker => "worker",
             Component::Ingest => "ingest",
+            Component::Origin => "origin",
             Component::StreamKey => "stream-key",
         }
     }
@@ -46,6 +48,11 @@ pub fn worker_name(stream_name: &str) -> String {
 /// Name of the ingest Service.
 pub fn ingest_service_name(stream_name: &str) -> String {
     format!("{stream_name}-ingest")
+}
+
+/// Name of the origin Service.
+pub fn origin_service_name(stream_name: &str) -> String {
+    format!("{stream_name}-origin")
 }
 
 /// Name of the generated stream-key Secret.

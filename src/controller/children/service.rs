@@ -1,22 +1,55 @@
-//! The ingest Service: the RTMP port of the worker, exposed as the spec asks.
+//! The Services of a stream: the ingest Service (the worker's RTMP port) and the origin
+//! Service (its HLS origin), exposed as the spec asks.
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use super::BuildError;
-use super::names::{Component, child_metadata, ingest_service_name, selector_labels};
+use super::names::{Component, child_metadata, ingest_service_name, origin_service_name, selector_labels};
 use crate::api::{LiveStream, ServiceType};
 
 /// The ingest Service of `stream`.
 pub fn ingest_service(stream: &LiveStream) -> Result<Service, BuildError> {
-    let name = stream.name_any();
     let spec = &stream.spec.ingest.service;
-    let mut metadata = child_metadata(stream, ingest_service_name(&name), Component::Ingest)?;
-    if !spec.annotations.is_empty() {
-        metadata.annotations = Some(spec.annotations.clone());
+    let name = ingest_service_name(&stream.name_any());
+    let port = Exposed { port: spec.port, node_port: spec.node_port, target: "rtmp" };
+    service(stream, name, Component::Ingest, spec.type_, port, &spec.annotations)
+}
+
+/// The origin Service of `stream`: as the spec asks while Low-Latency HLS is on, a
+/// ClusterIP Service otherwise (nothing to expose, and no load balancer to pay for).
+pub fn origin_service(stream: &LiveStream) -> Result<Service, BuildError> {
+    let spec = &stream.spec.origin.service;
+    let name = origin_service_name(&stream.name_any());
+    let low_latency = stream.spec.hls.part_target().is_some();
+    let type_ = if low_latency { spec.type_ } else { ServiceType::ClusterIP };
+    let port = Exposed { port: spec.port, node_port: spec.node_port, target: "origin" };
+    service(stream, name, Component::Origin, type_, port, &spec.annotations)
+}
+
+/// One port of a Service and the container port it targets.
+struct Exposed {
+    port: i32,
+    node_port: Option<i32>,
+    target: &'static str,
+}
+
+fn service(
+    stream: &LiveStream,
+    name: String,
+    component: Component,
+    type_: ServiceType,
+    port: Exposed,
+    annotations: &BTreeMap<String, String>,
+) -> Result<Service, BuildError> {
+    let mut metadata = child_metadata(stream, name, component)?;
+    if !annotations.is_empty() {
+        metadata.annotations = Some(annotations.clone());
     }
-    let type_ = match spec.type_ {
+    let type_name = match type_ {
         ServiceType::ClusterIP => "ClusterIP",
         ServiceType::NodePort => "NodePort",
         ServiceType::LoadBalancer => "LoadBalancer",
@@ -24,15 +57,15 @@ pub fn ingest_service(stream: &LiveStream) -> Result<Service, BuildError> {
     Ok(Service {
         metadata,
         spec: Some(ServiceSpec {
-            type_: Some(type_.into()),
-            selector: Some(selector_labels(&name)),
+            type_: Some(type_name.into()),
+            selector: Some(selector_labels(&stream.name_any())),
             ports: Some(vec![ServicePort {
-                name: Some("rtmp".into()),
-                port: spec.port,
-                target_port: Some(IntOrString::String("rtmp".into())),
-                node_port: match spec.type_ {
+                name: Some(port.target.into()),
+                port: port.port,
+                target_port: Some(IntOrString::String(port.target.into())),
+                node_port: match type_ {
                     ServiceType::ClusterIP => None,
-                    _ => spec.node_port,
+                    _ => port.node_port,
                 },
                 protocol: Some("TCP".into()),
                 ..ServicePort::default()
@@ -64,6 +97,23 @@ mod tests {
         assert_eq!((port.port, port.node_port), (1936, Some(31935)));
         assert_eq!(port.target_port, Some(IntOrString::String("rtmp".into())));
         assert_eq!(spec.selector.unwrap()["app.kubernetes.io/component"], "worker");
+    }
+
+    #[test]
+    fn origin_service_is_exposed_only_with_low_latency() {
+        let mut stream = fixtures::stream("media", "demo");
+        let svc = origin_service(&stream).unwrap();
+        assert_eq!(svc.metadata.name.as_deref(), Some("demo-origin"));
+        let spec = svc.spec.unwrap();
+        assert_eq!(spec.type_.as_deref(), Some("LoadBalancer"));
+        let port = &spec.ports.unwrap()[0];
+        assert_eq!((port.port, port.name.as_deref()), (80, Some("origin")));
+        assert_eq!(port.target_port, Some(IntOrString::String("origin".into())));
+        stream.spec.hls.low_latency = false;
+        stream.spec.origin.service.node_port = Some(31080);
+        let spec = origin_service(&stream).unwrap().spec.unwrap();
+        assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
+        assert_eq!(spec.ports.unwrap()[0].node_port, None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod conditions;
 pub(crate) mod urls;
 
 pub use conditions::{Desired, condition, find, sanitize_reason};
-pub use urls::{ingest_url, playback_url};
+pub use urls::{ingest_url, low_latency_playback_url, playback_url};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
@@ -32,7 +32,8 @@ pub enum WorkerObservation {
 #[derive(Clone, Debug)]
 pub struct Observed<'a> {
     pub deployment: Option<&'a Deployment>,
-    pub service: Option<&'a Service>,
+    pub ingest_service: Option<&'a Service>,
+    pub origin_service: Option<&'a Service>,
     /// The address of the node that runs the worker, for NodePort ingest URLs.
     pub node_address: Option<&'a str>,
     pub worker: WorkerObservation,
@@ -59,8 +60,9 @@ pub fn compute(
         phase: Some(verdict.phase),
         conditions,
         observed_generation: generation,
-        ingest_url: ingest_url(stream, observed.service, observed.node_address),
+        ingest_url: ingest_url(stream, observed.ingest_service, observed.node_address),
         playback_url: Some(playback_url(stream)),
+        low_latency_playback_url: low_latency_playback_url(stream, observed.origin_service, observed.node_address),
         live: verdict.live_figures,
     }
 }
@@ -227,8 +229,13 @@ mod tests {
     fn pending_until_the_worker_is_available_then_idle() {
         let stream = fixtures::stream("media", "demo");
         let d = available(0);
-        let observed =
-            Observed { deployment: Some(&d), service: None, node_address: None, worker: WorkerObservation::NotRunning };
+        let observed = Observed {
+            deployment: Some(&d),
+            ingest_service: None,
+            origin_service: None,
+            node_address: None,
+            worker: WorkerObservation::NotRunning,
+        };
         let status = compute(&stream, &observed, None, at(100));
         assert_eq!(status.phase, Some(Phase::Pending));
         assert_eq!(cond(&status, "Ready").status, "False");
@@ -240,8 +247,13 @@ mod tests {
         );
 
         let d = available(1);
-        let observed =
-            Observed { deployment: Some(&d), service: None, node_address: None, worker: report(StreamPhase::Idle) };
+        let observed = Observed {
+            deployment: Some(&d),
+            ingest_service: None,
+            origin_service: None,
+            node_address: None,
+            worker: report(StreamPhase::Idle),
+        };
         let status = compute(&stream, &observed, None, at(200));
         assert_eq!(status.phase, Some(Phase::Idle));
         assert_eq!(cond(&status, "Ready").status, "True");
@@ -254,8 +266,13 @@ mod tests {
     fn live_and_ended_follow_the_worker_with_figures() {
         let stream = fixtures::stream("media", "demo");
         let d = available(1);
-        let observed =
-            Observed { deployment: Some(&d), service: None, node_address: None, worker: report(StreamPhase::Live) };
+        let observed = Observed {
+            deployment: Some(&d),
+            ingest_service: None,
+            origin_service: None,
+            node_address: None,
+            worker: report(StreamPhase::Live),
+        };
         let status = compute(&stream, &observed, None, at(100));
         assert_eq!(status.phase, Some(Phase::Live));
         assert_eq!(cond(&status, "Live").status, "True");
@@ -271,8 +288,13 @@ mod tests {
     fn equal_inputs_give_an_equal_status() {
         let mut stream = fixtures::stream("media", "demo");
         let d = available(1);
-        let observed =
-            Observed { deployment: Some(&d), service: None, node_address: None, worker: report(StreamPhase::Idle) };
+        let observed = Observed {
+            deployment: Some(&d),
+            ingest_service: None,
+            origin_service: None,
+            node_address: None,
+            worker: report(StreamPhase::Idle),
+        };
         let first = compute(&stream, &observed, None, at(100));
         stream.status = Some(first.clone());
         let second = compute(&stream, &observed, None, at(900));
@@ -283,8 +305,13 @@ mod tests {
     fn invalid_references_fail_the_stream_and_suspend_wins_over_the_worker() {
         let mut stream = fixtures::stream("media", "demo");
         let invalid = Invalid { reason: "StreamKeySecretNotFound", message: "Secret \"k\" does not exist".into() };
-        let observed =
-            Observed { deployment: None, service: None, node_address: None, worker: WorkerObservation::NotRunning };
+        let observed = Observed {
+            deployment: None,
+            ingest_service: None,
+            origin_service: None,
+            node_address: None,
+            worker: WorkerObservation::NotRunning,
+        };
         let status = compute(&stream, &observed, Some(&invalid), at(100));
         assert_eq!(status.phase, Some(Phase::Failed));
         assert_eq!(cond(&status, "Ready").reason, "StreamKeySecretNotFound");
@@ -303,7 +330,8 @@ mod tests {
         ws.problems.push(Problem { reason: "StorageUnavailable".into(), message: "retrying uploads".into() });
         let observed = Observed {
             deployment: Some(&d),
-            service: None,
+            ingest_service: None,
+            origin_service: None,
             node_address: None,
             worker: WorkerObservation::Reported(ws),
         };
@@ -328,8 +356,13 @@ mod tests {
             message: Some("ProgressDeadlineExceeded".into()),
             ..DeploymentCondition::default()
         }]);
-        let observed =
-            Observed { deployment: Some(&d), service: None, node_address: None, worker: WorkerObservation::NotRunning };
+        let observed = Observed {
+            deployment: Some(&d),
+            ingest_service: None,
+            origin_service: None,
+            node_address: None,
+            worker: WorkerObservation::NotRunning,
+        };
         let status = compute(&stream, &observed, None, at(100));
         assert_eq!(cond(&status, "Degraded").reason, "WorkerRolloutStuck");
     }

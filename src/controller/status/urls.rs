@@ -5,20 +5,46 @@ use k8s_openapi::api::core::v1::Service;
 use crate::api::{LiveStream, ServiceType};
 use crate::controller::children::storage_prefix;
 
-/// `rtmp://HOST:PORT/APP` for the ingest Service: a load balancer's address, else a node
-/// address and the node port, else the cluster IP. Never carries the stream key.
+/// `rtmp://HOST:PORT/APP` for the ingest Service. Never carries the stream key.
 pub fn ingest_url(stream: &LiveStream, service: Option<&Service>, node_address: Option<&str>) -> Option<String> {
-    let service = service?;
+    let (host, port) = service_address(service?, "rtmp", stream.spec.ingest.service.type_, node_address)?;
+    Some(format!("rtmp://{host}:{port}/{}", stream.spec.ingest.app))
+}
+
+/// The low-latency master playlist, while Low-Latency HLS is on: under the CDN's
+/// low-latency base URL when there is one, else at the origin Service's address.
+pub fn low_latency_playback_url(
+    stream: &LiveStream,
+    origin_service: Option<&Service>,
+    node_address: Option<&str>,
+) -> Option<String> {
+    stream.spec.hls.part_target()?;
+    let prefix = storage_prefix(stream);
+    if let Some(base) = stream.spec.cdn.as_ref().and_then(|cdn| cdn.low_latency_base_url.as_ref()) {
+        return Some(format!("{}/{prefix}/master.m3u8", base.trim_end_matches('/')));
+    }
+    let (host, port) = service_address(origin_service?, "origin", stream.spec.origin.service.type_, node_address)?;
+    let authority = if port == 80 { host } else { format!("{host}:{port}") };
+    Some(format!("http://{authority}/{prefix}/master.m3u8"))
+}
+
+/// Where clients reach the port named `port_name` of `service`: a load balancer's address,
+/// else a node address and the node port, else the cluster IP.
+fn service_address(
+    service: &Service,
+    port_name: &str,
+    type_: ServiceType,
+    node_address: Option<&str>,
+) -> Option<(String, i32)> {
     let spec = service.spec.as_ref()?;
-    let port = spec.ports.as_ref()?.iter().find(|p| p.name.as_deref() == Some("rtmp"))?;
-    let app = &stream.spec.ingest.app;
+    let port = spec.ports.as_ref()?.iter().find(|p| p.name.as_deref() == Some(port_name))?;
     let load_balancer = service
         .status
         .as_ref()
         .and_then(|s| s.load_balancer.as_ref())
         .and_then(|lb| lb.ingress.as_ref())
         .and_then(|ingress| ingress.iter().find_map(|i| i.ip.clone().or_else(|| i.hostname.clone())));
-    let (host, port_number) = match (load_balancer, stream.spec.ingest.service.type_, port.node_port, node_address) {
+    let (host, port_number) = match (load_balancer, type_, port.node_port, node_address) {
         (Some(host), ServiceType::LoadBalancer, _, _) => (host, port.port),
         (_, ServiceType::LoadBalancer | ServiceType::NodePort, Some(node_port), Some(node)) => {
             (node.to_string(), node_port)
@@ -28,7 +54,7 @@ pub fn ingest_url(stream: &LiveStream, service: Option<&Service>, node_address: 
             (cluster_ip.to_string(), port.port)
         }
     };
-    Some(format!("rtmp://{}:{port_number}/{app}", bracket_ipv6(&host)))
+    Some((bracket_ipv6(&host), port_number))
 }
 
 /// The master playlist: under the CDN when there is one, else straight from storage.
@@ -66,7 +92,7 @@ mod tests {
 
     use super::*;
     use crate::api::CdnSpec;
-    use crate::controller::children::{fixtures, ingest_service};
+    use crate::controller::children::{fixtures, ingest_service, origin_service};
 
     fn service(
         stream: &LiveStream,
@@ -108,8 +134,35 @@ mod tests {
         stream.spec.storage.force_path_style = false;
         stream.spec.storage.endpoint = Some("https://r2.example.com".into());
         assert_eq!(playback_url(&stream), "https://live-video.r2.example.com/media/demo/master.m3u8");
-        stream.spec.cdn = Some(CdnSpec { base_url: "https://cdn.example.com/".into() });
+        stream.spec.cdn = Some(CdnSpec { base_url: "https://cdn.example.com/".into(), low_latency_base_url: None });
         stream.spec.storage.prefix = Some("events/launch".into());
         assert_eq!(playback_url(&stream), "https://cdn.example.com/events/launch/master.m3u8");
+    }
+
+    #[test]
+    fn low_latency_playback_from_the_cdn_or_the_origin_service() {
+        let mut stream = fixtures::stream("media", "demo");
+        let mut svc = origin_service(&stream).unwrap();
+        svc.spec.as_mut().unwrap().cluster_ip = Some("10.96.0.20".into());
+        svc.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].node_port = Some(31080);
+        assert_eq!(
+            low_latency_playback_url(&stream, Some(&svc), Some("192.0.2.1")).as_deref(),
+            Some("http://192.0.2.1:31080/media/demo/master.m3u8")
+        );
+        assert_eq!(
+            low_latency_playback_url(&stream, Some(&svc), None).as_deref(),
+            Some("http://10.96.0.20/media/demo/master.m3u8"),
+            "port 80 goes without saying"
+        );
+        stream.spec.cdn = Some(CdnSpec {
+            base_url: "https://media.example.com".into(),
+            low_latency_base_url: Some("https://live.example.com/".into()),
+        });
+        assert_eq!(
+            low_latency_playback_url(&stream, None, None).as_deref(),
+            Some("https://live.example.com/media/demo/master.m3u8")
+        );
+        stream.spec.hls.low_latency = false;
+        assert_eq!(low_latency_playback_url(&stream, Some(&svc), None), None);
     }
 }
