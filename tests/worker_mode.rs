@@ -84,6 +84,115 @@ reconnectGraceSeconds: 1
     assert!(!log.contains("w0rker-key-of-keynote") && !log.contains(minio.secret_key()), "a secret in the log");
 }
 
+/// A `livestream worker` on MinIO for stream `media/keynote`, with its ports.
+struct Worker {
+    process: ManagedProcess,
+    rtmp: u16,
+    http: u16,
+}
+
+fn start_worker(minio: &MinioServer, dir: &std::path::Path, name: &str) -> Worker {
+    let (rtmp, http, origin) = (free_port(), free_port(), free_port());
+    let config = format!(
+        r#"
+stream: {{namespace: media, name: keynote}}
+rtmp: {{listen: "127.0.0.1:{rtmp}", app: live}}
+http: {{listen: "127.0.0.1:{http}"}}
+origin: {{listen: "127.0.0.1:{origin}"}}
+ladder:
+  renditions:
+    - {{name: 180p, width: 320, height: 180, videoBitrateKbps: 300}}
+  keyframeIntervalSeconds: 1
+hls: {{segmentDurationSeconds: 1, windowSegments: 20}}
+storage:
+  s3: {{bucket: streams, prefix: media/keynote, endpoint: "{endpoint}", forcePathStyle: true}}
+scratchDir: {scratch}
+ffmpeg: {ffmpeg}
+reconnectGraceSeconds: 30
+"#,
+        endpoint = minio.endpoint(),
+        scratch = dir.join(format!("scratch-{name}")).display(),
+        ffmpeg = testenv_bin("ffmpeg").display(),
+    );
+    let config_path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&config_path, config).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_livestream"));
+    cmd.args(["worker", "--config"])
+        .arg(&config_path)
+        .env("LIVESTREAM_STREAM_KEY", "w0rker-key-of-keynote")
+        .env("AWS_ACCESS_KEY_ID", minio.access_key())
+        .env("AWS_SECRET_ACCESS_KEY", minio.secret_key());
+    let mut process = ManagedProcess::spawn(name, cmd, &dir.join(format!("{name}.log")));
+    wait_for("the worker to become ready", Duration::from_secs(30), || {
+        process.assert_running();
+        let (code, _, _, _) = http_get(&format!("http://127.0.0.1:{http}/readyz"));
+        (code == 200).then_some(())
+    });
+    Worker { process, rtmp, http }
+}
+
+/// Two workers of one stream at once (a pod deleted while its successor starts): the new
+/// one takes the playlists over, the old one stops writing at its next playlist and lets
+/// its encoder go, and the playlists never go back to the old writer.
+#[test]
+fn a_second_worker_takes_over_and_the_first_stops_writing() {
+    let _serial = media::serial();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let minio = runtime.block_on(MinioServer::start());
+    runtime.block_on(minio.create_bucket("streams", true));
+    let dir = tempfile::tempdir().unwrap();
+    let playlist_url = format!("{}/streams/media/keynote/180p/index.m3u8", minio.endpoint());
+    let read = || {
+        let (code, _, _, body) = http_get(&playlist_url);
+        (code == 200).then(|| parse_media(&String::from_utf8_lossy(&body)))
+    };
+    let mut writers: Vec<String> = Vec::new();
+    let mut note = |playlist: &media::MediaPlaylist| {
+        let writer = playlist.writer.clone().expect("a stored playlist names its writer");
+        if writers.last() != Some(&writer) {
+            writers.push(writer);
+        }
+    };
+
+    let mut first = start_worker(&minio, dir.path(), "first");
+    let url = |worker: &Worker| format!("rtmp://127.0.0.1:{}/live/w0rker-key-of-keynote", worker.rtmp);
+    let mut first_push = push(&url(&first), &Push { seconds: 60.0, ..Push::default() }, &dir.path().join("p1.log"));
+    let before = wait_for("three segments from the first worker", Duration::from_secs(30), || {
+        read().filter(|p| p.segments.len() >= 3)
+    });
+    note(&before);
+
+    // The encoder reaches the second worker while the first still has its own publish.
+    let second = start_worker(&minio, dir.path(), "second");
+    let mut second_push = push(&url(&second), &Push { seconds: 8.0, ..Push::default() }, &dir.path().join("p2.log"));
+    // The first worker learns at its next playlist write that it is no longer the writer.
+    let superseded = wait_for("the first worker to stop as superseded", Duration::from_secs(20), || {
+        if let Some(playlist) = read() {
+            note(&playlist);
+        }
+        status(first.http)
+            .filter(|s| s.phase == StreamPhase::Idle && s.problems.iter().any(|p| p.reason == "Superseded"))
+    });
+    assert!(superseded.problems[0].message.contains("another worker"), "{superseded:?}");
+    assert!(
+        wait_exit(&mut first_push, Duration::from_secs(20)) || !first_push.is_running(),
+        "the first worker lets its encoder go"
+    );
+    assert!(wait_exit(&mut second_push, Duration::from_secs(30)), "{}", second_push.log_tail(2000));
+    let after = wait_for("the second worker to end the stream", Duration::from_secs(30), || {
+        let playlist = read()?;
+        note(&playlist);
+        playlist.ended.then_some(playlist)
+    });
+    assert_eq!(writers.len(), 2, "the writer changed once and never back: {writers:?}");
+    let numbers: Vec<u64> = after.segments.iter().map(|s| s.0.split('.').next().unwrap().parse().unwrap()).collect();
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "no gap and no number twice: {numbers:?}");
+    assert!(after.segments.iter().any(|s| s.2), "a discontinuity where the second worker began: {after:?}");
+    assert!(first.process.is_running(), "the superseded worker keeps running (Idle) until it is stopped");
+    let log = first.process.log_tail(20_000);
+    assert!(log.contains("no longer writes the stream"), "{log}");
+}
+
 #[test]
 fn a_restarted_server_continues_the_stored_playlists() {
     let _serial = media::serial();

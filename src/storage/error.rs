@@ -24,6 +24,9 @@ pub enum StoreError {
     /// The key or prefix is not acceptable.
     #[error("invalid key {key:?}: {reason}")]
     InvalidKey { key: String, reason: KeyError },
+    /// A conditional write found another object than it expected: someone else wrote it.
+    #[error("object {key} was changed by another writer")]
+    Conflict { key: String },
     /// The object is larger than a read is allowed to load into memory.
     #[error("object {key} is larger than the limit of {limit} bytes")]
     TooLarge { key: String, limit: u64 },
@@ -44,6 +47,7 @@ pub enum ErrorClass {
     Unreachable,
     Unavailable,
     InvalidKey,
+    Conflict,
     TooLarge,
     Io,
     Other,
@@ -59,6 +63,7 @@ impl ErrorClass {
             Self::Unreachable => "unreachable",
             Self::Unavailable => "unavailable",
             Self::InvalidKey => "invalid_key",
+            Self::Conflict => "conflict",
             Self::TooLarge => "too_large",
             Self::Io => "io",
             Self::Other => "other",
@@ -76,6 +81,7 @@ impl StoreError {
             Self::Unreachable { .. } => ErrorClass::Unreachable,
             Self::Unavailable { .. } => ErrorClass::Unavailable,
             Self::InvalidKey { .. } => ErrorClass::InvalidKey,
+            Self::Conflict { .. } => ErrorClass::Conflict,
             Self::TooLarge { .. } => ErrorClass::TooLarge,
             Self::Io { .. } => ErrorClass::Io,
             Self::Other { .. } => ErrorClass::Other,
@@ -121,6 +127,7 @@ mod tests {
         assert!(!StoreError::BucketMissing { bucket: "b".into() }.is_retryable());
         assert!(!StoreError::NotFound { key: "k".into() }.is_retryable());
         assert!(!StoreError::invalid_key("..", KeyError::DotSegment).is_retryable());
+        assert!(!StoreError::Conflict { key: "k".into() }.is_retryable(), "another writer stays");
     }
 
     #[test]
@@ -132,6 +139,7 @@ mod tests {
             ErrorClass::Unreachable,
             ErrorClass::Unavailable,
             ErrorClass::InvalidKey,
+            ErrorClass::Conflict,
             ErrorClass::TooLarge,
             ErrorClass::Io,
             ErrorClass::Other,

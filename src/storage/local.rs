@@ -16,9 +16,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::error::StoreError;
-use super::key::{directory_prefix, validate_key};
+use super::key::{KeyError, directory_prefix, validate_key};
 use super::object::ObjectKind;
-use super::store::{MAX_GET_BYTES, MAX_LIST_KEYS, Store};
+use super::store::{Expect, MAX_GET_BYTES, MAX_LIST_KEYS, Store, Version};
 
 /// Objects as files under a root directory.
 #[derive(Clone, Debug)]
@@ -57,6 +57,45 @@ impl Store for LocalStore {
         blocking(move || write_atomically(&path, &body).map_err(|source| io_error("write", &key, source))).await
     }
 
+    async fn put_if(&self, key: &str, body: Bytes, _kind: ObjectKind, expect: &Expect) -> Result<Version, StoreError> {
+        let path = self.path_of(key)?;
+        let key = key.to_string();
+        let expect = expect.clone();
+        blocking(move || {
+            let dir = path.parent().ok_or_else(|| StoreError::invalid_key(&key, KeyError::Empty))?;
+            fs::create_dir_all(dir).map_err(|source| io_error("write", &key, source))?;
+            // The directory is locked while the object is compared and replaced, so that
+            // of two processes writing over the same version only one succeeds.
+            let lock = File::open(dir).and_then(|dir| dir.lock().map(|()| dir));
+            let _lock = lock.map_err(|source| io_error("lock", &key, source))?;
+            let current = match read_bounded(&path, MAX_GET_BYTES) {
+                Ok(Some(current)) => Some(version_of(&current)),
+                Ok(None) => return Err(StoreError::TooLarge { key, limit: MAX_GET_BYTES }),
+                Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => None,
+                Err(source) => return Err(io_error("read", &key, source)),
+            };
+            let matches = match (&expect, &current) {
+                (Expect::Absent, None) => true,
+                (Expect::Version(want), Some(have)) => want == have,
+                _ => false,
+            };
+            if !matches {
+                return Err(StoreError::Conflict { key });
+            }
+            write_atomically(&path, &body).map_err(|source| io_error("write", &key, source))?;
+            Ok(version_of(&body))
+        })
+        .await
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Bytes, Version)>, StoreError> {
+        let body = self.get(key).await?;
+        Ok(body.map(|body| {
+            let version = version_of(&body);
+            (body, version)
+        }))
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         let path = self.path_of(key)?;
         let key = key.to_string();
@@ -93,6 +132,12 @@ impl Store for LocalStore {
         let limit = limit.min(MAX_LIST_KEYS);
         blocking(move || list_tree(&root, &dir, limit).map_err(|source| io_error("list", &prefix, source))).await
     }
+}
+
+/// The version of an object on disk: a hash of its content.
+fn version_of(body: &[u8]) -> Version {
+    use sha2::{Digest, Sha256};
+    Version(Sha256::digest(body).iter().take(16).map(|b| format!("{b:02x}")).collect())
 }
 
 /// Runs filesystem work off the async threads.
@@ -235,6 +280,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::new(dir.path().join("root"));
         (dir, store)
+    }
+
+    #[tokio::test]
+    async fn conditional_writes_succeed_only_over_the_expected_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let key = "live/demo/720p/index.m3u8";
+        let kind = ObjectKind::MediaPlaylist;
+        let first = store.put_if(key, Bytes::from_static(b"#EXTM3U\n1"), kind, &Expect::Absent).await.unwrap();
+        assert!(matches!(
+            store.put_if(key, Bytes::from_static(b"#EXTM3U\nx"), kind, &Expect::Absent).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        let second =
+            store.put_if(key, Bytes::from_static(b"#EXTM3U\n2"), kind, &Expect::Version(first.clone())).await.unwrap();
+        assert_ne!(first, second);
+        assert!(
+            matches!(
+                store.put_if(key, Bytes::from_static(b"#EXTM3U\n3"), kind, &Expect::Version(first)).await,
+                Err(StoreError::Conflict { .. })
+            ),
+            "a writer that missed a change is refused"
+        );
+        let (body, version) = store.get_versioned(key).await.unwrap().unwrap();
+        assert_eq!((&body[..], version), (&b"#EXTM3U\n2"[..], second));
+        assert_eq!(store.get_versioned("live/demo/none.m3u8").await.unwrap(), None);
     }
 
     #[tokio::test]

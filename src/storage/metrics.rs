@@ -12,7 +12,7 @@ use prometheus_client::registry::Registry;
 
 use super::error::StoreError;
 use super::object::ObjectKind;
-use super::store::{AnyStore, Store};
+use super::store::{AnyStore, Expect, Store, Version};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
@@ -76,15 +76,15 @@ impl StorageMetrics {
     }
 
     /// Records one upload attempt of `bytes` that took `seconds`.
-    pub fn record_put(&self, kind: ObjectKind, bytes: usize, seconds: f64, outcome: &Result<(), StoreError>) {
+    pub fn record_put(&self, kind: ObjectKind, bytes: usize, seconds: f64, failure: Option<&StoreError>) {
         let labels = KindLabels { kind: kind.label() };
         self.latency.get_or_create(&labels).observe(seconds);
-        match outcome {
-            Ok(()) => {
+        match failure {
+            None => {
                 self.uploads.get_or_create(&labels).inc();
                 self.bytes.get_or_create(&labels).inc_by(bytes as u64);
             }
-            Err(error) => {
+            Some(error) => {
                 self.failures.get_or_create(&FailureLabels { kind: kind.label(), class: error.class().as_str() }).inc();
             }
         }
@@ -128,12 +128,24 @@ impl<S: Store> Store for InstrumentedStore<S> {
         let bytes = body.len();
         let started = Instant::now();
         let outcome = self.inner.put(key, body, kind).await;
-        self.metrics.record_put(kind, bytes, started.elapsed().as_secs_f64(), &outcome);
+        self.metrics.record_put(kind, bytes, started.elapsed().as_secs_f64(), outcome.as_ref().err());
+        outcome
+    }
+
+    async fn put_if(&self, key: &str, body: Bytes, kind: ObjectKind, expect: &Expect) -> Result<Version, StoreError> {
+        let bytes = body.len();
+        let started = Instant::now();
+        let outcome = self.inner.put_if(key, body, kind, expect).await;
+        self.metrics.record_put(kind, bytes, started.elapsed().as_secs_f64(), outcome.as_ref().err());
         outcome
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         self.inner.get(key).await
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Bytes, Version)>, StoreError> {
+        self.inner.get_versioned(key).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

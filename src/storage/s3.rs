@@ -27,7 +27,7 @@ use super::s3_error::{
     ErrorContext, ServiceFailure, classify_service_failure, describe_service_failure, error_chain, from_sdk_error,
     redact,
 };
-use super::store::{MAX_GET_BYTES, MAX_LIST_KEYS, Store};
+use super::store::{Expect, MAX_GET_BYTES, MAX_LIST_KEYS, Store, Version};
 
 /// The most keys one DeleteObjects request may name.
 const DELETE_BATCH: usize = 1000;
@@ -248,26 +248,40 @@ impl S3Store {
     }
 }
 
-impl Store for S3Store {
-    async fn put(&self, key: &str, body: Bytes, kind: ObjectKind) -> Result<(), StoreError> {
+impl S3Store {
+    /// PutObject, conditional when `expect` is given (`If-None-Match: *` for an absent
+    /// object, `If-Match` with the ETag of the expected one; S3 and MinIO answer 412
+    /// when the condition fails). Returns the ETag of the new object.
+    async fn put_object(
+        &self,
+        key: &str,
+        body: Bytes,
+        kind: ObjectKind,
+        expect: Option<&Expect>,
+    ) -> Result<Version, StoreError> {
         let key = self.checked_key(key)?;
         let length = i64::try_from(body.len())
             .map_err(|_| StoreError::TooLarge { key: key.to_string(), limit: i64::MAX as u64 })?;
-        self.client
+        let mut request = self
+            .client
             .put_object()
             .bucket(&*self.bucket)
             .key(key)
             .content_type(kind.content_type())
             .cache_control(kind.cache_control())
             .content_length(length)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(|e| from_sdk_error(e, &self.context(Some(key))))?;
-        Ok(())
+            .body(ByteStream::from(body));
+        request = match expect {
+            Some(Expect::Absent) => request.if_none_match("*"),
+            Some(Expect::Version(Version(etag))) => request.if_match(etag),
+            None => request,
+        };
+        let output = request.send().await.map_err(|e| from_sdk_error(e, &self.context(Some(key))))?;
+        Ok(Version(output.e_tag().unwrap_or_default().to_string()))
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+    /// GetObject, bounded by [`MAX_GET_BYTES`], with the object's ETag.
+    async fn get_object(&self, key: &str) -> Result<Option<(Bytes, Version)>, StoreError> {
         let key = self.checked_key(key)?;
         let output = match self.client.get_object().bucket(&*self.bucket).key(key).send().await {
             Ok(output) => output,
@@ -283,6 +297,7 @@ impl Store for S3Store {
         if announced > MAX_GET_BYTES {
             return Err(too_large());
         }
+        let version = Version(output.e_tag().unwrap_or_default().to_string());
         let mut body = output.body;
         let mut collected = BytesMut::with_capacity(usize::try_from(announced).unwrap_or(0));
         while let Some(chunk) = body.next().await {
@@ -294,7 +309,25 @@ impl Store for S3Store {
             }
             collected.extend_from_slice(&chunk);
         }
-        Ok(Some(collected.freeze()))
+        Ok(Some((collected.freeze(), version)))
+    }
+}
+
+impl Store for S3Store {
+    async fn put(&self, key: &str, body: Bytes, kind: ObjectKind) -> Result<(), StoreError> {
+        self.put_object(key, body, kind, None).await.map(|_| ())
+    }
+
+    async fn put_if(&self, key: &str, body: Bytes, kind: ObjectKind, expect: &Expect) -> Result<Version, StoreError> {
+        self.put_object(key, body, kind, Some(expect)).await
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Bytes, Version)>, StoreError> {
+        self.get_object(key).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.get_object(key).await?.map(|(body, _)| body))
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

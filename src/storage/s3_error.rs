@@ -20,6 +20,8 @@ pub(crate) enum ServiceFailure {
     Unavailable,
     /// The bucket lives in another region than the one configured.
     WrongRegion,
+    /// A conditional write found another object than it expected.
+    PreconditionFailed,
     Other,
 }
 
@@ -29,6 +31,9 @@ pub(crate) fn classify_service_failure(status: u16, code: Option<&str>) -> Servi
     match code {
         Some("NoSuchBucket") => return ServiceFailure::BucketMissing,
         Some("NoSuchKey" | "NotFound") => return ServiceFailure::NotFound,
+        Some("PreconditionFailed") => return ServiceFailure::PreconditionFailed,
+        // AWS: another conditional write to the key was in flight; retrying settles it.
+        Some("ConditionalRequestConflict") => return ServiceFailure::Unavailable,
         Some(
             "AccessDenied"
             | "InvalidAccessKeyId"
@@ -57,6 +62,7 @@ pub(crate) fn classify_service_failure(status: u16, code: Option<&str>) -> Servi
     }
     match status {
         404 => ServiceFailure::NotFound,
+        412 => ServiceFailure::PreconditionFailed,
         401 | 403 => ServiceFailure::AccessDenied,
         301 => ServiceFailure::WrongRegion,
         408 | 429 | 500..=599 => ServiceFailure::Unavailable,
@@ -121,6 +127,9 @@ where
                     None => StoreError::BucketMissing { bucket: context.bucket.to_string() },
                 },
                 ServiceFailure::BucketMissing => StoreError::BucketMissing { bucket: context.bucket.to_string() },
+                ServiceFailure::PreconditionFailed => {
+                    StoreError::Conflict { key: context.key.unwrap_or_default().to_string() }
+                }
                 ServiceFailure::AccessDenied => StoreError::AccessDenied {
                     detail: format!("bucket {}: {detail} (check the access key and its permissions)", context.bucket),
                 },

@@ -17,9 +17,37 @@ pub const MAX_GET_BYTES: u64 = 64 * 1024 * 1024;
 /// The most keys [`Store::list`] returns, whatever the caller asks for.
 pub const MAX_LIST_KEYS: usize = 100_000;
 
+/// The version of an object as its store tells it (an S3 ETag, a content hash on disk):
+/// it changes whenever the object's content does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version(pub String);
+
+/// What a conditional write expects to find under its key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// No object.
+    Absent,
+    /// The object of this version.
+    Version(Version),
+}
+
 /// An object store. Keys are full keys (any stream prefix already applied) and follow
 /// [`crate::storage::key::validate_key`].
 pub trait Store: Send + Sync {
+    /// Writes `body` under `key` like [`Store::put`], but only when the object there is
+    /// what `expect` says; else [`StoreError::Conflict`]. Returns the new version. Two
+    /// writers that each write only over their own last version cannot both succeed.
+    fn put_if(
+        &self,
+        key: &str,
+        body: Bytes,
+        kind: ObjectKind,
+        expect: &Expect,
+    ) -> impl Future<Output = Result<Version, StoreError>> + Send;
+
+    /// Reads the object under `key` with its version, or `None` when there is none.
+    fn get_versioned(&self, key: &str) -> impl Future<Output = Result<Option<(Bytes, Version)>, StoreError>> + Send;
+
     /// Writes `body` under `key` with the headers of `kind`, replacing any object there.
     /// Readers see either the old object or the whole new one, never a part.
     fn put(&self, key: &str, body: Bytes, kind: ObjectKind) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -71,6 +99,20 @@ impl From<S3Store> for AnyStore {
 }
 
 impl Store for AnyStore {
+    async fn put_if(&self, key: &str, body: Bytes, kind: ObjectKind, expect: &Expect) -> Result<Version, StoreError> {
+        match self {
+            Self::Local(store) => store.put_if(key, body, kind, expect).await,
+            Self::S3(store) => store.put_if(key, body, kind, expect).await,
+        }
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Bytes, Version)>, StoreError> {
+        match self {
+            Self::Local(store) => store.get_versioned(key).await,
+            Self::S3(store) => store.get_versioned(key).await,
+        }
+    }
+
     async fn put(&self, key: &str, body: Bytes, kind: ObjectKind) -> Result<(), StoreError> {
         match self {
             Self::Local(store) => store.put(key, body, kind).await,

@@ -60,6 +60,8 @@ pub enum PipelineError {
     NoVideo,
     #[error("transcoding: {0}")]
     Transcode(String),
+    #[error("another worker took over the stream")]
+    Superseded,
 }
 
 /// The publisher task and the queue that feeds it.
@@ -79,6 +81,8 @@ pub struct Pipeline {
     /// The last transcoder run number: each run's output starts a discontinuity.
     runs: u32,
     publisher: Option<PublisherTask>,
+    /// Turns true when another worker took over: the publish ends at once.
+    superseded: watch::Receiver<bool>,
 }
 
 impl Pipeline {
@@ -87,8 +91,9 @@ impl Pipeline {
         store: Arc<InstrumentedStore<AnyStore>>,
         index: Arc<LiveIndex>,
         observer: Arc<dyn PipelineObserver>,
+        superseded: watch::Receiver<bool>,
     ) -> Self {
-        Self { settings, store, index, observer, plan: None, runs: 0, publisher: None }
+        Self { settings, store, index, observer, plan: None, runs: 0, publisher: None, superseded }
     }
 
     /// Runs one publish to its end: ffmpeg has flushed its output into the queue when it
@@ -135,8 +140,13 @@ impl Pipeline {
             }
         }
         if outcome.is_ok() {
+            let mut superseded = self.superseded.clone();
             outcome = loop {
-                let tag = match media.recv().await {
+                let received = tokio::select! {
+                    received = media.recv() => received,
+                    _ = superseded.wait_for(|s| *s) => break Err(PipelineError::Superseded),
+                };
+                let tag = match received {
                     None => break Ok(EndReason::Disconnected),
                     Some(MediaMessage::End(reason)) => break Ok(reason),
                     Some(MediaMessage::Tag(tag)) => tag,

@@ -12,6 +12,13 @@
 //! A storage outage delays the playlists (uploads are retried until they land or the
 //! worker shuts down) but never publishes a playlist naming a missing object. Media waits
 //! in the bounded [`OutputQueue`] meanwhile.
+//!
+//! One writer per stream: every media playlist is written over the version this publisher
+//! wrote last (a conditional write), and carries a comment naming the publisher. A new
+//! publisher that resumes the stream first rewrites each playlist over the version it read,
+//! which makes the next write of the one before it fail: that one stops (Superseded), so
+//! that two workers of one stream (a pod deleted while its successor starts) never both
+//! extend the playlists.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,7 +35,7 @@ use crate::package::{
     BandwidthFloor, BandwidthMeter, MediaTrack, TrackConfig, TrackError, UploadedPart, UploadedSegment, Variant,
     render_master_playlist,
 };
-use crate::storage::{self, InstrumentedStore, ObjectKind, RetryError, RetryPolicy, Store};
+use crate::storage::{self, Expect, InstrumentedStore, ObjectKind, RetryError, RetryPolicy, Store, StoreError};
 
 use super::outputs::{Next, Output, OutputQueue, ReadyPart, ReadySegment};
 use super::status::ProblemKind;
@@ -50,6 +57,8 @@ pub enum PublishError {
     MissingInit { rendition: String, run: u32 },
     #[error("publishing was cancelled")]
     Cancelled,
+    #[error("another worker took over the stream's playlists ({key} changed)")]
+    Superseded { key: String },
     #[error("the publisher has stopped")]
     Stopped,
 }
@@ -71,6 +80,8 @@ pub trait PublishObserver: Send + Sync {
     fn problem(&self, kind: ProblemKind, message: Option<String>);
     /// Media of a stream was dropped before it reached storage.
     fn media_dropped(&self);
+    /// Another writer took over the playlists: this publisher has stopped.
+    fn superseded(&self, message: String);
 }
 
 /// Settings of a stream's publishing.
@@ -99,6 +110,9 @@ struct Rendition {
     init: Option<(u32, Bytes)>,
     /// The parts of the open segment, joined into its object when it closes.
     open_parts: Vec<Bytes>,
+    /// What the next write of the media playlist expects to find: what this publisher
+    /// wrote last (or read when it resumed).
+    stored_playlist: Expect,
 }
 
 /// Publishes one stream's media and playlists.
@@ -111,7 +125,12 @@ pub struct Publisher<S: Store> {
     cancel: watch::Receiver<bool>,
     observer: Arc<dyn PublishObserver>,
     index: Option<Arc<StreamIndex>>,
+    /// Names this publisher in the playlists it writes.
+    writer: String,
 }
+
+/// Attempts at taking over a stream's playlists while another writer still extends them.
+const CLAIM_ATTEMPTS: usize = 10;
 
 impl<S: Store> Publisher<S> {
     /// Opens the stream's tracks: continued from the playlists in storage when they exist
@@ -124,72 +143,48 @@ impl<S: Store> Publisher<S> {
         observer: Arc<dyn PublishObserver>,
         index: Option<Arc<StreamIndex>>,
     ) -> Result<Self, PublishError> {
-        let mut renditions = Vec::with_capacity(outputs.len());
-        let min_peak = Duration::from_secs(u64::from(settings.segment_duration_s)) / 2;
-        let target_duration_s =
-            crate::package::tracker::target_duration_s(settings.segment_duration_s, settings.has_passthrough);
-        let max_parts_per_segment = match settings.part_target {
-            Some(part) if !part.is_zero() => {
-                let target = Duration::from_secs(u64::from(target_duration_s));
-                u32::try_from(target.as_nanos() / part.as_nanos()).unwrap_or(u32::MAX).saturating_add(2)
-            }
-            _ => 0,
-        };
-        for output in outputs {
-            let config = TrackConfig {
-                rendition: output.name.clone(),
-                format: settings.format,
-                target_duration_s,
-                window_segments: settings.window_segments,
-                recording: settings.recording,
-                max_parts_per_segment,
+        let writer = format!("{:016x}", rand::random::<u64>());
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let renditions = open_tracks(store.inner(), &settings, &outputs).await?;
+            let mut publisher = Self {
+                store: store.clone(),
+                settings: settings.clone(),
+                renditions,
+                master: None,
+                policy: RetryPolicy::until_cancelled(),
+                cancel: cancel.clone(),
+                observer: observer.clone(),
+                index: index.clone(),
+                writer: writer.clone(),
             };
-            let live_key = join(&settings.prefix, &names::media_playlist_key(&output.name));
-            let stored = read_bounded(store.inner(), &live_key).await?;
-            let track = match stored {
-                Some(live) => {
-                    let recording = if settings.recording {
-                        let key = join(&settings.prefix, &names::recording_playlist_key(&output.name));
-                        read_bounded(store.inner(), &key).await?
-                    } else {
-                        None
-                    };
-                    let track = MediaTrack::resume(config, &live, recording.as_deref())
-                        .map_err(|source| PublishError::Resume { rendition: output.name.clone(), source })?;
-                    tracing::info!(
-                        rendition = %output.name,
-                        next_sequence = track.next_sequence(),
-                        "continuing the stored playlist"
-                    );
-                    track
+            match publisher.claim().await {
+                Ok(()) => {
+                    for index in 0..publisher.renditions.len() {
+                        publisher.refresh_index(index);
+                    }
+                    return Ok(publisher);
                 }
-                None => MediaTrack::new(config)?,
-            };
-            let meter = BandwidthMeter::new(output.floor, min_peak);
-            renditions.push(Rendition {
-                output,
-                track,
-                meter,
-                codecs: None,
-                after_gap: false,
-                init: None,
-                open_parts: Vec::new(),
-            });
+                Err(PublishError::Superseded { key }) if attempt < CLAIM_ATTEMPTS => {
+                    tracing::info!(%key, "another writer extended the stored playlists meanwhile; reading them again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(error) => return Err(error),
+            }
         }
-        let publisher = Self {
-            store,
-            settings,
-            renditions,
-            master: None,
-            policy: RetryPolicy::until_cancelled(),
-            cancel,
-            observer,
-            index,
-        };
-        for index in 0..publisher.renditions.len() {
-            publisher.refresh_index(index);
+    }
+
+    /// Takes over the stored playlists: each one is rewritten, naming this publisher,
+    /// over the version read.
+    async fn claim(&mut self) -> Result<(), PublishError> {
+        for index in 0..self.renditions.len() {
+            if matches!(self.renditions[index].stored_playlist, Expect::Version(_)) {
+                let playlist = self.renditions[index].track.render_live();
+                self.put_playlist(index, playlist, ObjectKind::MediaPlaylist).await?;
+            }
         }
-        Ok(publisher)
+        Ok(())
     }
 
     /// Publishes what the queue hands out until it is closed and drained. Returns when it
@@ -222,6 +217,11 @@ impl<S: Store> Publisher<S> {
                 Ok(()) => {}
                 Err(PublishError::Cancelled) => {
                     tracing::warn!(prefix = %self.settings.prefix, "shutting down with media not uploaded");
+                    break;
+                }
+                Err(error @ PublishError::Superseded { .. }) => {
+                    tracing::error!(prefix = %self.settings.prefix, %error, "stopping: this worker no longer writes the stream");
+                    self.observer.superseded(error.to_string());
                     break;
                 }
                 Err(error) => {
@@ -375,8 +375,7 @@ impl<S: Store> Publisher<S> {
             );
         }
         let playlist = r.track.render_live();
-        let playlist_key = names::media_playlist_key(&r.output.name);
-        self.put(&playlist_key, Bytes::from(playlist), ObjectKind::MediaPlaylist).await?;
+        self.put_playlist(rendition, playlist, ObjectKind::MediaPlaylist).await?;
         self.observer.segment_published(Timestamp::now());
         self.write_master_if_changed().await?;
         self.refresh_index(rendition);
@@ -404,7 +403,7 @@ impl<S: Store> Publisher<S> {
             let live = rendition.track.render_live();
             let recording = self.settings.recording.then(|| rendition.track.render_recording());
             let name = rendition.output.name.clone();
-            self.put(&names::media_playlist_key(&name), Bytes::from(live), ObjectKind::VodPlaylist).await?;
+            self.put_playlist(index, live, ObjectKind::VodPlaylist).await?;
             if let Some(recording) = recording {
                 self.put(&names::recording_playlist_key(&name), Bytes::from(recording), ObjectKind::VodPlaylist)
                     .await?;
@@ -473,15 +472,50 @@ impl<S: Store> Publisher<S> {
         }
     }
 
-    async fn put(&self, key: &str, body: Bytes, kind: ObjectKind) -> Result<(), PublishError> {
-        let full = join(&self.settings.prefix, key);
-        let mut cancel = self.cancel.clone();
-        let cancelled = async move {
-            let _ = cancel.wait_for(|c| *c).await;
-        };
+    /// Writes the media playlist of `rendition`, naming this publisher, over the version
+    /// it wrote last.
+    async fn put_playlist(&mut self, rendition: usize, mut text: String, kind: ObjectKind) -> Result<(), PublishError> {
+        let Some(r) = self.renditions.get(rendition) else { return Ok(()) };
+        text.push_str(&format!("# writer {}\n", self.writer));
+        let full = join(&self.settings.prefix, &names::media_playlist_key(&r.output.name));
+        let expect = r.stored_playlist.clone();
+        let body = Bytes::from(text);
         let store = &self.store;
         let observer = &self.observer;
-        let result = storage::retry(&self.policy, &full, cancelled, || {
+        let result = storage::retry(&self.policy, &full, cancelled(self.cancel.clone()), || {
+            let body = body.clone();
+            let (full, expect) = (full.clone(), expect.clone());
+            async move {
+                let outcome = store.put_if(&full, body, kind, &expect).await;
+                if let Err(e) = &outcome
+                    && e.is_retryable()
+                {
+                    observer.problem(ProblemKind::StorageUnavailable, Some(format!("uploading {full}: {e}")));
+                }
+                outcome
+            }
+        })
+        .await;
+        let version = match result {
+            Ok(version) => version,
+            Err(RetryError::Cancelled { .. }) => return Err(PublishError::Cancelled),
+            Err(RetryError::Permanent { source: StoreError::Conflict { .. }, .. }) => {
+                return Err(PublishError::Superseded { key: full });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.observer.problem(ProblemKind::StorageUnavailable, None);
+        if let Some(r) = self.renditions.get_mut(rendition) {
+            r.stored_playlist = Expect::Version(version);
+        }
+        Ok(())
+    }
+
+    async fn put(&self, key: &str, body: Bytes, kind: ObjectKind) -> Result<(), PublishError> {
+        let full = join(&self.settings.prefix, key);
+        let store = &self.store;
+        let observer = &self.observer;
+        let result = storage::retry(&self.policy, &full, cancelled(self.cancel.clone()), || {
             let body = body.clone();
             let full = full.clone();
             async move {
@@ -509,13 +543,81 @@ pub fn join(prefix: &str, key: &str) -> String {
     if prefix.is_empty() { key.to_string() } else { format!("{prefix}/{key}") }
 }
 
-/// Reads a stored playlist for resuming, retrying passing errors for a while.
-async fn read_bounded<S: Store>(store: &S, key: &str) -> Result<Option<String>, PublishError> {
+/// Resolves when `cancel` turns true.
+async fn cancelled(mut cancel: watch::Receiver<bool>) {
+    let _ = cancel.wait_for(|c| *c).await;
+}
+
+/// The stream's tracks: continued from the playlists in storage when they exist (a
+/// restarted worker, or a new publish after the stream ended), new otherwise.
+async fn open_tracks<S: Store>(
+    store: &S,
+    settings: &PublishSettings,
+    outputs: &[RenditionOutput],
+) -> Result<Vec<Rendition>, PublishError> {
+    let mut renditions = Vec::with_capacity(outputs.len());
+    let min_peak = Duration::from_secs(u64::from(settings.segment_duration_s)) / 2;
+    let target_duration_s =
+        crate::package::tracker::target_duration_s(settings.segment_duration_s, settings.has_passthrough);
+    let max_parts_per_segment = match settings.part_target {
+        Some(part) if !part.is_zero() => {
+            let target = Duration::from_secs(u64::from(target_duration_s));
+            u32::try_from(target.as_nanos() / part.as_nanos()).unwrap_or(u32::MAX).saturating_add(2)
+        }
+        _ => 0,
+    };
+    for output in outputs {
+        let config = TrackConfig {
+            rendition: output.name.clone(),
+            format: settings.format,
+            target_duration_s,
+            window_segments: settings.window_segments,
+            recording: settings.recording,
+            max_parts_per_segment,
+        };
+        let live_key = join(&settings.prefix, &names::media_playlist_key(&output.name));
+        let (track, stored_playlist) = match read_bounded(store, &live_key).await? {
+            Some((live, version)) => {
+                let recording = if settings.recording {
+                    let key = join(&settings.prefix, &names::recording_playlist_key(&output.name));
+                    read_bounded(store, &key).await?.map(|(text, _)| text)
+                } else {
+                    None
+                };
+                let track = MediaTrack::resume(config, &live, recording.as_deref())
+                    .map_err(|source| PublishError::Resume { rendition: output.name.clone(), source })?;
+                tracing::info!(
+                    rendition = %output.name,
+                    next_sequence = track.next_sequence(),
+                    "continuing the stored playlist"
+                );
+                (track, Expect::Version(version))
+            }
+            None => (MediaTrack::new(config)?, Expect::Absent),
+        };
+        let meter = BandwidthMeter::new(output.floor, min_peak);
+        renditions.push(Rendition {
+            output: output.clone(),
+            track,
+            meter,
+            codecs: None,
+            after_gap: false,
+            init: None,
+            open_parts: Vec::new(),
+            stored_playlist,
+        });
+    }
+    Ok(renditions)
+}
+
+/// Reads a stored playlist and its version for resuming, retrying passing errors for a
+/// while.
+async fn read_bounded<S: Store>(store: &S, key: &str) -> Result<Option<(String, storage::Version)>, PublishError> {
     let policy = RetryPolicy::bounded(8, Duration::from_secs(30));
-    let got = storage::retry(&policy, key, std::future::pending(), || store.get(key))
+    let got = storage::retry(&policy, key, std::future::pending(), || store.get_versioned(key))
         .await
         .map_err(|source| PublishError::ReadPlaylist { key: key.into(), source })?;
-    Ok(got.map(|body| String::from_utf8_lossy(&body).into_owned()))
+    Ok(got.map(|(body, version)| (String::from_utf8_lossy(&body).into_owned(), version)))
 }
 
 #[cfg(test)]

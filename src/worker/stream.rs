@@ -81,6 +81,8 @@ pub struct Stream {
     shared: Mutex<Shared>,
     publications: mpsc::Sender<Publication>,
     metrics: WorkerMetrics,
+    /// Turns true when another worker took over the stream: this one stops.
+    superseded: watch::Sender<bool>,
 }
 
 impl Stream {
@@ -106,9 +108,10 @@ impl Stream {
             }),
             publications: tx,
             metrics,
+            superseded: watch::channel(false).0,
         });
         let observer: Arc<dyn PipelineObserver> = stream.clone();
-        let pipeline = Pipeline::new(stream.settings.clone(), store, index, observer);
+        let pipeline = Pipeline::new(stream.settings.clone(), store, index, observer, stream.superseded.subscribe());
         let task = tokio::spawn(Arc::clone(&stream).run(pipeline, rx, shutdown));
         *stream.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
         stream
@@ -136,6 +139,9 @@ impl Stream {
         let mut shared = self.lock();
         if shared.phase == StreamPhase::Live {
             return Err(Rejection::AlreadyLive);
+        }
+        if *self.superseded.borrow() {
+            return Err(Rejection::Other("another worker serves this stream now".into()));
         }
         let (sink, media) = PublishSink::channel(MEDIA_CHANNEL_CAPACITY);
         self.publications
@@ -238,6 +244,11 @@ impl Stream {
                 self.set_phase(StreamPhase::Idle);
                 break;
             }
+            if *self.superseded.borrow() {
+                // Another worker owns the playlists now: nothing to end here.
+                self.set_phase(StreamPhase::Idle);
+                continue;
+            }
             if !self.has_output() {
                 self.set_phase(StreamPhase::Idle);
             } else if outcome.as_ref().is_ok_and(|reason| reason.is_clean()) {
@@ -253,11 +264,15 @@ impl Stream {
 
     /// Ends the playlists and marks the stream Ended.
     async fn end(&self, pipeline: &mut Pipeline) {
-        if let Err(e) = pipeline.end_stream().await {
-            tracing::error!(stream = %self.settings.label, error = %e, "cannot end the playlists");
-            self.set_problem(ProblemKind::StorageUnavailable, Some(e.to_string()));
+        match pipeline.end_stream().await {
+            Ok(()) => self.set_phase(StreamPhase::Ended),
+            Err(_) if *self.superseded.borrow() => self.set_phase(StreamPhase::Idle),
+            Err(e) => {
+                tracing::error!(stream = %self.settings.label, error = %e, "cannot end the playlists");
+                self.set_problem(ProblemKind::StorageUnavailable, Some(e.to_string()));
+                self.set_phase(StreamPhase::Ended);
+            }
         }
-        self.set_phase(StreamPhase::Ended);
     }
 }
 
@@ -281,6 +296,11 @@ impl PublishObserver for Stream {
 
     fn problem(&self, kind: ProblemKind, message: Option<String>) {
         self.set_problem(kind, message);
+    }
+
+    fn superseded(&self, message: String) {
+        self.set_problem(ProblemKind::Superseded, Some(message));
+        self.superseded.send_replace(true);
     }
 
     fn media_dropped(&self) {

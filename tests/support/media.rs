@@ -141,6 +141,8 @@ pub struct MediaPlaylist {
     /// (uri, duration, discontinuity before it, map uri in force)
     pub segments: Vec<(String, f64, bool, Option<String>)>,
     pub program_date_times: usize,
+    /// The worker that wrote it (the `# writer` comment of stored playlists).
+    pub writer: Option<String>,
 }
 
 pub fn parse_media(text: &str) -> MediaPlaylist {
@@ -168,6 +170,8 @@ pub fn parse_media(text: &str) -> MediaPlaylist {
             map = Some(v.trim_end_matches('"').to_string());
         } else if let Some(v) = line.strip_prefix("#EXTINF:") {
             duration = Some(v.trim_end_matches(',').split(',').next().unwrap_or("0").parse::<f64>().expect("EXTINF"));
+        } else if let Some(v) = line.strip_prefix("# writer ") {
+            playlist.writer = Some(v.trim().to_string());
         } else if !line.starts_with('#') && !line.is_empty() {
             let d = duration.take().expect("a URI without EXTINF");
             playlist.segments.push((line.to_string(), d, discontinuity, map.clone()));
