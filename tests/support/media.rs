@@ -143,6 +143,19 @@ pub struct MediaPlaylist {
     pub program_date_times: usize,
     /// The worker that wrote it (the `# writer` comment of stored playlists).
     pub writer: Option<String>,
+    /// Low-latency playlists: (uri, duration, independent) of every EXT-X-PART.
+    pub parts: Vec<(String, f64, bool)>,
+    /// Low-latency playlists: the EXT-X-PRELOAD-HINT part.
+    pub preload_hint: Option<String>,
+    /// Low-latency playlists: EXT-X-PART-INF's PART-TARGET.
+    pub part_target: Option<f64>,
+}
+
+/// The value of attribute `name` in a tag's attribute list, without quotes.
+pub fn attribute<'a>(list: &'a str, name: &str) -> Option<&'a str> {
+    let start = list.find(&format!("{name}="))? + name.len() + 1;
+    let rest = &list[start..];
+    if let Some(quoted) = rest.strip_prefix('"') { quoted.split('"').next() } else { rest.split(',').next() }
 }
 
 pub fn parse_media(text: &str) -> MediaPlaylist {
@@ -172,6 +185,14 @@ pub fn parse_media(text: &str) -> MediaPlaylist {
             duration = Some(v.trim_end_matches(',').split(',').next().unwrap_or("0").parse::<f64>().expect("EXTINF"));
         } else if let Some(v) = line.strip_prefix("# writer ") {
             playlist.writer = Some(v.trim().to_string());
+        } else if let Some(v) = line.strip_prefix("#EXT-X-PART:") {
+            let uri = attribute(v, "URI").expect("a part has a URI").to_string();
+            let duration = attribute(v, "DURATION").and_then(|d| d.parse().ok()).expect("a part has a DURATION");
+            playlist.parts.push((uri, duration, attribute(v, "INDEPENDENT") == Some("YES")));
+        } else if let Some(v) = line.strip_prefix("#EXT-X-PRELOAD-HINT:") {
+            playlist.preload_hint = attribute(v, "URI").map(str::to_string);
+        } else if let Some(v) = line.strip_prefix("#EXT-X-PART-INF:") {
+            playlist.part_target = attribute(v, "PART-TARGET").and_then(|t| t.parse().ok());
         } else if !line.starts_with('#') && !line.is_empty() {
             let d = duration.take().expect("a URI without EXTINF");
             playlist.segments.push((line.to_string(), d, discontinuity, map.clone()));
@@ -206,15 +227,25 @@ pub fn fetch_consistent(base: &str) -> Option<Vec<(String, MediaPlaylist)>> {
         assert_eq!(status, 200, "the master names {uri}, which is not readable");
         let media = parse_media(&String::from_utf8(body).expect("UTF-8 media playlist"));
         let dir = uri.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+        let parts = media.parts.iter().map(|(part, _, _)| part);
         for (segment, _, _, map) in &media.segments {
             for object in std::iter::once(segment).chain(map.iter()) {
-                let (status, _, _, _) = http_get(&format!("{base}/{dir}/{object}"));
+                let (status, _, _, _) = http_get(&resolve(&format!("{base}/{dir}"), object));
                 assert_eq!(status, 200, "{uri} names {object}, which is not readable");
             }
+        }
+        for object in parts {
+            let (status, _, _, _) = http_get(&resolve(&format!("{base}/{dir}"), object));
+            assert_eq!(status, 200, "{uri} names the part {object}, which is not readable");
         }
         out.push((uri, media));
     }
     Some(out)
+}
+
+/// A URI of a playlist at `dir_url`: absolute ones as they are.
+pub fn resolve(dir_url: &str, uri: &str) -> String {
+    if uri.starts_with("http://") || uri.starts_with("https://") { uri.to_string() } else { format!("{dir_url}/{uri}") }
 }
 
 /// ffprobe's view of a file or URL: the video packets' (pts_time, keyframe).
