@@ -47,6 +47,11 @@ impl Origin {
         Self { index, files: None, holds: Arc::new(Semaphore::new(MAX_HOLDS)) }
     }
 
+    /// At most `holds` requests waiting at once, instead of [`MAX_HOLDS`].
+    pub fn with_hold_limit(self, holds: usize) -> Self {
+        Self { holds: Arc::new(Semaphore::new(holds)), ..self }
+    }
+
     /// An origin of low-latency playlists and of the objects under `root`.
     pub fn with_files(index: Arc<LiveIndex>, root: PathBuf) -> Self {
         Self { files: Some(root), ..Self::playlists(index) }
@@ -215,7 +220,81 @@ fn playlist_response(text: String, cache_control: String) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use jiff::Timestamp;
+
     use super::*;
+    use crate::package::{LowLatencyPlaylist, PartRecord, low_latency::OpenSegmentView};
+
+    fn playlist(parts: usize) -> LowLatencyPlaylist {
+        LowLatencyPlaylist {
+            rendition: "720p".into(),
+            target_duration_s: 1,
+            window: Vec::new(),
+            recent_parts: Vec::new(),
+            open: Some(OpenSegmentView {
+                sequence: 0,
+                discontinuity: false,
+                discontinuity_number: 0,
+                starts_at: Timestamp::UNIX_EPOCH,
+                parts: vec![PartRecord { duration: Duration::from_millis(500), independent: true }; parts],
+            }),
+            next_sequence: 0,
+            empty_discontinuity_sequence: 0,
+            ended: false,
+        }
+    }
+
+    /// An origin on a loopback port with one stream `live/demo` of one rendition.
+    async fn origin(holds: usize) -> (String, Arc<StreamIndex>, Origin) {
+        let index = LiveIndex::new();
+        let options = IndexOptions { part_target: Duration::from_millis(500), media_base: None };
+        let stream = index.register("live/demo", vec!["720p".into()], options);
+        stream.update(0, playlist(1));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let origin = Origin::playlists(index).with_hold_limit(holds);
+        let router = origin.clone().router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        (format!("http://{address}/live/demo/720p/index.m3u8"), stream, origin)
+    }
+
+    #[tokio::test]
+    async fn holds_are_bounded_and_released_by_the_part() {
+        let (url, stream, origin) = origin(2).await;
+        let client = reqwest::Client::new();
+        let blocking = format!("{url}?_HLS_msn=0&_HLS_part=1");
+        let held: Vec<_> = (0..2).map(|_| tokio::spawn(client.get(&blocking).send())).collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while origin.holds.available_permits() > 0 {
+            assert!(tokio::time::Instant::now() < deadline, "the two requests are not held");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let started = std::time::Instant::now();
+        let third = client.get(&blocking).send().await.unwrap();
+        assert_eq!(third.status(), 503, "a hold beyond the limit is refused");
+        assert!(started.elapsed() < Duration::from_secs(1), "at once");
+        assert_eq!(third.headers()["cache-control"], "no-cache");
+        // Not refused: answered without a hold.
+        assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+        stream.update(0, playlist(2));
+        for request in held {
+            let response = tokio::time::timeout(Duration::from_secs(5), request).await.unwrap().unwrap().unwrap();
+            assert_eq!(response.status(), 200);
+            assert!(response.text().await.unwrap().contains("URI=\"0.1.m4s\""));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hold_ends_after_three_target_durations() {
+        let (url, _stream, _origin) = origin(8).await;
+        let started = std::time::Instant::now();
+        let response = reqwest::get(format!("{url}?_HLS_msn=0&_HLS_part=1")).await.unwrap();
+        assert_eq!(response.status(), 503);
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_secs(3) && waited < Duration::from_secs(5), "{waited:?}");
+    }
 
     #[test]
     fn reload_parameters() {

@@ -853,6 +853,89 @@ mod tests {
         assert_eq!((slot.sequence, slot.discontinuity_number), (40, 4));
     }
 
+    fn part(track: &mut MediaTrack, run: u32, opens: bool, stored: bool, start: f64) -> PartSlot {
+        if opens {
+            track.close_segment().unwrap();
+        }
+        let slot = track.next_part(run, false, opens);
+        let uploaded = UploadedPart {
+            duration: Duration::from_millis(500),
+            bytes: 100,
+            independent: opens,
+            starts_at: at(start),
+            stored,
+        };
+        track.commit_part(&slot, uploaded).unwrap();
+        slot
+    }
+
+    #[test]
+    fn parts_fill_the_open_segment_and_stay_listed_for_recent_segments() {
+        let mut track =
+            MediaTrack::new(TrackConfig { max_parts_per_segment: 6, ..config(SegmentFormat::Fmp4, 3, false) }).unwrap();
+        let first = part(&mut track, 1, true, true, 0.0);
+        assert_eq!((first.key.as_str(), first.opens_segment, first.index), ("720p/0.0.m4s", true, 0));
+        assert_eq!(first.segment.init.as_ref().map(|i| i.upload), Some(true));
+        for index in 1..4 {
+            let slot = part(&mut track, 1, false, true, 0.5 * f64::from(index));
+            assert_eq!(slot.key, format!("720p/0.{index}.m4s"));
+        }
+        assert!(track.is_playable() && track.window().len() == 0, "playable from its parts");
+        let view = track.low_latency();
+        assert_eq!(view.open.as_ref().map(|o| o.parts.len()), Some(4));
+        assert_eq!(track.open_segment_key(), Some("720p/0.m4s"));
+        // The next segment closes this one: two seconds, dated by its first part.
+        let second = part(&mut track, 1, true, true, 2.0);
+        assert!(!second.segment.discontinuity);
+        let record = *track.window().next().unwrap();
+        assert_eq!((record.sequence, record.duration, record.parts), (0, Duration::from_secs(2), Some(4)));
+        assert_eq!(record.program_date_time, at(0.0));
+        assert_eq!(
+            track.low_latency().recent_parts,
+            vec![(
+                0,
+                vec![
+                    PartRecord { duration: Duration::from_millis(500), independent: true },
+                    PartRecord { duration: Duration::from_millis(500), independent: false },
+                    PartRecord { duration: Duration::from_millis(500), independent: false },
+                    PartRecord { duration: Duration::from_millis(500), independent: false },
+                ]
+            )]
+        );
+        // A new run opens a segment after a discontinuity, with a new init.
+        let restarted = part(&mut track, 2, true, true, 9.0);
+        assert!(restarted.segment.discontinuity);
+        assert_eq!(restarted.segment.init.as_ref().map(|i| i.key.as_str()), Some("720p/init-1.mp4"));
+    }
+
+    #[test]
+    fn a_part_not_stored_ends_the_listing_of_its_segment() {
+        let mut track = MediaTrack::new(config(SegmentFormat::Fmp4, 3, false)).unwrap();
+        part(&mut track, 1, true, true, 0.0);
+        part(&mut track, 1, false, false, 0.5);
+        part(&mut track, 1, false, true, 1.0);
+        assert_eq!(track.low_latency().open.unwrap().parts.len(), 1, "only the part before the gap");
+        part(&mut track, 1, true, true, 2.0);
+        assert!(track.low_latency().recent_parts.is_empty(), "a segment with parts missing lists none");
+        assert_eq!(track.window().next().unwrap().parts, Some(1));
+    }
+
+    #[test]
+    fn parts_expire_with_their_segment() {
+        let mut track = MediaTrack::new(config(SegmentFormat::Fmp4, 1, false)).unwrap();
+        let mut expired = Vec::new();
+        for segment in 0..4 {
+            part(&mut track, 1, true, true, 2.0 * f64::from(segment));
+            part(&mut track, 1, false, true, 2.0 * f64::from(segment) + 1.0);
+            if let Some(committed) = track.close_segment().unwrap() {
+                expired.extend(committed.expired);
+            }
+        }
+        assert!(expired.contains(&"720p/0.m4s".to_string()));
+        assert!(expired.contains(&"720p/0.0.m4s".to_string()) && expired.contains(&"720p/0.1.m4s".to_string()));
+        assert!(!expired.contains(&"720p/0.2.m4s".to_string()), "only the parts it had");
+    }
+
     #[test]
     fn target_duration_policy() {
         assert_eq!(target_duration_s(2, false), 2);
