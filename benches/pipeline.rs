@@ -162,6 +162,7 @@ fn bare_ffmpeg(input: &Path, dir: &Path) -> f64 {
             })
             .collect(),
         audio: AudioPlan { bitrate_kbps: 128, sample_rate: 48_000, channels: 2 },
+        has_audio: true,
         preset: "veryfast".into(),
         keyframe_interval_s: 2,
         segment_duration_s: 2,

@@ -192,6 +192,30 @@ fn reconnect_within_grace_continues_the_playlists() {
 }
 
 #[test]
+fn a_source_without_audio_plays_as_video_only_renditions() {
+    let _serial = media::serial();
+    for container in ["fmp4", "ts"] {
+        let serve = Serve::start(&ladder_args(&["--container", container, "--reconnect-grace", "1"]), &[]);
+        let logs = tempfile::tempdir().unwrap();
+        let silent = Push { seconds: 4.0, audio: false, ..Push::default() };
+        let mut pusher = push(&serve.rtmp_url("live", "silent"), &silent, &logs.path().join("push.log"));
+        assert!(wait_exit(&mut pusher, Duration::from_secs(30)), "{container}: {}", pusher.log_tail(2000));
+        let base = serve.http_url("live/silent");
+        let playlists = wait_ended(&base, &serve);
+        assert_eq!(playlists.len(), 2, "{container}: both renditions");
+        let (_, _, _, master) = http_get(&format!("{base}/master.m3u8"));
+        let master = String::from_utf8(master).unwrap();
+        for (attributes, _) in parse_master(&master) {
+            let codecs = media::attribute(&attributes, "CODECS").expect("CODECS");
+            assert!(codecs.starts_with("avc1.") && !codecs.contains("mp4a"), "{container}: {codecs}");
+        }
+        let errors = media::decode_errors(&format!("{base}/{}", playlists[0].0), "0:v");
+        assert!(errors.trim().is_empty(), "{container}: {errors}");
+        assert!(!serve.log().contains("matches no streams"), "{container}: {}", serve.log());
+    }
+}
+
+#[test]
 fn clean_unpublish_ends_the_stream_at_once() {
     let _serial = media::serial();
     // A grace window far longer than the wait below: only the clean unpublish ends it.

@@ -73,6 +73,7 @@ fn plan(scratch: &Path, container: Container) -> TranscodePlan {
             },
         ],
         audio: AudioPlan { bitrate_kbps: 64, sample_rate: 48_000, channels: 2 },
+        has_audio: true,
         preset: "ultrafast".into(),
         keyframe_interval_s: 1,
         segment_duration_s: 1,

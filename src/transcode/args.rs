@@ -72,9 +72,14 @@ fn fragmented_outputs(args: &mut Args, plan: &TranscodePlan, output_dir: &Path, 
             PlannedRendition::Encoded { .. } => args.push_all(["-map", &format!("[v{index}]")]),
             PlannedRendition::Passthrough { .. } => args.push_all(["-map", "0:v:0"]),
         }
-        args.push_all(["-map", "0:a:0?"]);
+        if plan.has_audio {
+            // Optional: a source that announced audio but sends none still plays.
+            args.push_all(["-map", "0:a:0?"]);
+        }
         video_encoder_args(args, plan, rendition, "", source_frame_rate);
-        audio_encoder_args(args, plan, rendition, "");
+        if plan.has_audio {
+            audio_encoder_args(args, plan, rendition, "");
+        }
         args.push_all(["-f", "mp4", "-movflags", "+frag_keyframe+empty_moov+default_base_moof+skip_trailer"]);
         if let Some(duration) = plan.fragment_duration.filter(|d| !d.is_zero()) {
             let fps = match rendition {
@@ -114,13 +119,17 @@ fn hls_output(args: &mut Args, plan: &TranscodePlan, output_dir: &Path, source_f
             PlannedRendition::Passthrough { .. } => args.push_all(["-map", "0:v:0"]),
         }
     }
-    for _ in &plan.renditions {
-        args.push_all(["-map", "0:a:0"]);
+    if plan.has_audio {
+        for _ in &plan.renditions {
+            args.push_all(["-map", "0:a:0"]);
+        }
     }
     for (index, rendition) in plan.renditions.iter().enumerate() {
         let suffix = format!(":{index}");
         video_encoder_args(args, plan, rendition, &suffix, source_frame_rate);
-        audio_encoder_args(args, plan, rendition, &suffix);
+        if plan.has_audio {
+            audio_encoder_args(args, plan, rendition, &suffix);
+        }
     }
     args.push_all(["-f", "hls"]);
     args.push_all(["-hls_time", &plan.segment_duration_s.max(1).to_string()]);
@@ -133,7 +142,10 @@ fn hls_output(args: &mut Args, plan: &TranscodePlan, output_dir: &Path, source_f
         .renditions
         .iter()
         .enumerate()
-        .map(|(index, rendition)| format!("v:{index},a:{index},name:{}", rendition.name()))
+        .map(|(index, rendition)| match plan.has_audio {
+            true => format!("v:{index},a:{index},name:{}", rendition.name()),
+            false => format!("v:{index},name:{}", rendition.name()),
+        })
         .collect();
     args.push_all(["-var_stream_map", &map.join(" ")]);
     args.push(output_dir.join("%v").join(LOCAL_PLAYLIST));
@@ -236,6 +248,7 @@ mod tests {
         TranscodePlan {
             renditions,
             audio: AudioPlan { bitrate_kbps: 96, sample_rate: 44_100, channels: 2 },
+            has_audio: true,
             preset: "veryfast".into(),
             keyframe_interval_s: 2,
             segment_duration_s: 4,
@@ -368,6 +381,19 @@ mod tests {
         assert_eq!(fragment_duration_us(half, Some(29.97)), 450_450, "14 frames: 0.467 s");
         assert_eq!(fragment_duration_us(half, None), 450_000);
         assert_eq!(fragment_duration_us(Duration::from_millis(100), Some(5.0)), 90_000, "less than a frame");
+    }
+
+    #[test]
+    fn a_source_without_audio_gives_video_only_outputs() {
+        let mut fmp4 = plan(vec![rendition("a", 640, 360, None)], Container::Fmp4);
+        fmp4.has_audio = false;
+        let args = strings(&ffmpeg_args(&fmp4, Path::new("/out"), Some(30.0)));
+        assert!(!args.iter().any(|a| a.starts_with("0:a") || a.starts_with("-c:a")), "{args:?}");
+        let mut ts = plan(vec![rendition("a", 640, 360, None), rendition("b", 320, 180, None)], Container::Ts);
+        ts.has_audio = false;
+        let args = strings(&ffmpeg_args(&ts, Path::new("/out"), Some(30.0)));
+        assert!(!args.iter().any(|a| a.starts_with("0:a") || a.starts_with("-c:a")), "{args:?}");
+        assert_eq!(value(&args, "-var_stream_map"), "v:0,name:a v:1,name:b");
     }
 
     #[test]

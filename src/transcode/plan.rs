@@ -109,6 +109,8 @@ pub struct TranscodePlan {
     pub renditions: Vec<PlannedRendition>,
     /// Audio encoding.
     pub audio: AudioPlan,
+    /// The source has audio. Without, the renditions are video only.
+    pub has_audio: bool,
     /// x264 preset name, e.g. `veryfast`.
     pub preset: String,
     /// Seconds between keyframes, identical in every encoded rendition.

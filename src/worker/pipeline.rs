@@ -287,6 +287,8 @@ pub fn plan(
         SegmentContainer::Fmp4 => Container::Fmp4,
         SegmentContainer::Ts => Container::Ts,
     };
+    // The bandwidth a rendition announces counts audio only when there is audio.
+    let audio_kbps = if source.has_audio { audio.bitrate_kbps } else { 0 };
     let plan = TranscodePlan {
         renditions,
         audio: AudioPlan {
@@ -294,6 +296,7 @@ pub fn plan(
             sample_rate: audio.sample_rate.hz(),
             channels: audio.channels,
         },
+        has_audio: source.has_audio,
         preset: serde_json::to_value(settings.ladder.preset)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
@@ -316,7 +319,7 @@ pub fn plan(
                 floor: BandwidthFloor::from_kbps(
                     *video_kbps,
                     rendition.max_video_kbps().unwrap_or(*video_kbps),
-                    audio.bitrate_kbps,
+                    audio_kbps,
                 ),
             },
             PlannedRendition::Passthrough { name } => RenditionOutput {

@@ -78,8 +78,10 @@ impl SourceProbe {
 
     /// The source's facts, from what was collected.
     pub fn info(&self) -> SourceInfo {
+        // Audio counts as present unless metadata says otherwise: the first audio
+        // message may come just after the video configuration that ends the probe.
         let mut info = SourceInfo {
-            has_audio: self.audio_seen || self.audio_config.is_some(),
+            has_audio: self.audio_seen || self.audio_config.is_some() || self.metadata.is_none(),
             has_video: true,
             ..Default::default()
         };
@@ -106,7 +108,7 @@ impl SourceProbe {
                     info.height = number("height").map(|h| h as u32);
                 }
                 info.frame_rate = number("framerate").or_else(|| number("videoframerate"));
-                if object.property("audiocodecid").is_some() {
+                if object.property("audiocodecid").is_some() || object.property("audiodatarate").is_some() {
                     info.has_audio = true;
                 }
             }
@@ -120,20 +122,17 @@ mod tests {
     use super::*;
     use bytes::BytesMut;
 
-    fn metadata(width: f64, height: f64, fps: f64) -> Bytes {
+    fn metadata(width: f64, height: f64, fps: f64, audio: bool) -> Bytes {
         let mut out = BytesMut::new();
-        amf0::encode_all(
-            &[
-                Amf0Value::string("onMetaData"),
-                Amf0Value::object([
-                    ("width", Amf0Value::Number(width)),
-                    ("height", Amf0Value::Number(height)),
-                    ("framerate", Amf0Value::Number(fps)),
-                    ("audiocodecid", Amf0Value::Number(10.0)),
-                ]),
-            ],
-            &mut out,
-        );
+        let mut fields = vec![
+            ("width", Amf0Value::Number(width)),
+            ("height", Amf0Value::Number(height)),
+            ("framerate", Amf0Value::Number(fps)),
+        ];
+        if audio {
+            fields.push(("audiocodecid", Amf0Value::Number(10.0)));
+        }
+        amf0::encode_all(&[Amf0Value::string("onMetaData"), Amf0Value::object(fields)], &mut out);
         out.freeze()
     }
 
@@ -147,7 +146,7 @@ mod tests {
     fn ready_at_the_video_configuration_with_everything_held_in_order() {
         let mut probe = SourceProbe::new();
         assert_eq!(
-            probe.feed(FlvTag::new(FlvTagKind::Script, 0, metadata(1280.0, 720.0, 30.0))),
+            probe.feed(FlvTag::new(FlvTagKind::Script, 0, metadata(1280.0, 720.0, 30.0, true))),
             ProbeStatus::NeedMore
         );
         assert_eq!(probe.feed(video(false, false)), ProbeStatus::NeedMore, "an inter frame before any configuration");
@@ -156,6 +155,17 @@ mod tests {
         let info = probe.info();
         assert_eq!((info.width, info.height, info.frame_rate), (Some(1280), Some(720), Some(30.0)));
         assert!(info.has_audio);
+    }
+
+    #[test]
+    fn audio_is_absent_only_when_the_metadata_says_so() {
+        let mut silent = SourceProbe::new();
+        silent.feed(FlvTag::new(FlvTagKind::Script, 0, metadata(640.0, 360.0, 30.0, false)));
+        silent.feed(video(true, true));
+        assert!(!silent.info().has_audio, "metadata without audio fields, and no audio");
+        let mut unknown = SourceProbe::new();
+        unknown.feed(video(true, true));
+        assert!(unknown.info().has_audio, "no metadata: audio may still come");
     }
 
     #[test]

@@ -82,23 +82,42 @@ pub struct Push {
     pub rate: u32,
     /// Keyframe interval of the encoder, in frames.
     pub gop: u32,
+    /// A sine tone beside the picture.
+    pub audio: bool,
 }
 
 impl Default for Push {
     fn default() -> Self {
-        Self { seconds: 6.0, size: "320x180", rate: 25, gop: 25 }
+        Self { seconds: 6.0, size: "320x180", rate: 25, gop: 25, audio: true }
     }
 }
 
 /// Starts ffmpeg pushing testsrc + a sine tone in real time to `url`.
 pub fn push(url: &str, options: &Push, log: &Path) -> ManagedProcess {
     let mut cmd = Command::new(testenv_bin("ffmpeg"));
-    cmd.args(["-hide_banner", "-nostdin", "-loglevel", "warning", "-re"])
-        .args(["-f", "lavfi", "-i", &format!("testsrc=size={}:rate={}", options.size, options.rate)])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", &options.seconds.to_string()])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", &options.gop.to_string()])
-        .args(["-c:a", "aac", "-b:a", "64k", "-f", "flv", url]);
+    cmd.args(["-hide_banner", "-nostdin", "-loglevel", "warning", "-re"]).args([
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc=size={}:rate={}", options.size, options.rate),
+    ]);
+    if options.audio {
+        cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
+    }
+    cmd.args(["-t", &options.seconds.to_string()]).args([
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-g",
+        &options.gop.to_string(),
+    ]);
+    if options.audio {
+        cmd.args(["-c:a", "aac", "-b:a", "64k"]);
+    }
+    cmd.args(["-f", "flv", url]);
     ManagedProcess::spawn("ffmpeg push", cmd, log)
 }
 
