@@ -314,7 +314,7 @@ async fn a_livestream_goes_live_through_the_operator_and_its_storage_is_cleaned_
     eprintln!("e2e: Ready after {:?}", started.elapsed());
 
     let logs = tempfile::tempdir().expect("temp dir");
-    let push_options = Push { seconds: 6.0, size: "160x90", rate: 25, gop: 25 };
+    let push_options = Push { seconds: 6.0, size: "160x90", rate: 25, gop: 25, audio: true };
     let mut pusher = push(&format!("{ingest_url}/{key}"), &push_options, &logs.path().join("push.log"));
     let live = diagnostics
         .stream_where("phase Live with the Live condition True", Duration::from_secs(20), |s| {
