@@ -62,8 +62,9 @@ pub struct ServeArgs {
     /// The longest part of Low-Latency HLS, in seconds: at most half the segment duration.
     #[arg(long, default_value_t = 0.5, value_name = "SECONDS")]
     pub part_duration: f64,
-    /// With S3: the URL at which viewers reach the bucket root (a CDN, or the bucket's own
-    /// URL), for the media of low-latency playlists that this server serves.
+    /// With S3: the URL at which viewers reach the bucket root (a CDN in front of it), for
+    /// the media of the low-latency playlists that this server serves. Default: the
+    /// bucket's own URL.
     #[arg(long, env = "LIVESTREAM_MEDIA_BASE_URL")]
     pub media_base_url: Option<String>,
     /// Renditions as NAME:WIDTHxHEIGHT:KBPS (repeatable), highest first. Default: 1080p,
@@ -171,7 +172,12 @@ pub async fn run_until(
         None => (AnyStore::from(LocalStore::new(args.data_dir.clone())), String::new(), Some(args.data_dir.clone())),
     };
     let scratch_dir = args.scratch_dir.clone().unwrap_or_else(std::env::temp_dir);
-    let media_base_url = match (&args.media_base_url, args.s3_prefix.trim_matches('/')) {
+    // With S3 this server serves playlists only: their media comes from the bucket, at the
+    // URL given or at the bucket's own.
+    let bucket_base = args.s3_bucket.as_ref().map(|bucket| {
+        crate::storage::bucket_url(bucket, &args.s3_region, args.s3_endpoint.as_deref(), args.s3_path_style)
+    });
+    let media_base_url = match (args.media_base_url.clone().or(bucket_base), args.s3_prefix.trim_matches('/')) {
         (Some(base), "") => Some(base.trim_end_matches('/').to_string()),
         (Some(base), prefix) => Some(format!("{}/{prefix}", base.trim_end_matches('/'))),
         (None, _) => None,

@@ -85,6 +85,21 @@ impl S3Settings {
     }
 }
 
+/// The URL at which anyone reaches the objects of `bucket` over plain HTTP(S) (when the
+/// bucket allows anonymous reads): `ENDPOINT/BUCKET` path-style, `BUCKET.ENDPOINT`
+/// virtual-hosted, or AWS's regional endpoints when no endpoint is given.
+pub fn bucket_url(bucket: &str, region: &str, endpoint: Option<&str>, force_path_style: bool) -> String {
+    match (endpoint, force_path_style) {
+        (Some(endpoint), true) => format!("{}/{bucket}", endpoint.trim_end_matches('/')),
+        (Some(endpoint), false) => match endpoint.split_once("://") {
+            Some((scheme, rest)) => format!("{scheme}://{bucket}.{}", rest.trim_end_matches('/')),
+            None => format!("{}/{bucket}", endpoint.trim_end_matches('/')),
+        },
+        (None, true) => format!("https://s3.{region}.amazonaws.com/{bucket}"),
+        (None, false) => format!("https://{bucket}.s3.{region}.amazonaws.com"),
+    }
+}
+
 impl fmt::Debug for S3Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("S3Settings")

@@ -4,6 +4,7 @@ use k8s_openapi::api::core::v1::Service;
 
 use crate::api::{LiveStream, ServiceType};
 use crate::controller::children::storage_prefix;
+use crate::storage::bucket_url;
 
 /// `rtmp://HOST:PORT/APP` for the ingest Service. Never carries the stream key.
 pub fn ingest_url(stream: &LiveStream, service: Option<&Service>, node_address: Option<&str>) -> Option<String> {
@@ -70,16 +71,8 @@ pub fn media_base_url(stream: &LiveStream) -> String {
     if let Some(cdn) = &stream.spec.cdn {
         return format!("{}/{prefix}", cdn.base_url.trim_end_matches('/'));
     }
-    let bucket = &storage.bucket;
-    match (&storage.endpoint, storage.force_path_style) {
-        (Some(endpoint), true) => format!("{}/{bucket}/{prefix}", endpoint.trim_end_matches('/')),
-        (Some(endpoint), false) => match endpoint.split_once("://") {
-            Some((scheme, rest)) => format!("{scheme}://{bucket}.{}/{prefix}", rest.trim_end_matches('/')),
-            None => format!("{}/{bucket}/{prefix}", endpoint.trim_end_matches('/')),
-        },
-        (None, true) => format!("https://s3.{}.amazonaws.com/{bucket}/{prefix}", storage.region),
-        (None, false) => format!("https://{bucket}.s3.{}.amazonaws.com/{prefix}", storage.region),
-    }
+    let bucket = bucket_url(&storage.bucket, &storage.region, storage.endpoint.as_deref(), storage.force_path_style);
+    format!("{bucket}/{prefix}")
 }
 
 fn bracket_ipv6(host: &str) -> String {
