@@ -503,6 +503,82 @@ async fn silent_connections_time_out() {
     server.stop().await;
 }
 
+/// A TCP connection to `server` from the loopback address `source`.
+async fn connect_from(source: &str, server: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    socket.connect(server).await.unwrap()
+}
+
+/// Sockets that never handshake, from one address, reopened as the server closes them,
+/// keep no publisher out: connections that have not published have a budget of their
+/// own, per address, and a few seconds each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_connections_do_not_lock_out_publishers() {
+    let key = "edge-key";
+    let mut server = TestServer::start(key, |_| {}).await;
+    let address = server.address;
+    let flood = tokio::spawn(async move {
+        let mut open = Vec::new();
+        loop {
+            // The server keeps two of them at most; the others close at once.
+            open.retain(|stream: &TcpStream| stream.peer_addr().is_ok());
+            if open.len() < 20 {
+                open.push(connect_from("127.0.0.2", address).await);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused_before = server.metrics.connections_refused();
+    assert!(refused_before > 0, "the flood beyond two connections is refused");
+    let publisher = push(&server.url(key), true);
+    let (mut latest, _end) = track_progress(server.next_publish().await);
+    wait_for_video_at(&mut latest, 1000, "a publisher beside the flood").await;
+    flood.abort();
+    drop(publisher);
+    server.stop().await;
+}
+
+/// A client that handshakes and then sends a byte now and then is closed when its time to
+/// publish is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drip_after_the_handshake_keeps_no_slot() {
+    let server = TestServer::start("k", |config| config.publish_timeout = Duration::from_millis(800)).await;
+    let mut drip = TcpStream::connect(server.address).await.unwrap();
+    plain_handshake(&mut drip).await.unwrap();
+    let started = std::time::Instant::now();
+    // The start of a chunk header, one byte at a time: never a whole message.
+    let header = [0x03u8, 0, 0, 0, 0, 0, 100, 20, 0, 0, 0, 0];
+    let mut closed = false;
+    for byte in header.iter().cycle().take(40) {
+        if drip.write_all(&[*byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !closed {
+        expect_closed(&mut drip, "a drip after the handshake").await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(3), "closed at the publish deadline: {:?}", started.elapsed());
+    server.stop().await;
+}
+
+/// A publisher that goes silent after publishing is closed, and its publish ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_that_sends_no_media_is_closed() {
+    let mut server = TestServer::start("k", |config| config.media_timeout = Duration::from_millis(700)).await;
+    let mut publisher = TcpStream::connect(server.address).await.unwrap();
+    plain_handshake(&mut publisher).await.unwrap();
+    publisher.write_all(&publish_script("k", 1, 100)).await.unwrap();
+    let mut receiver = server.next_publish().await;
+    let (_, end) = collect_until_end(&mut receiver).await;
+    assert_eq!(end, EndReason::TimedOut);
+    expect_closed(&mut publisher, "a silent publisher").await;
+    server.stop().await;
+}
+
 /// The bytes a minimal publisher sends after the handshake: a larger chunk size, connect,
 /// createStream, publish, then `count` video messages of `size` bytes, 40 ms apart.
 fn publish_script(key: &str, count: usize, size: usize) -> Vec<u8> {

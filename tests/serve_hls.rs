@@ -148,6 +148,11 @@ fn wrong_key_is_refused_and_the_right_one_publishes_under_its_name() {
     let mut wrong = push(&serve.rtmp_url("live", "not-the-key"), &Push::default(), &logs.path().join("wrong.log"));
     assert!(!wait_exit(&mut wrong, Duration::from_secs(20)), "a wrong key must be refused");
     assert!(!serve.data_dir.join("live").exists(), "nothing may be written for a refused publish");
+    // The right key under another application than the server's is refused too.
+    let mut other_app =
+        push(&serve.rtmp_url("vod", "k3y-Th4t-is-l0ng"), &Push::default(), &logs.path().join("vod.log"));
+    assert!(!wait_exit(&mut other_app, Duration::from_secs(20)), "only the configured application publishes");
+    assert!(!serve.data_dir.join("vod").exists(), "no folder for another application");
 
     let mut right = push(
         &serve.rtmp_url("live", "k3y-Th4t-is-l0ng"),

@@ -30,6 +30,10 @@ pub struct ServeArgs {
     /// Where encoders push RTMP.
     #[arg(long, default_value = "0.0.0.0:1935", env = "LIVESTREAM_RTMP_ADDR")]
     pub rtmp_addr: SocketAddr,
+    /// The RTMP application encoders publish to (`rtmp://HOST:PORT/APP/NAME`); publishes to
+    /// any other application are refused.
+    #[arg(long, default_value = "live", env = "LIVESTREAM_RTMP_APP")]
+    pub app: String,
     /// Where the HLS, the index page, health and metrics are served.
     #[arg(long, default_value = "0.0.0.0:8080", env = "LIVESTREAM_HTTP_ADDR")]
     pub http_addr: SocketAddr,
@@ -117,6 +121,8 @@ pub enum ServeError {
     Rendition(String),
     #[error("--part-duration {0} must be at least 0.1 s and at most half of --segment-duration")]
     PartDuration(f64),
+    #[error("--app {0:?} must be a name of letters, digits, '.', '_' or '-'")]
+    App(String),
     #[error(transparent)]
     Credentials(#[from] crate::worker::config::ConfigError),
     #[error(transparent)]
@@ -183,8 +189,11 @@ pub async fn run_until(
         (None, _) => None,
     };
     let open = policy.is_open();
+    if !crate::worker::keys::is_valid_name(&args.app) {
+        return Err(ServeError::App(args.app.clone()));
+    }
     let settings = ManagerSettings {
-        app: None,
+        app: Some(args.app.clone()),
         policy,
         prefix: PrefixRule::PerStream(prefix),
         ladder,
@@ -195,6 +204,7 @@ pub async fn run_until(
         reconnect_grace: Duration::from_secs(args.reconnect_grace),
     };
     let s3_note = args.s3_bucket.clone();
+    let app = args.app.clone();
     let addresses = Addresses { rtmp: args.rtmp_addr, http: args.http_addr, origin: None };
     runtime::run(
         settings,
@@ -203,7 +213,7 @@ pub async fn run_until(
         ScratchUse::Shared,
         move |manager, index| routes(manager, index, files),
         move |bound, _| {
-            announce(bound, open, s3_note.as_deref());
+            announce(bound, &app, open, s3_note.as_deref());
             on_bound(bound);
         },
         shutdown,
@@ -212,7 +222,7 @@ pub async fn run_until(
     Ok(())
 }
 
-fn announce(bound: Bound, open: bool, s3_bucket: Option<&str>) {
+fn announce(bound: Bound, app: &str, open: bool, s3_bucket: Option<&str>) {
     let host = |addr: SocketAddr| {
         if addr.ip().is_unspecified() { format!("localhost:{}", addr.port()) } else { addr.to_string() }
     };
@@ -223,15 +233,15 @@ fn announce(bound: Bound, open: bool, s3_bucket: Option<&str>) {
             "no stream keys configured: any stream name may publish (use --stream-key NAME=KEY to restrict)"
         );
         tracing::info!(
-            "push to rtmp://{rtmp}/live/NAME, for example: ffmpeg -re -i input.mp4 -c copy -f flv rtmp://{rtmp}/live/demo"
+            "push to rtmp://{rtmp}/{app}/NAME, for example: ffmpeg -re -i input.mp4 -c copy -f flv rtmp://{rtmp}/{app}/demo"
         );
     } else {
-        tracing::info!("push to rtmp://{rtmp}/live/KEY with one of the configured stream keys");
+        tracing::info!("push to rtmp://{rtmp}/{app}/KEY with one of the configured stream keys");
     }
     match s3_bucket {
         Some(bucket) => tracing::info!("segments and playlists go to the S3 bucket {bucket}"),
         None => {
-            tracing::info!("watch at http://{http}/live/NAME/master.m3u8; live streams are listed at http://{http}/")
+            tracing::info!("watch at http://{http}/{app}/NAME/master.m3u8; live streams are listed at http://{http}/")
         }
     }
 }

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, timeout};
 use tracing::Instrument;
 
+use super::admission::Unauthenticated;
 use super::{EndReason, ListenerConfig, MediaMessage, PublishHandler, PublishRequest, PublishSink, wait_for_shutdown};
 use crate::ingest::session::{Session, SessionError, SessionEvent, StreamKey};
 use crate::media::flv::{FlvTag, FlvTagKind};
@@ -33,6 +34,10 @@ pub(super) struct ConnectionContext {
 enum CloseCause {
     PeerClosed,
     HandshakeTimedOut,
+    /// No accepted publish within the publish timeout.
+    PublishTimedOut,
+    /// A publishing connection sent no media for the media timeout.
+    MediaTimedOut,
     IdleTimedOut,
     Protocol(SessionError),
     Io(std::io::Error),
@@ -46,6 +51,7 @@ pub(super) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     context: Arc<ConnectionContext>,
+    unauthenticated: Unauthenticated,
     shutdown: watch::Receiver<bool>,
 ) {
     let span = tracing::info_span!("rtmp_connection", %peer, app = tracing::field::Empty);
@@ -60,6 +66,8 @@ pub(super) async fn serve(
             context: &context,
             shutdown,
             read_buffer: vec![0u8; context.config.read_buffer_size.max(1)],
+            unauthenticated,
+            last_media: Instant::now(),
         };
         let closed = connection.run().await;
         connection.finish(closed).await;
@@ -81,12 +89,18 @@ struct Connection<'a> {
     context: &'a ConnectionContext,
     shutdown: watch::Receiver<bool>,
     read_buffer: Vec<u8>,
+    /// Counts against the budget of connections that have not published, until one does.
+    unauthenticated: Unauthenticated,
+    /// When the last media message arrived (or the publish was accepted).
+    last_media: Instant,
 }
 
 impl Connection<'_> {
     async fn run(&mut self) -> CloseCause {
         let now = Instant::now();
-        let handshake_deadline = now.checked_add(self.context.config.handshake_timeout).unwrap_or(now);
+        let config = &self.context.config;
+        let handshake_deadline = now.checked_add(config.handshake_timeout).unwrap_or(now);
+        let publish_deadline = now.checked_add(config.publish_timeout).unwrap_or(now);
         loop {
             if let Err(closed) = self.handle_events().await {
                 return closed;
@@ -98,18 +112,34 @@ impl Connection<'_> {
                 return CloseCause::Rejected;
             }
             let handshaking = !self.session.is_handshake_complete();
-            let read_timeout = if handshaking {
-                handshake_deadline.saturating_duration_since(Instant::now())
+            let publishing = self.sink.is_some();
+            let now = Instant::now();
+            // Only a complete media message moves a publisher's deadline: a client that
+            // drips bytes keeps no slot.
+            let (read_timeout, expired) = if handshaking {
+                (handshake_deadline.saturating_duration_since(now), CloseCause::HandshakeTimedOut)
             } else {
-                self.context.config.idle_timeout
+                let (deadline, cause) = match publishing {
+                    false => (publish_deadline, CloseCause::PublishTimedOut),
+                    true => (self.last_media + self.context.config.media_timeout, CloseCause::MediaTimedOut),
+                };
+                let left = deadline.saturating_duration_since(now);
+                if left < self.context.config.idle_timeout {
+                    (left, cause)
+                } else {
+                    (self.context.config.idle_timeout, CloseCause::IdleTimedOut)
+                }
             };
+            if read_timeout.is_zero() {
+                // A client that keeps sending past its deadline still gets no more time.
+                return expired;
+            }
             let read = tokio::select! {
                 () = wait_for_shutdown(&mut self.shutdown) => return CloseCause::Shutdown,
                 read = timeout(read_timeout, self.stream.read(&mut self.read_buffer)) => read,
             };
             match read {
-                Err(_) if handshaking => return CloseCause::HandshakeTimedOut,
-                Err(_) => return CloseCause::IdleTimedOut,
+                Err(_) => return expired,
                 Ok(Ok(0)) => return CloseCause::PeerClosed,
                 Ok(Ok(count)) => {
                     self.context.config.metrics.record_bytes(count);
@@ -140,9 +170,11 @@ impl Connection<'_> {
                     self.forward(MediaMessage::Tag(FlvTag::new(FlvTagKind::Script, 0, data))).await?
                 }
                 SessionEvent::Audio { timestamp, data } => {
+                    self.last_media = Instant::now();
                     self.forward(MediaMessage::Tag(FlvTag::new(FlvTagKind::Audio, timestamp, data))).await?
                 }
                 SessionEvent::Video { timestamp, data } => {
+                    self.last_media = Instant::now();
                     self.forward(MediaMessage::Tag(FlvTag::new(FlvTagKind::Video, timestamp, data))).await?
                 }
                 SessionEvent::Unpublished => {
@@ -164,6 +196,8 @@ impl Connection<'_> {
         match self.context.handler.authorize(&request) {
             Ok(sink) => {
                 self.sink = Some(sink);
+                self.unauthenticated.authenticated();
+                self.last_media = Instant::now();
                 tracing::info!(app = %request.app, key_fingerprint, "publish accepted");
                 self.session.accept_publish().map_err(CloseCause::Protocol)
             }
@@ -206,6 +240,14 @@ impl Connection<'_> {
             }
             CloseCause::HandshakeTimedOut => {
                 tracing::info!("handshake timed out");
+                Some(EndReason::TimedOut)
+            }
+            CloseCause::PublishTimedOut => {
+                tracing::info!("no publish in time after connecting");
+                Some(EndReason::TimedOut)
+            }
+            CloseCause::MediaTimedOut => {
+                tracing::info!("no media for too long");
                 Some(EndReason::TimedOut)
             }
             CloseCause::IdleTimedOut => {

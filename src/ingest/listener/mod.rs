@@ -4,6 +4,7 @@
 //!
 //! Logs name the peer and the application, never the stream key (only its fingerprint).
 
+mod admission;
 mod config;
 mod connection;
 mod handler;
@@ -22,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use admission::Admission;
 use connection::ConnectionContext;
 
 /// Pause after a failed accept (for example when out of file descriptors).
@@ -36,6 +38,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(config.max_connections.min(Semaphore::MAX_PERMITS)));
+    let admission = Admission::new(config.max_unauthenticated, config.max_unauthenticated_per_address);
     let context = Arc::new(ConnectionContext { config, handler });
     let mut connections = JoinSet::new();
     if let Ok(address) = listener.local_addr() {
@@ -46,18 +49,23 @@ pub async fn run(
             () = wait_for_shutdown(&mut shutdown) => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => match Arc::clone(&slots).try_acquire_owned() {
-                    Ok(slot) => {
+                Ok((stream, peer)) => match (Arc::clone(&slots).try_acquire_owned(), admission.admit(peer.ip())) {
+                    (Ok(slot), Ok(unauthenticated)) => {
                         let context = Arc::clone(&context);
                         let shutdown = shutdown.clone();
                         connections.spawn(async move {
-                            connection::serve(stream, peer, context, shutdown).await;
+                            connection::serve(stream, peer, context, unauthenticated, shutdown).await;
                             drop(slot);
                         });
                     }
-                    Err(_) => {
+                    (Err(_), _) => {
                         context.config.metrics.record_refused();
                         tracing::warn!(%peer, limit = context.config.max_connections, "connection limit reached; refusing");
+                        drop(stream);
+                    }
+                    (_, Err(full)) => {
+                        context.config.metrics.record_refused();
+                        tracing::warn!(%peer, limit = full.limit, "too many connections that have not published; refusing");
                         drop(stream);
                     }
                 },
