@@ -194,6 +194,7 @@ async function main() {
     report.lowLatencyMode = options.lowLatency;
     report.browser = await browser.version();
     report.source = options.url || options.page;
+    report.pageText = await page.evaluate(() => document.body.innerText);
     const json = `${JSON.stringify(report)}\n`;
     if (options.report) writeFileSync(options.report, json);
     else process.stdout.write(json);

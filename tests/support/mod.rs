@@ -6,5 +6,6 @@ pub mod kube;
 pub mod local_node;
 pub mod media;
 pub mod minio;
+pub mod peer;
 pub mod player;
 pub mod process;

@@ -175,6 +175,8 @@ pub struct PlayReport {
     pub final_state: Option<FinalState>,
     /// Everything else the page noted, in order (events of the video element and hls.js).
     pub events: Vec<serde_json::Value>,
+    /// The text of the page at the end.
+    pub page_text: Option<String>,
     /// The report as the player wrote it.
     #[serde(skip)]
     pub raw: serde_json::Value,
@@ -509,4 +511,95 @@ pub fn push_live(url: &str, options: &LivePush, log_dir: &Path) -> ManagedProces
         .args(["-b:v", &format!("{kbps}k"), "-maxrate", &format!("{kbps}k"), "-bufsize", &format!("{}k", kbps * 2)])
         .args(["-c:a", "aac", "-b:a", "128k", "-f", "flv", url]);
     ManagedProcess::spawn("ffmpeg push", cmd, &log_dir.join("push.log"))
+}
+
+/// Glass-to-glass figures of one stream in hls.js: the latency behind the wall clock (now
+/// minus the PROGRAM-DATE-TIME of the frame on screen), so as good as the server's
+/// PROGRAM-DATE-TIME is close to the capture time; see each server for what it takes.
+#[derive(Clone, Debug)]
+pub struct LatencyFigures {
+    pub latency: Spread,
+    /// hls.js's distance from the live edge.
+    pub edge: Option<Spread>,
+    pub target: Option<f64>,
+    pub stalls: usize,
+    pub stalled_seconds: f64,
+    /// Stalls between the first frame and the measured span.
+    pub startup_stalls: usize,
+    pub first_frame: f64,
+    pub errors: usize,
+    pub report: PlayReport,
+}
+
+impl LatencyFigures {
+    pub const TABLE_HEADER: &'static str = "| server | stream | hls.js lowLatencyMode | latency median | latency p95 | from the live edge (target) | stalls in the span (before it) | first frame |\n| --- | --- | --- | --- | --- | --- | --- | --- |";
+
+    /// One row of the table under [`Self::TABLE_HEADER`].
+    pub fn row(&self, server: &str, stream: &str) -> String {
+        format!(
+            "| {server} | {stream} | {} | {:.2} s | {:.2} s | {} ({}) | {} ({:.1} s), {} before | {:.2} s |",
+            if self.report.low_latency_mode { "on" } else { "off" },
+            self.latency.median,
+            self.latency.p95,
+            self.edge.map(|e| format!("{:.2} s", e.median)).unwrap_or_else(|| "?".into()),
+            self.target.map(|t| format!("{t:.2} s")).unwrap_or_else(|| "?".into()),
+            self.stalls,
+            self.stalled_seconds,
+            self.startup_stalls,
+            self.first_frame,
+        )
+    }
+}
+
+/// Plays `master` in hls.js for `warmup` and then `measure`, and returns the figures of the
+/// `measure` span; panics when nothing played. The stream must stay live all that time.
+pub fn measure_latency(master: &str, low_latency: bool, warmup: Duration, measure: Duration) -> LatencyFigures {
+    let options = PlayOptions {
+        low_latency,
+        duration: warmup + measure + Duration::from_secs(10),
+        start_timeout: Duration::from_secs(10),
+        ..PlayOptions::default()
+    };
+    let report = play(&Source::Playlist(master.to_string()), &options);
+    let first_frame = report.first_frame.unwrap_or_else(|| panic!("no frame of {master}:\n{}", report.summary()));
+    let from = first_frame + warmup.as_secs_f64();
+    let until = from + measure.as_secs_f64();
+    let window: Vec<&Sample> = report.samples.iter().filter(|s| s.t >= from && s.t < until).collect();
+    let latency = Spread::of(window.iter().filter_map(|s| s.latency).collect())
+        .unwrap_or_else(|| panic!("no PROGRAM-DATE-TIME latency for {master}:\n{}", report.summary()));
+    let stalls: Vec<&Stall> =
+        report.stalls.iter().chain(report.open_stall.iter()).filter(|s| s.at >= from && s.at < until).collect();
+    LatencyFigures {
+        latency,
+        edge: Spread::of(window.iter().filter_map(|s| s.hls_latency).collect()),
+        target: window.iter().rev().find_map(|s| s.target_latency),
+        stalls: stalls.len(),
+        stalled_seconds: stalls.iter().filter_map(|s| s.seconds).sum(),
+        startup_stalls: report.stalls.iter().filter(|s| s.at < from).count(),
+        first_frame,
+        errors: report.errors.len(),
+        report,
+    }
+}
+
+/// Waits until the first media playlist of `master` lists `segments` segments with media
+/// (not `EXT-X-GAP` placeholders), as a viewer finds a stream that has been live a while;
+/// `check` runs at every poll (to fail early when the encoder died).
+pub fn wait_for_live_window(master: &str, segments: usize, timeout: Duration, mut check: impl FnMut()) {
+    let base = master.rsplit_once('/').map(|(b, _)| b).unwrap_or(master);
+    super::process::wait_for(&format!("{segments} segments in the first playlist of {master}"), timeout, || {
+        check();
+        let (status, _, _, body) = super::media::http_get(master);
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let variant = text.lines().find(|l| !l.is_empty() && !l.starts_with('#'))?.to_string();
+        let media = if text.contains("#EXTINF") {
+            text
+        } else {
+            let (_, _, _, body) = super::media::http_get(&format!("{base}/{variant}"));
+            String::from_utf8_lossy(&body).into_owned()
+        };
+        let listed = media.lines().filter(|l| l.starts_with("#EXTINF")).count();
+        let gaps = media.lines().filter(|l| l.starts_with("#EXT-X-GAP")).count();
+        (status == 200 && listed.saturating_sub(gaps) >= segments).then_some(())
+    });
 }

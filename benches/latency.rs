@@ -1,0 +1,82 @@
+//! Glass-to-glass latency in a real player (run with `scripts/bench`): hls.js in headless
+//! Chromium plays each stream for a minute, and the table gives the latency behind the wall
+//! clock (now minus the PROGRAM-DATE-TIME of the frame on screen: median and 95th
+//! percentile), hls.js's distance from the live edge and its target, stalls and the time to
+//! the first frame. ffmpeg pushes 720p30 with a keyframe every second in real time.
+//!
+//! Rows:
+//! - the peer (`benches/peer`: the RTMP server and LL-HLS muxer of MediaMTX v1.20.1 with its
+//!   defaults), passthrough; its PROGRAM-DATE-TIME is the time samples arrive at it;
+//! - `livestream serve`, standard HLS in fMP4 and TS, one 720p rendition transcoded, 1 s
+//!   segments; its PROGRAM-DATE-TIME is derived from the time each segment is complete.
+//!
+//! `LIVESTREAM_BENCH_LATENCY_SECONDS` sets the measured span (default 60).
+//! [`measure_latency`] plays any master playlist; a new row is one call.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::Duration;
+
+use support::media::Serve;
+use support::peer::Peer;
+use support::player::{LatencyFigures, LivePush, measure_latency, push_live, wait_for_live_window};
+
+/// hls.js settles (start position, first reloads) before the measured span begins.
+const WARMUP: Duration = Duration::from_secs(10);
+
+fn main() {
+    let measure = Duration::from_secs(
+        std::env::var("LIVESTREAM_BENCH_LATENCY_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60),
+    );
+    let push_seconds = (WARMUP + measure).as_secs() + 40;
+    println!(
+        "glass to glass, {} s measured after {} s in hls.js, 720p30 source, 1 s GOP\n",
+        measure.as_secs(),
+        WARMUP.as_secs()
+    );
+    println!("{}", LatencyFigures::TABLE_HEADER);
+
+    for low_latency in [true, false] {
+        let peer = Peer::start(&[]);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut pusher = push_live(&peer.rtmp_url("live", "bench"), &LivePush::hd(push_seconds), dir.path());
+        let url = peer.playlist_url("live", "bench");
+        wait_for_live_window(&url, 7, Duration::from_secs(40), || pusher.assert_running());
+        let figures = measure_latency(&url, low_latency, WARMUP, measure);
+        println!(
+            "{}",
+            figures.row(
+                "peer (gohlslib LL-HLS, MediaMTX defaults)",
+                "LL-HLS fMP4, 1 s segments, 200 ms parts, passthrough"
+            )
+        );
+        pusher.kill();
+    }
+
+    for container in ["fmp4", "ts"] {
+        let serve = Serve::start(
+            &[
+                "--rendition",
+                "720p:1280x720:3000",
+                "--segment-duration",
+                "1",
+                "--container",
+                container,
+                "--reconnect-grace",
+                "1",
+            ],
+            &[("RUST_LOG", "warn")],
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut pusher = push_live(&serve.rtmp_url("live", "bench"), &LivePush::hd(push_seconds), dir.path());
+        let url = serve.http_url("live/bench/master.m3u8");
+        wait_for_live_window(&url, 6, Duration::from_secs(40), || pusher.assert_running());
+        let figures = measure_latency(&url, false, WARMUP, measure);
+        println!(
+            "{}",
+            figures.row("livestream serve", &format!("standard HLS {container}, 1 s segments, 720p transcoded"))
+        );
+        pusher.kill();
+    }
+}
