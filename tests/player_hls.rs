@@ -10,6 +10,8 @@ mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use sha2::Digest;
+
 use support::cdn::{Cdn, CdnRoutes};
 use support::media::{self, Serve, http_get, wait_exit};
 use support::player::{self, PlayOptions, PlayReport, Player, Source, push_live};
@@ -185,4 +187,78 @@ fn assert_nothing_left(pid: Option<u32>) {
 
 fn wall_ms() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64() * 1000.0
+}
+
+#[test]
+fn watch_page_plays_the_stream_and_shows_latency_and_rendition() {
+    let _serial = media::serial();
+    let script = format!("--player-script={}", player::hls_js_file().display());
+    let mut args = SERVE_ARGS.to_vec();
+    args.push(&script);
+    let serve = Serve::start(&args, &[]);
+    let cdn = Cdn::start(&CdnRoutes::single(&format!("http://127.0.0.1:{}", serve.http_port)));
+    let logs = tempfile::tempdir().unwrap();
+    let mut pusher = push_live(&serve.rtmp_url("live", "demo"), &player::LivePush::small(45), logs.path());
+    let master = cdn.url("live/demo/master.m3u8");
+    wait_for("the master playlist through the CDN", Duration::from_secs(30), || {
+        pusher.assert_running();
+        (http_get(&master).0 == 200).then_some(())
+    });
+
+    // The index links each stream's watch page; the page names no stream key and loads the
+    // player script from where --player-script says.
+    let (_, _, _, index) = http_get(&cdn.url(""));
+    let index = String::from_utf8_lossy(&index);
+    assert!(index.contains("<a href=\"/watch/live/demo\">"), "{index}");
+    let (status, content_type, _, page) = http_get(&cdn.url("watch/live/demo"));
+    let page = String::from_utf8_lossy(&page);
+    assert_eq!(status, 200, "{page}");
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert!(page.contains("data-script=\"/assets/hls.min.js\""), "{page}");
+    let (status, _, _, served) = http_get(&cdn.url("assets/hls.min.js"));
+    assert_eq!((status, served.len() as u64), (200, std::fs::metadata(player::hls_js_file()).unwrap().len()));
+    assert_eq!(http_get(&cdn.url("watch/live/nothing")).0, 404);
+
+    let options = PlayOptions { duration: Duration::from_secs(20), ..PlayOptions::default() };
+    let report = player::play(&Source::Page(cdn.url("watch/live/demo")), &options);
+    println!("watch page: {}", report.summary());
+    let text = report.page_text.clone().unwrap_or_default();
+    println!("watch page shows: {text}");
+    assert_eq!(report.player.as_deref(), Some("hls.js"), "Chromium plays with hls.js (it has MSE)");
+    assert!(report.first_frame.is_some_and(|t| t < 10.0), "{}", report.summary());
+    assert!(report.advanced_by() > 10.0, "{}", report.summary());
+    assert!(report.fatal_errors().is_empty(), "{}", report.summary());
+    assert!(text.contains("Player: hls.js 1.7.4"), "{text}");
+    let shown = text.split("Latency: ").nth(1).and_then(|t| t.split(" s").next()).and_then(|v| v.parse::<f64>().ok());
+    let measured = report.latency().map(|l| l.median).unwrap_or(f64::NAN);
+    assert!(shown.is_some_and(|s| (s - measured).abs() < 1.0), "the page shows the latency ({measured:.1} s): {text}");
+    assert!(text.contains("Rendition: 360p") || text.contains("Rendition: 180p"), "{text}");
+
+    // The hash that the pages pin is the one of the npm release that the tests use.
+    let source = include_str!("../src/serve/watch.rs");
+    let pinned = source.split("\"sha384-").nth(1).and_then(|s| s.split('"').next()).expect("a pinned hash");
+    let digest = sha2::Sha384::digest(std::fs::read(player::hls_js_file()).unwrap());
+    assert_eq!(base64(&digest), pinned, "the integrity hash in src/serve/watch.rs is not the npm copy's");
+    let version = include_str!("player/package.json").split("\"hls.js\": \"").nth(1).and_then(|s| s.split('"').next());
+    assert!(source.contains(&format!("hls.js@{}/", version.unwrap())), "the pages load the npm copy's version");
+
+    // The browser's own HLS, when asked for: Chromium has one too.
+    let native = player::play(&Source::Page(cdn.url("watch/live/demo?player=native")), &options);
+    println!("watch page, native HLS: {}", native.summary());
+    assert_eq!(native.player.as_deref(), Some("native"));
+    assert!(native.first_frame.is_some() && native.advanced_by() > 5.0, "{}", native.summary());
+    assert!(native.page_text.unwrap_or_default().contains("Player: native HLS"));
+}
+
+/// Standard base64 with padding, as subresource-integrity hashes are written.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() { ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char } else { '=' });
+        }
+    }
+    out
 }
