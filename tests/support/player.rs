@@ -257,6 +257,22 @@ impl PlayReport {
         }
     }
 
+    /// Media seconds played per wall-clock second, stalls left out: 1.0 in real time. Below
+    /// that, the browser's media clock fell behind (a starved CPU: headless Chromium renders
+    /// audio to a timer-driven fake device), and the latency grows by itself.
+    pub fn playback_speed(&self) -> Option<f64> {
+        let (first, last) = (self.samples.first()?, self.samples.last()?);
+        let wall = (last.wall - first.wall) / 1000.0;
+        let stalled: f64 = self
+            .stalls
+            .iter()
+            .chain(self.open_stall.iter())
+            .filter(|s| s.at >= first.t && s.at < last.t)
+            .filter_map(|s| s.seconds)
+            .sum();
+        (wall - stalled > 1.0).then(|| (last.current_time - first.current_time) / (wall - stalled))
+    }
+
     /// The heights that were on screen, in order, without repeats.
     pub fn heights_played(&self) -> Vec<u32> {
         let mut heights: Vec<u32> = Vec::new();
@@ -299,6 +315,9 @@ impl PlayReport {
         }
         if let Some(edge) = self.edge_distance() {
             out.push_str(&format!("distance from the live edge (hls.latency): {edge}\n"));
+        }
+        if let Some(speed) = self.playback_speed() {
+            out.push_str(&format!("playback speed {speed:.3}x of real time, stalls left out\n"));
         }
         let (stalls, seconds) = self.stall_total();
         out.push_str(&format!("stalls: {stalls}, {seconds:.2} s in all"));
@@ -526,18 +545,21 @@ pub struct LatencyFigures {
     pub stalled_seconds: f64,
     /// Stalls between the first frame and the measured span.
     pub startup_stalls: usize,
+    /// The player's playback speed and the machine's load average: figures taken on a
+    /// machine short of CPU are not the server's.
+    pub conditions: String,
     pub first_frame: f64,
     pub errors: usize,
     pub report: PlayReport,
 }
 
 impl LatencyFigures {
-    pub const TABLE_HEADER: &'static str = "| server | stream | hls.js lowLatencyMode | latency median | latency p95 | from the live edge (target) | stalls in the span (before it) | first frame |\n| --- | --- | --- | --- | --- | --- | --- | --- |";
+    pub const TABLE_HEADER: &'static str = "| server | stream | hls.js lowLatencyMode | latency median | latency p95 | from the live edge (target) | stalls in the span (before it) | first frame | playback speed, load |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |";
 
     /// One row of the table under [`Self::TABLE_HEADER`].
     pub fn row(&self, server: &str, stream: &str) -> String {
         format!(
-            "| {server} | {stream} | {} | {:.2} s | {:.2} s | {} ({}) | {} ({:.1} s), {} before | {:.2} s |",
+            "| {server} | {stream} | {} | {:.2} s | {:.2} s | {} ({}) | {} ({:.1} s), {} before | {:.2} s | {} |",
             if self.report.low_latency_mode { "on" } else { "off" },
             self.latency.median,
             self.latency.p95,
@@ -547,6 +569,7 @@ impl LatencyFigures {
             self.stalled_seconds,
             self.startup_stalls,
             self.first_frame,
+            self.conditions,
         )
     }
 }
@@ -576,6 +599,11 @@ pub fn measure_latency(master: &str, low_latency: bool, warmup: Duration, measur
         stalls: stalls.len(),
         stalled_seconds: stalls.iter().filter_map(|s| s.seconds).sum(),
         startup_stalls: report.stalls.iter().filter(|s| s.at < from).count(),
+        conditions: format!(
+            "{}x, {}",
+            report.playback_speed().map(|s| format!("{s:.2}")).unwrap_or_else(|| "?".into()),
+            std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').next().unwrap_or("?")
+        ),
         first_frame,
         errors: report.errors.len(),
         report,
