@@ -7,8 +7,8 @@
 //! Rows:
 //! - the peer (`benches/peer`: the RTMP server and LL-HLS muxer of MediaMTX v1.20.1 with its
 //!   defaults), passthrough; its PROGRAM-DATE-TIME is the time samples arrive at it;
-//! - `livestream serve`, standard HLS in fMP4 and TS, one 720p rendition transcoded, 1 s
-//!   segments; its PROGRAM-DATE-TIME is derived from the time each segment is complete.
+//! - `livestream serve`, LL-HLS and standard HLS in fMP4 and TS, one 720p rendition
+//!   transcoded, 1 s segments.
 //!
 //! `LIVESTREAM_BENCH_LATENCY_SECONDS` sets the measured span (default 60).
 //! [`measure_latency`] plays any master playlist; a new row is one call.
@@ -54,29 +54,26 @@ fn main() {
         pusher.kill();
     }
 
-    for container in ["fmp4", "ts"] {
-        let serve = Serve::start(
-            &[
-                "--rendition",
-                "720p:1280x720:3000",
-                "--segment-duration",
-                "1",
-                "--container",
-                container,
-                "--reconnect-grace",
-                "1",
-            ],
-            &[("RUST_LOG", "warn")],
-        );
+    // (label, serve flags, hls.js lowLatencyMode)
+    let setups = [
+        (
+            "LL-HLS fMP4, 1 s segments, 500 ms parts, 720p transcoded",
+            ["--container", "fmp4", "--low-latency", "true"],
+            true,
+        ),
+        ("standard HLS fMP4, 1 s segments, 720p transcoded", ["--container", "fmp4", "--low-latency", "false"], false),
+        ("standard HLS TS, 1 s segments, 720p transcoded", ["--container", "ts", "--low-latency", "false"], false),
+    ];
+    for (label, flags, low_latency) in setups {
+        let mut args = vec!["--rendition", "720p:1280x720:3000", "--segment-duration", "1", "--reconnect-grace", "1"];
+        args.extend(flags);
+        let serve = Serve::start(&args, &[("RUST_LOG", "warn")]);
         let dir = tempfile::tempdir().expect("temp dir");
         let mut pusher = push_live(&serve.rtmp_url("live", "bench"), &LivePush::hd(push_seconds), dir.path());
         let url = serve.http_url("live/bench/master.m3u8");
         wait_for_live_window(&url, 6, Duration::from_secs(40), || pusher.assert_running());
-        let figures = measure_latency(&url, false, WARMUP, measure);
-        println!(
-            "{}",
-            figures.row("livestream serve", &format!("standard HLS {container}, 1 s segments, 720p transcoded"))
-        );
+        let figures = measure_latency(&url, low_latency, WARMUP, measure);
+        println!("{}", figures.row("livestream serve", label));
         pusher.kill();
     }
 }

@@ -25,20 +25,56 @@ const SERVE_ARGS: [&str; 6] =
 /// watches the stream live for about 40 s.
 const PUSH_SECONDS: u64 = 54;
 
+/// How serve packages and how hls.js plays.
+#[derive(Clone, Copy, Debug)]
+enum Flavour {
+    /// Standard HLS in fMP4 (`--low-latency false`), hls.js in its standard mode.
+    StandardFmp4,
+    /// Standard HLS in MPEG-TS.
+    StandardTs,
+    /// LL-HLS (parts, blocking reloads from serve's origin through the CDN), hls.js with
+    /// `lowLatencyMode`.
+    LowLatency,
+}
+
+impl Flavour {
+    fn name(self) -> &'static str {
+        match self {
+            Self::StandardFmp4 => "fmp4",
+            Self::StandardTs => "ts",
+            Self::LowLatency => "ll-hls",
+        }
+    }
+
+    fn serve_args(self) -> [&'static str; 4] {
+        match self {
+            Self::StandardFmp4 => ["--container", "fmp4", "--low-latency", "false"],
+            Self::StandardTs => ["--container", "ts", "--low-latency", "false"],
+            Self::LowLatency => ["--container", "fmp4", "--low-latency", "true"],
+        }
+    }
+}
+
 #[test]
 fn fmp4_plays_in_hls_js_through_the_cdn() {
-    standard_hls_in_hls_js("fmp4");
+    hls_in_hls_js(Flavour::StandardFmp4);
 }
 
 #[test]
 fn ts_plays_in_hls_js_through_the_cdn() {
-    standard_hls_in_hls_js("ts");
+    hls_in_hls_js(Flavour::StandardTs);
 }
 
-fn standard_hls_in_hls_js(container: &str) {
+#[test]
+fn low_latency_hls_plays_in_hls_js_through_the_cdn() {
+    hls_in_hls_js(Flavour::LowLatency);
+}
+
+fn hls_in_hls_js(flavour: Flavour) {
     let _serial = media::serial();
+    let container = flavour.name();
     let mut args = SERVE_ARGS.to_vec();
-    args.extend(["--container", container]);
+    args.extend(flavour.serve_args());
     let serve = Serve::start(&args, &[]);
     let cdn = Cdn::start(&CdnRoutes::single(&format!("http://127.0.0.1:{}", serve.http_port)));
     let logs = tempfile::tempdir().unwrap();
@@ -53,6 +89,7 @@ fn standard_hls_in_hls_js(container: &str) {
     });
 
     let options = PlayOptions {
+        low_latency: matches!(flavour, Flavour::LowLatency),
         duration: Duration::from_secs(PUSH_SECONDS),
         until_ended: true,
         switch_at: Some(12.0),
