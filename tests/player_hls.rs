@@ -102,7 +102,7 @@ fn hls_in_hls_js(flavour: Flavour) {
     let deadline = std::time::Instant::now() + Duration::from_secs(PUSH_SECONDS + 30);
     while pusher.is_running() {
         assert!(std::time::Instant::now() < deadline, "the push did not end");
-        speeds.extend(transcode_speed(&serve));
+        speeds.extend(serve.transcode_speed());
         std::thread::sleep(Duration::from_secs(1));
     }
     assert!(pusher.exit_success(), "the push failed: {}", pusher.log_tail(2000));
@@ -146,18 +146,10 @@ fn hls_in_hls_js(flavour: Flavour) {
         report.summary(),
         serve.log().lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"),
     );
-    let pid = cdn.pid();
+    let (pid, dir) = (cdn.pid(), cdn.dir().to_path_buf());
     cdn.stop();
     assert_nothing_left(pid);
-}
-
-/// The transcoder's current speed (1.0 is real time), from serve's metrics.
-fn transcode_speed(serve: &Serve) -> Option<f64> {
-    let (_, _, _, metrics) = http_get(&serve.http_url("metrics"));
-    String::from_utf8_lossy(&metrics)
-        .lines()
-        .find(|l| l.starts_with("livestream_transcode_speed"))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    assert!(!dir.exists(), "the CDN's directory {} stays behind", dir.display());
 }
 
 /// What a viewer of a live stream expects, as failure messages (empty when all hold).

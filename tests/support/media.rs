@@ -72,6 +72,15 @@ impl Serve {
     pub fn log(&self) -> String {
         self.process.log_tail(20_000)
     }
+
+    /// The transcoder's current speed (1.0 is real time), from the metrics.
+    pub fn transcode_speed(&self) -> Option<f64> {
+        let (_, _, _, metrics) = http_get(&self.http_url("metrics"));
+        String::from_utf8_lossy(&metrics)
+            .lines()
+            .find(|l| l.starts_with("livestream_transcode_speed"))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
 }
 
 /// Options of a synthetic push.

@@ -394,6 +394,7 @@ pub struct Player {
     limit: Duration,
     started: Instant,
     group: libc::pid_t,
+    profile: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -409,6 +410,7 @@ impl Player {
         let dir = tempfile::Builder::new().prefix("livestream-player-").tempdir().expect("player temp dir");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/player/play.mjs");
         let report = dir.path().join("report.json");
+        let profile = dir.path().join("profile");
         let mut cmd = Command::new("node");
         cmd.arg(script)
             .arg(match source {
@@ -418,7 +420,7 @@ impl Player {
             .arg(format!("--duration={}", options.duration.as_secs_f64()))
             .arg(format!("--start-timeout={}", options.start_timeout.as_secs_f64()))
             .arg(format!("--chromium={}", testenv_bin("chromium").display()))
-            .arg(format!("--profile={}", dir.path().join("profile").display()))
+            .arg(format!("--profile={}", profile.display()))
             .arg(format!("--report={}", report.display()))
             .env("LIVESTREAM_PLAYER_DIR", &modules);
         if options.low_latency {
@@ -439,7 +441,7 @@ impl Player {
         let group = process.pid().expect("the player's pid") as libc::pid_t;
         // Chromium's start, the page, the run and the report.
         let limit = options.duration + Duration::from_secs(30);
-        Self { process, report, limit, started: Instant::now(), group, _dir: dir }
+        Self { process, report, limit, started: Instant::now(), group, profile, _dir: dir }
     }
 
     /// Waits for the report, at most the run's duration and half a minute.
@@ -454,6 +456,8 @@ impl Player {
         }
         let log = self.process.log_tail(6000);
         assert!(self.process.exit_success(), "the player failed; its log ends with:\n{log}");
+        let left = processes_naming(&self.profile);
+        assert!(left.is_empty(), "Chromium processes outlived the player: {left:?}");
         let text = std::fs::read_to_string(&self.report)
             .unwrap_or_else(|e| panic!("no report from the player ({e}); its log ends with:\n{log}"));
         let raw: serde_json::Value =
@@ -485,6 +489,19 @@ impl Drop for Player {
     fn drop(&mut self) {
         self.kill_group();
     }
+}
+
+/// The processes whose command line names `path` (Chromium names its profile directory).
+fn processes_naming(path: &Path) -> Vec<u32> {
+    let needle = path.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(&needle))
+        })
+        .collect()
 }
 
 /// Plays `source` and returns the report.
