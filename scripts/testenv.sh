@@ -7,6 +7,9 @@
 #
 # Components:
 #   ffmpeg, ffprobe, curl, pgrep          Debian packages
+#   chromium, node and npm                Debian packages (node and npm only when missing)
+#   nginx                                 Debian's package, unpacked into the cache (no service)
+#   hls.js, puppeteer-core                npm, from tests/player/package-lock.json
 #   etcd, kube-apiserver,                 built from the Kubernetes Go modules as dependencies of
 #   kube-controller-manager, kubectl      a small wrapper module (their replace directives keep
 #                                         `go install` from building them directly)
@@ -126,8 +129,73 @@ build_helm() {
   stamp helm "$HELM_VERSION"
 }
 
+# --- The player tests: Chromium, nginx as the CDN, hls.js and puppeteer-core ----------------
+PLAYER_DIR="$CACHE/player"
+PLAYER_SRC="$(cd "$(dirname "$0")/.." && pwd)/tests/player"
+
+apt_install() {
+  local sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo=sudo
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq -o=Dpkg::Use-Pty=0 --no-install-recommends "$@" >/dev/null
+}
+
+install_chromium() {
+  local missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+  if ((${#missing[@]})); then
+    log "installing ${missing[*]} from Debian"
+    apt_install "${missing[@]}"
+  fi
+  ln -sf "$(command -v chromium)" "$BIN/chromium"
+}
+
+# The tests run nginx as their own process with their own configuration; installing the
+# package would also install the system service (and start it where services start).
+install_nginx() {
+  if fresh nginx debian && [[ -x "$BIN/nginx" ]]; then
+    return
+  fi
+  log "unpacking nginx from Debian into the cache"
+  local work
+  work=$(mktemp -d)
+  local sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo=sudo
+  $sudo apt-get update -qq >/dev/null
+  (cd "$work" && apt-get download nginx >/dev/null 2>&1)
+  dpkg-deb -x "$work"/nginx_*.deb "$work/root"
+  install -m 0755 "$work/root/usr/sbin/nginx" "$BIN/nginx"
+  rm -rf "$work"
+  # Its libraries are on most machines already; the package's Depends name them.
+  if ldd "$BIN/nginx" | grep -q 'not found'; then
+    apt_install libpcre2-8-0 libssl3 zlib1g libcrypt1
+  fi
+  "$BIN/nginx" -v 2>/dev/null
+  stamp nginx debian
+}
+
+install_player_modules() {
+  local want
+  want=$(cat "$PLAYER_SRC/package.json" "$PLAYER_SRC/package-lock.json" | sha256sum | cut -d' ' -f1)
+  if fresh player "$want" && [[ -d "$PLAYER_DIR/node_modules" ]]; then
+    return
+  fi
+  log "installing hls.js and puppeteer-core from npm"
+  rm -rf "$PLAYER_DIR"
+  mkdir -p "$PLAYER_DIR"
+  cp "$PLAYER_SRC/package.json" "$PLAYER_SRC/package-lock.json" "$PLAYER_DIR/"
+  (cd "$PLAYER_DIR" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null)
+  stamp player "$want"
+}
+# --- end of the player tests ---------------------------------------------------------------
+
 command -v go >/dev/null || { log "Go is required to build the test components"; exit 1; }
 install_ffmpeg
+install_chromium
+install_nginx
+install_player_modules
 build_kube
 build_minio
 build_helm

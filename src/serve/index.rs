@@ -22,7 +22,7 @@ pub fn render(base: &str, rtmp_hint: &str, streams: &[Listing]) -> String {
         let bitrate = stream.bitrate_kbps.map(|b| format!("{b} kbit/s")).unwrap_or_default();
         let _ = writeln!(
             rows,
-            "<tr><td>{path}</td><td>{phase}</td><td>{bitrate}</td><td><a href=\"{url}\">{url}</a></td></tr>",
+            "<tr><td><a href=\"/watch/{path}\">{path}</a></td><td>{phase}</td><td>{bitrate}</td><td><a href=\"{url}\">{url}</a></td></tr>",
             path = escape(&stream.path),
             phase = escape(&stream.phase),
             url = escape(&url),
@@ -43,8 +43,9 @@ pub fn render(base: &str, rtmp_hint: &str, streams: &[Listing]) -> String {
     )
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+/// Text for HTML element content and double- or single-quoted attribute values.
+pub(super) fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 #[cfg(test)]
@@ -59,6 +60,7 @@ mod tests {
             &[Listing { path: "live/demo".into(), phase: "Live".into(), bitrate_kbps: Some(2500) }],
         );
         assert!(page.contains("<a href=\"http://localhost:8080/live/demo/master.m3u8\">"), "{page}");
+        assert!(page.contains("<a href=\"/watch/live/demo\">live/demo</a>"), "a watch page per stream: {page}");
         assert!(page.contains("2500 kbit/s"));
         assert!(page.contains("rtmp://localhost:1935/live/STREAM"));
     }

@@ -2,6 +2,7 @@
 //! local disk (or S3), served over HTTP with an index page of the live streams.
 
 mod index;
+mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -103,6 +104,11 @@ pub struct ServeArgs {
     /// Key prefix in the bucket.
     #[arg(long, default_value = "", env = "LIVESTREAM_S3_PREFIX")]
     pub s3_prefix: String,
+    /// Where the watch pages load hls.js from: a URL, or a local file that serve serves
+    /// itself (for use without internet). Default: the pinned release on jsDelivr, checked
+    /// by its integrity hash.
+    #[arg(long, value_name = "URL|FILE", env = "LIVESTREAM_PLAYER_SCRIPT")]
+    pub player_script: Option<String>,
 }
 
 /// Segment containers on the command line.
@@ -205,13 +211,14 @@ pub async fn run_until(
     };
     let s3_note = args.s3_bucket.clone();
     let app = args.app.clone();
+    let player = watch::PlayerScript::from_option(args.player_script.as_deref());
     let addresses = Addresses { rtmp: args.rtmp_addr, http: args.http_addr, origin: None };
     runtime::run(
         settings,
         store,
         addresses,
         ScratchUse::Shared,
-        move |manager, index| routes(manager, index, files),
+        move |manager, index| routes(manager, index, files, player),
         move |bound, _| {
             announce(bound, &app, open, s3_note.as_deref());
             on_bound(bound);
@@ -251,13 +258,23 @@ struct AppState {
     manager: Arc<StreamManager>,
 }
 
-fn routes(manager: Arc<StreamManager>, live: Arc<LiveIndex>, files: Option<PathBuf>) -> Router {
-    let state = AppState { manager };
+fn routes(
+    manager: Arc<StreamManager>,
+    live: Arc<LiveIndex>,
+    files: Option<PathBuf>,
+    player: watch::PlayerScript,
+) -> Router {
+    let state = AppState { manager: manager.clone() };
     let origin = match files {
         Some(root) => Origin::with_files(live, root),
         None => Origin::playlists(live),
     };
-    Router::new().route("/", get(index)).route("/status", get(status)).with_state(state).merge(origin.router())
+    Router::new()
+        .route("/", get(index))
+        .route("/status", get(status))
+        .with_state(state)
+        .merge(watch::routes(manager, player))
+        .merge(origin.router())
 }
 
 async fn index(State(state): State<AppState>, headers: HeaderMap) -> Html<String> {

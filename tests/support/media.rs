@@ -13,6 +13,14 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The `livestream` binary under test: cargo's, or `LIVESTREAM_BIN` (a copy of one build,
+/// where worktrees share a target directory and overwrite each other's `target/debug/livestream`).
+pub fn livestream_bin() -> PathBuf {
+    std::env::var_os("LIVESTREAM_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_livestream")))
+}
+
 /// A running `livestream serve`.
 pub struct Serve {
     pub process: ManagedProcess,
@@ -35,7 +43,7 @@ impl Serve {
             .unwrap_or_else(|| dir.path().join("data"));
         let rtmp_port = free_port();
         let http_port = free_port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_livestream"));
+        let mut cmd = Command::new(livestream_bin());
         cmd.arg("serve")
             .arg(format!("--rtmp-addr=127.0.0.1:{rtmp_port}"))
             .arg(format!("--http-addr=127.0.0.1:{http_port}"))
@@ -71,6 +79,15 @@ impl Serve {
 
     pub fn log(&self) -> String {
         self.process.log_tail(20_000)
+    }
+
+    /// The transcoder's current speed (1.0 is real time), from the metrics.
+    pub fn transcode_speed(&self) -> Option<f64> {
+        let (_, _, _, metrics) = http_get(&self.http_url("metrics"));
+        String::from_utf8_lossy(&metrics)
+            .lines()
+            .find(|l| l.starts_with("livestream_transcode_speed"))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
     }
 }
 

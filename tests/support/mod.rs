@@ -1,8 +1,11 @@
 //! The test environment: real components started on loopback by the tests themselves.
 #![allow(dead_code)]
 
+pub mod cdn;
 pub mod kube;
 pub mod local_node;
 pub mod media;
 pub mod minio;
+pub mod peer;
+pub mod player;
 pub mod process;
