@@ -5,5 +5,5 @@ mod http;
 mod logging;
 
 pub use health::{Health, HealthCheck};
-pub use http::{TelemetryServerError, bind, routes, serve};
+pub use http::{HttpLimits, TelemetryServerError, bind, routes, serve, serve_router};
 pub use logging::{LogFormat, init_logging};

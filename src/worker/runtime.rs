@@ -113,9 +113,7 @@ pub async fn run(
             let stopped = async move {
                 let _ = stop.wait_for(|stop| *stop).await;
             };
-            if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(stopped).await {
-                tracing::warn!(%error, "the HLS origin failed");
-            }
+            telemetry::serve_router(listener, router, telemetry::HttpLimits::default(), stopped).await;
         })
     });
 
