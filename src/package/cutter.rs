@@ -4,8 +4,11 @@
 //!
 //! ffmpeg cuts a fragment at every keyframe and after each part duration, and the encoded
 //! renditions have keyframes forced at the segment boundaries, so their segments come out
-//! at the segment duration exactly; a passthrough rendition follows the source's
-//! keyframes and its segments may be longer.
+//! at the segment duration exactly: such a segment is complete with the fragment that
+//! brings it to the segment duration, without waiting for the next one (which would list
+//! every segment one part late, or with fragments of a whole GOP, one segment late). A
+//! passthrough rendition follows the source's keyframes: its segments end where the next
+//! keyframe comes, and may be longer.
 
 use std::time::Duration;
 
@@ -21,15 +24,22 @@ pub struct Placement {
     pub duration: Duration,
     /// Decode time of its first sample, from the first fragment of the run.
     pub offset: Duration,
+    /// The fragment completes its segment (keyframes forced at the segment boundaries).
+    pub completes_segment: bool,
 }
 
 /// Cuts one rendition's fragments, run by run.
 #[derive(Debug, Clone)]
 pub struct Cutter {
     segment_duration: Duration,
+    /// Keyframes are forced at the segment boundaries (an encoded rendition).
+    forced_keyframes: bool,
     timing: Option<Timing>,
-    /// Media time in the open segment, in timescale ticks.
+    /// Media time in the open segment, in timescale ticks; `None` before the run's first
+    /// fragment and after a completed segment.
     open_ticks: Option<u64>,
+    /// The run has placed a fragment.
+    started: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -49,8 +59,10 @@ pub enum Cut {
 }
 
 impl Cutter {
-    pub fn new(segment_duration: Duration) -> Self {
-        Self { segment_duration, timing: None, open_ticks: None }
+    /// A cutter for segments of `segment_duration`; `forced_keyframes` when the rendition's
+    /// keyframes are forced at the segment boundaries.
+    pub fn new(segment_duration: Duration, forced_keyframes: bool) -> Self {
+        Self { segment_duration, forced_keyframes, timing: None, open_ticks: None, started: false }
     }
 
     /// Starts a run with its init segment: the next fragment opens a segment.
@@ -58,6 +70,7 @@ impl Cutter {
         let track = init.timing_track();
         self.timing = Some(Timing { track_id: track.id, timescale: track.timescale, first_decode_time: None });
         self.open_ticks = None;
+        self.started = false;
     }
 
     /// Places a fragment of the current run; `None` before [`Self::start_run`], and for the
@@ -70,9 +83,9 @@ impl Cutter {
     pub fn place(&mut self, fragment: &Fragment) -> Option<Cut> {
         let timing = self.timing.as_mut()?;
         let Some(run) = fragment.run(timing.track_id).copied() else {
-            self.open_ticks?;
-            return Some(Cut::Join);
+            return self.started.then_some(Cut::Join);
         };
+        self.started = true;
         let first = *timing.first_decode_time.get_or_insert(run.base_decode_time);
         let timescale = u64::from(timing.timescale);
         let ticks = |duration: Duration| {
@@ -85,13 +98,23 @@ impl Cutter {
             None => true,
             Some(open) => run.starts_with_sync && open >= long_enough,
         };
+        if opens_segment && !run.starts_with_sync {
+            tracing::warn!("a segment starts without a keyframe: ffmpeg did not force one at the boundary");
+        }
         let open = if opens_segment { 0 } else { self.open_ticks.unwrap_or(0) };
-        self.open_ticks = Some(open.saturating_add(run.duration));
+        let filled = open.saturating_add(run.duration);
+        // Complete only when the forced keyframe is the very next frame: within half a
+        // frame of the segment duration, not within the tolerance of a cut.
+        let half_frame = run.duration / u64::from(run.samples.max(1)) / 2;
+        let completes_segment =
+            self.forced_keyframes && filled.saturating_add(half_frame) >= ticks(self.segment_duration);
+        self.open_ticks = if completes_segment { None } else { Some(filled) };
         Some(Cut::Part(Placement {
             opens_segment,
             independent: run.starts_with_sync,
             duration: ticks_to_duration(run.duration, timing.timescale),
             offset: ticks_to_duration(run.base_decode_time.saturating_sub(first), timing.timescale),
+            completes_segment,
         }))
     }
 }
@@ -135,7 +158,7 @@ mod tests {
         }
         let pieces = parse(&stream);
         let Piece::Init(init) = &pieces[0] else { panic!() };
-        let mut cutter = Cutter::new(Duration::from_secs(2));
+        let mut cutter = Cutter::new(Duration::from_secs(2), false);
         cutter.start_run(init);
         let placements: Vec<Placement> = pieces[1..]
             .iter()
@@ -147,7 +170,22 @@ mod tests {
         let opens: Vec<bool> = placements.iter().map(|p| p.opens_segment).collect();
         assert_eq!(opens, [true, false, false, false, true, false, false, false, true, false]);
         assert!(placements.iter().all(|p| p.duration == Duration::from_millis(500)));
+        assert!(placements.iter().all(|p| !p.completes_segment), "a passthrough segment ends at the next keyframe");
         assert_eq!(placements[5].offset, Duration::from_millis(2500));
+
+        let mut forced = Cutter::new(Duration::from_secs(2), true);
+        forced.start_run(init);
+        let placements: Vec<Placement> = pieces[1..]
+            .iter()
+            .map(|piece| match piece {
+                Piece::Fragment(fragment) => part(forced.place(fragment)),
+                Piece::Init(_) => panic!(),
+            })
+            .collect();
+        let completes: Vec<bool> = placements.iter().map(|p| p.completes_segment).collect();
+        assert_eq!(completes, [false, false, false, true, false, false, false, true, false, false]);
+        let opens: Vec<bool> = placements.iter().map(|p| p.opens_segment).collect();
+        assert_eq!(opens, [true, false, false, false, true, false, false, false, true, false]);
     }
 
     #[test]
@@ -157,7 +195,7 @@ mod tests {
         stream.extend(fragment(2, 15 * 512, 15, true));
         let pieces = parse(&stream);
         let Piece::Init(init) = &pieces[0] else { panic!() };
-        let mut cutter = Cutter::new(Duration::from_secs(2));
+        let mut cutter = Cutter::new(Duration::from_secs(2), false);
         let Piece::Fragment(first) = &pieces[1] else { panic!() };
         let Piece::Fragment(second) = &pieces[2] else { panic!() };
         assert_eq!(cutter.place(first), None, "no run started");
@@ -184,7 +222,7 @@ mod tests {
                 Piece::Init(_) => panic!(),
             })
             .collect();
-        let mut cutter = Cutter::new(Duration::from_secs(2));
+        let mut cutter = Cutter::new(Duration::from_secs(2), true);
         cutter.start_run(init);
         assert_eq!(cutter.place(fragments[0]), None, "audio before any video");
         assert!(part(cutter.place(fragments[1])).opens_segment);

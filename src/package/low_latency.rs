@@ -171,7 +171,7 @@ impl LowLatencyPlaylist {
             first = false;
             let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", format_program_date_time(record.program_date_time));
             if let Some(parts) = self.parts_of(record.sequence) {
-                write_parts(&mut out, record.sequence, parts, &media);
+                write_parts(&mut out, record.sequence, parts, part_target, &media);
             }
             let _ = write!(
                 out,
@@ -188,7 +188,7 @@ impl LowLatencyPlaylist {
                 let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", media(names::init_file_name(open.discontinuity_number)));
             }
             let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", format_program_date_time(open.starts_at));
-            write_parts(&mut out, open.sequence, &open.parts, &media);
+            write_parts(&mut out, open.sequence, &open.parts, part_target, &media);
         }
         if self.ended {
             out.push_str("#EXT-X-ENDLIST\n");
@@ -230,12 +230,21 @@ impl LowLatencyPlaylist {
     }
 }
 
-fn write_parts(out: &mut String, sequence: u64, parts: &[PartRecord], media: &impl Fn(String) -> String) {
+/// Parts are listed at most `part_target` long (RFC 8216bis: a part's duration is at most
+/// the part target): the first part of a run can be a few milliseconds longer, its first
+/// frame starting with the audio.
+fn write_parts(
+    out: &mut String,
+    sequence: u64,
+    parts: &[PartRecord],
+    part_target: Duration,
+    media: &impl Fn(String) -> String,
+) {
     for (index, part) in parts.iter().enumerate() {
         let _ = write!(
             out,
             "#EXT-X-PART:DURATION={},URI=\"{}\"",
-            format_part_duration(part.duration),
+            format_part_duration(part.duration.min(part_target)),
             media(names::part_file_name(sequence, index as u32))
         );
         if part.independent {

@@ -96,18 +96,23 @@ fn fragmented_outputs(args: &mut Args, plan: &TranscodePlan, output_dir: &Path, 
 
 /// The `-frag_duration` that makes parts as long as possible within `part_target`.
 ///
-/// ffmpeg cuts a fragment before the first packet at or past `-frag_duration` from the
-/// fragment's start. With a known frame rate, asking for half a frame less than the whole
-/// frames that fit gives parts of exactly those frames: 15 at 30 fps and 0.5 s, 12 at
-/// 25 fps, so that a 2 s segment is four whole parts. Without one, a tenth less than the
+/// ffmpeg cuts a fragment before the first packet, of any stream, that is at least
+/// `-frag_duration` past the first packet of its own stream in the fragment. With a known
+/// frame rate, asking for a microsecond less than the whole frames that fit makes the
+/// video frame after them cut: at 0.4 s, 12 frames at 30 fps and 10 at 25 fps, five whole
+/// parts to a 2 s segment. Audio packets, interleaved by time, never reach that point
+/// first, so no fragment is cut between the last frame of a segment and its keyframe
+/// (such a fragment would hold audio only). Without a frame rate, a tenth less than the
 /// target keeps parts within it at 20 fps and more.
 fn fragment_duration_us(part_target: Duration, frame_rate: Option<f64>) -> u64 {
     let target = part_target.as_secs_f64();
-    let seconds = match frame_rate.filter(|fps| fps.is_finite() && *fps > 0.0 && *fps <= 240.0) {
-        Some(fps) if (target * fps).floor() >= 1.0 => ((target * fps + 1e-6).floor() - 0.5) / fps,
-        _ => target * 0.9,
-    };
-    ((seconds * 1e6).round() as u64).max(1)
+    match frame_rate.filter(|fps| fps.is_finite() && *fps > 0.0 && *fps <= 240.0) {
+        Some(fps) if (target * fps + 1e-6).floor() >= 1.0 => {
+            let frames = (target * fps + 1e-6).floor();
+            ((frames / fps * 1e6).floor() as u64).saturating_sub(1).max(1)
+        }
+        _ => ((target * 0.9 * 1e6).round() as u64).max(1),
+    }
 }
 
 /// The HLS muxer, writing every rendition (a video and an audio stream each) into its
@@ -328,7 +333,7 @@ mod tests {
             assert_eq!(value(output, "-ar:a"), "44100");
             assert_eq!(value(output, "-f"), "mp4");
             assert_eq!(value(output, "-movflags"), "+frag_keyframe+empty_moov+default_base_moof+skip_trailer");
-            let expected = if index == 0 { "483333" } else { "433333" };
+            let expected = if index == 0 { "499999" } else { "466665" };
             assert_eq!(value(output, "-frag_duration"), expected, "15 frames at 30 fps, 7 at 15 fps");
             assert_eq!(output.last().unwrap(), &format!("unix:/scratch/run-3/{index}.sock"));
         }
@@ -376,9 +381,11 @@ mod tests {
     #[test]
     fn fragments_hold_whole_frames_within_the_part_target() {
         let half = Duration::from_millis(500);
-        assert_eq!(fragment_duration_us(half, Some(30.0)), 483_333, "cut before frame 15");
-        assert_eq!(fragment_duration_us(half, Some(25.0)), 460_000, "12 frames: 0.48 s");
-        assert_eq!(fragment_duration_us(half, Some(29.97)), 450_450, "14 frames: 0.467 s");
+        assert_eq!(fragment_duration_us(half, Some(30.0)), 499_999, "cut at frame 15");
+        assert_eq!(fragment_duration_us(Duration::from_millis(400), Some(30.0)), 399_999, "12 frames");
+        assert_eq!(fragment_duration_us(Duration::from_millis(400), Some(25.0)), 399_999, "10 frames");
+        assert_eq!(fragment_duration_us(half, Some(25.0)), 479_999, "12 frames: 0.48 s");
+        assert_eq!(fragment_duration_us(half, Some(29.97)), 467_132, "14 frames: 0.467 s");
         assert_eq!(fragment_duration_us(half, None), 450_000);
         assert_eq!(fragment_duration_us(Duration::from_millis(100), Some(5.0)), 90_000, "less than a frame");
     }

@@ -31,6 +31,8 @@ pub struct ReadyPart {
     pub independent: bool,
     /// Opens a new segment.
     pub opens_segment: bool,
+    /// Completes its segment.
+    pub completes_segment: bool,
     /// Ingest time of its first frame.
     pub starts_at: Timestamp,
 }
@@ -239,6 +241,7 @@ mod tests {
             duration: Duration::from_millis(500),
             independent: opens_segment,
             opens_segment,
+            completes_segment: false,
             starts_at: Timestamp::UNIX_EPOCH,
         })
     }

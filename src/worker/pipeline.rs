@@ -130,7 +130,12 @@ impl Pipeline {
         let (transcoder, events) = Transcoder::start(config).map_err(|e| PipelineError::Transcode(e.to_string()))?;
         let names: Vec<String> = plan.renditions.iter().map(|r| r.name().to_string()).collect();
         let segment_duration = Duration::from_secs(u64::from(plan.segment_duration_s));
-        let pump = tokio::spawn(pump(events, queue, names, segment_duration, clock.clone(), self.observer.clone()));
+        let cutters = plan
+            .renditions
+            .iter()
+            .map(|r| Cutter::new(segment_duration, matches!(r, PlannedRendition::Encoded { .. })))
+            .collect();
+        let pump = tokio::spawn(pump(events, queue, names, cutters, clock.clone(), self.observer.clone()));
 
         let mut outcome = Ok(EndReason::Disconnected);
         for tag in probe.held {
@@ -344,11 +349,10 @@ async fn pump(
     mut events: mpsc::Receiver<TranscodeEvent>,
     queue: OutputQueue,
     names: Vec<String>,
-    segment_duration: Duration,
+    mut cutters: Vec<Cutter>,
     clock: Arc<Mutex<IngestClock>>,
     observer: Arc<dyn PipelineObserver>,
 ) -> u32 {
-    let mut cutters = vec![Cutter::new(segment_duration); names.len()];
     // Fragments that join the next part of their rendition.
     let mut joined: Vec<Vec<bytes::Bytes>> = vec![Vec::new(); names.len()];
     let mut run_starts: Vec<(u32, u32)> = Vec::new();
@@ -410,6 +414,7 @@ async fn pump(
                     duration: placement.duration,
                     independent: placement.independent,
                     opens_segment: placement.opens_segment,
+                    completes_segment: placement.completes_segment,
                     starts_at,
                 }));
             }

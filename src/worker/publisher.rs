@@ -302,6 +302,9 @@ impl<S: Store> Publisher<S> {
         r.track.commit_part(&slot, uploaded)?;
         r.open_parts.push(part.bytes);
         r.after_gap = false;
+        if part.completes_segment {
+            return self.close_segment(part.rendition).await;
+        }
         if stored {
             self.refresh_index(part.rendition);
         }
