@@ -7,8 +7,10 @@
 //! Rows:
 //! - the peer (`benches/peer`: the RTMP server and LL-HLS muxer of MediaMTX v1.20.1 with its
 //!   defaults), passthrough; its PROGRAM-DATE-TIME is the time samples arrive at it;
-//! - `livestream serve`, LL-HLS and standard HLS in fMP4 and TS, one 720p rendition
-//!   transcoded, 1 s segments.
+//! - `livestream serve`, LL-HLS with its defaults (2 s segments, 0.4 s parts) and a 720p +
+//!   360p ladder transcoded (target: median at most 2.0 s); LL-HLS passthrough at the
+//!   peer's settings (1 s segments, 200 ms parts; target: below the peer); standard HLS in
+//!   fMP4 and TS with the same ladder.
 //!
 //! `LIVESTREAM_BENCH_LATENCY_SECONDS` sets the measured span (default 60).
 //! [`measure_latency`] plays any master playlist; a new row is one call.
@@ -54,18 +56,26 @@ fn main() {
         pusher.kill();
     }
 
+    const LADDER: [&str; 4] = ["--rendition", "720p:1280x720:3000", "--rendition", "360p:640x360:800"];
+    const PASSTHROUGH: [&str; 6] =
+        ["--rendition", "source:passthrough", "--segment-duration", "1", "--part-duration", "0.2"];
     // (label, serve flags, hls.js lowLatencyMode)
-    let setups = [
+    let setups: [(&str, Vec<&str>, bool); 4] = [
+        ("LL-HLS fMP4, defaults (2 s segments, 0.4 s parts), 720p + 360p transcoded", LADDER.to_vec(), true),
+        ("LL-HLS fMP4, 1 s segments, 200 ms parts, passthrough", PASSTHROUGH.to_vec(), true),
         (
-            "LL-HLS fMP4, 1 s segments, 500 ms parts, 720p transcoded",
-            ["--container", "fmp4", "--low-latency", "true"],
-            true,
+            "standard HLS fMP4, 2 s segments, 720p + 360p transcoded",
+            [LADDER.as_slice(), &["--container", "fmp4", "--low-latency", "false"]].concat(),
+            false,
         ),
-        ("standard HLS fMP4, 1 s segments, 720p transcoded", ["--container", "fmp4", "--low-latency", "false"], false),
-        ("standard HLS TS, 1 s segments, 720p transcoded", ["--container", "ts", "--low-latency", "false"], false),
+        (
+            "standard HLS TS, 2 s segments, 720p + 360p transcoded",
+            [LADDER.as_slice(), &["--container", "ts", "--low-latency", "false"]].concat(),
+            false,
+        ),
     ];
     for (label, flags, low_latency) in setups {
-        let mut args = vec!["--rendition", "720p:1280x720:3000", "--segment-duration", "1", "--reconnect-grace", "1"];
+        let mut args = vec!["--reconnect-grace", "1"];
         args.extend(flags);
         let serve = Serve::start(&args, &[("RUST_LOG", "warn")]);
         let dir = tempfile::tempdir().expect("temp dir");

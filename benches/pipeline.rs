@@ -2,25 +2,31 @@
 //!
 //! - CPU of the worker for a 3-rung 720p ladder against the bare ffmpeg command that
 //!   produces the same ladder from the same input (target: within 5%);
-//! - time from the first pushed frame to the first playlist readable from storage with
-//!   2-second segments (target: under 2.6 s), on local disk and on MinIO;
-//! - the worker's memory per stream, apart from ffmpeg.
+//! - time from the start of a publish to the first playable part (a low-latency playlist
+//!   naming a part) and to the first full segment (the standard playlist in storage), on
+//!   local disk and on MinIO;
+//! - the worker's memory per stream, apart from ffmpeg;
+//! - the origin's CPU and memory with 200 LL-HLS clients doing blocking playlist reloads.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use livestream::transcode::{AudioPlan, Container, PlannedRendition, Profile, TranscodePlan, ffmpeg_args};
-use support::media::{Serve, http_get, wait_exit};
+use support::media::{Serve, http_get, parse_media, wait_exit};
 use support::minio::MinioServer;
 use support::process::{ManagedProcess, testenv_bin};
 
 const SECONDS: u32 = 20;
 const LADDER: [(&str, u32, u32, u32); 3] =
     [("720p", 1280, 720, 3000), ("480p", 854, 480, 1400), ("360p", 640, 360, 800)];
+/// LL-HLS clients of the origin figure.
+const CLIENTS: usize = 200;
 
 fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -40,19 +46,29 @@ fn main() {
         worker_hwm.saturating_sub(worker_idle) as f64 / 1024.0
     );
 
-    let mut local = Vec::new();
-    for _ in 0..3 {
-        local.push(first_playlist_latency(&input, dir.path(), None));
-    }
-    println!("| first frame to first playlist, local disk (median of 3) | {:.2} s | < 2.6 s |", median(&mut local));
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let minio = runtime.block_on(MinioServer::start());
     runtime.block_on(minio.create_bucket("live", true));
-    let mut s3 = Vec::new();
-    for _ in 0..3 {
-        s3.push(first_playlist_latency(&input, dir.path(), Some(&minio)));
+    for (storage, minio) in [("local disk", None), ("MinIO", Some(&minio))] {
+        let (mut parts, mut segments): (Vec<f64>, Vec<f64>) =
+            (0..3).map(|_| first_media(&input, dir.path(), minio)).unzip();
+        println!("| publish to the first playable part, {storage} (median of 3) | {:.2} s | |", median(&mut parts));
+        println!(
+            "| publish to the first full segment in storage, {storage} (median of 3) | {:.2} s | |",
+            median(&mut segments)
+        );
     }
-    println!("| first frame to first playlist, MinIO (median of 3) | {:.2} s | < 2.6 s |", median(&mut s3));
+
+    let load = origin_under_load(&input, dir.path(), &runtime);
+    println!(
+        "| origin CPU with {CLIENTS} LL-HLS clients (blocking reloads), over the same stream without them | {:.1} % of a core | |",
+        load.cpu_percent
+    );
+    println!("| origin memory with {CLIENTS} clients, over without them | {:.1} MiB | |", load.memory_mib);
+    println!(
+        "| blocking reloads answered, a second ({} errors, {:.0} ms median wait for the next part) | {:.0} | |",
+        load.errors, load.median_wait_ms, load.answered_per_second
+    );
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -204,10 +220,12 @@ fn rusage_children() -> f64 {
     secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
-/// Seconds from starting the push to the first media playlist readable from storage.
-fn first_playlist_latency(input: &Path, dir: &Path, minio: Option<&MinioServer>) -> f64 {
+/// Seconds from starting the push to the first playable part (a low-latency playlist from
+/// the server naming a part) and to the first full segment (the standard playlist in
+/// storage).
+fn first_media(input: &Path, dir: &Path, minio: Option<&MinioServer>) -> (f64, f64) {
     let mut args = ladder_flags();
-    args.extend(["--segment-duration", "2", "--reconnect-grace", "1"].map(String::from));
+    args.extend(["--reconnect-grace", "1"].map(String::from));
     let mut env = vec![("RUST_LOG", "warn")];
     if let Some(minio) = minio {
         args.extend([
@@ -221,22 +239,138 @@ fn first_playlist_latency(input: &Path, dir: &Path, minio: Option<&MinioServer>)
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let serve = Serve::start(&args, &env);
     let name = format!("lat{}", rand_suffix());
-    let url = match minio {
+    let low_latency = serve.http_url(&format!("live/{name}/360p/index.m3u8"));
+    let stored = match minio {
         None => serve.http_url(&format!("live/{name}/360p/index.m3u8")),
         Some(minio) => format!("{}/live/live/{name}/360p/index.m3u8", minio.endpoint()),
     };
     let started = Instant::now();
     let mut pusher = push_file(input, &serve.rtmp_url("live", &name), &dir.join("push-latency.log"));
-    let latency = loop {
-        let (code, _, _, _) = http_get(&url);
-        if code == 200 {
-            break started.elapsed().as_secs_f64();
+    let (mut part, mut segment) = (None, None);
+    while part.is_none() || segment.is_none() {
+        if part.is_none() {
+            let (code, _, _, body) = http_get(&low_latency);
+            if code == 200 && !parse_media(&String::from_utf8_lossy(&body)).parts.is_empty() {
+                part = Some(started.elapsed().as_secs_f64());
+            }
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "no playlist within 30 s: {}", serve.log());
+        if segment.is_none() {
+            let (code, _, _, body) = http_get(&stored);
+            if code == 200 && !parse_media(&String::from_utf8_lossy(&body)).segments.is_empty() {
+                segment = Some(started.elapsed().as_secs_f64());
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no media within 30 s: {}", serve.log());
         std::thread::sleep(Duration::from_millis(10));
-    };
+    }
     pusher.kill();
-    latency
+    (part.unwrap_or_default(), segment.unwrap_or_default())
+}
+
+/// What the origin costs under load.
+struct OriginLoad {
+    cpu_percent: f64,
+    memory_mib: f64,
+    answered_per_second: f64,
+    errors: u64,
+    median_wait_ms: f64,
+}
+
+/// CPU time of a process itself (not its children), in seconds.
+fn own_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<u64> = after_name.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (fields[10] + fields[11]) as f64 / hz
+}
+
+/// One live stream, its origin measured for `SPAN` without clients and then for `SPAN`
+/// with [`CLIENTS`] clients that each reload the low-latency playlist blocking on the
+/// next part, as LL-HLS players do.
+fn origin_under_load(input: &Path, dir: &Path, runtime: &tokio::runtime::Runtime) -> OriginLoad {
+    const SPAN: Duration = Duration::from_secs(15);
+    let serve = Serve::start(&["--rendition", "360p:640x360:800", "--reconnect-grace", "1"], &[("RUST_LOG", "warn")]);
+    let pid = serve.process.pid().expect("pid");
+    let mut looped = Command::new(testenv_bin("ffmpeg"));
+    looped
+        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i"])
+        .arg(input)
+        .args(["-c", "copy", "-f", "flv", &serve.rtmp_url("live", "load")]);
+    let _pusher = ManagedProcess::spawn("ffmpeg push", looped, &dir.join("push-load.log"));
+    let url = serve.http_url("live/load/360p/index.m3u8");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http_get(&url).0 != 200 {
+        assert!(Instant::now() < deadline, "no playlist: {}", serve.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let measure = |span: Duration| {
+        let (cpu, started) = (own_cpu_seconds(pid), Instant::now());
+        std::thread::sleep(span);
+        (own_cpu_seconds(pid) - cpu) / started.elapsed().as_secs_f64()
+    };
+    let rss = || status_kib(pid, "VmRSS:") as f64 / 1024.0;
+    let (idle_cpu, idle_rss) = (measure(SPAN), rss());
+
+    let answered = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let waits = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stop = Instant::now() + SPAN + Duration::from_secs(3);
+    let client = reqwest::Client::builder().pool_max_idle_per_host(CLIENTS).build().expect("client");
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (client, url, answered, errors, waits) =
+                (client.clone(), url.clone(), answered.clone(), errors.clone(), waits.clone());
+            runtime.spawn(async move {
+                let mut next: Option<String> = None;
+                while Instant::now() < stop {
+                    let request = match &next {
+                        Some(query) => format!("{url}?{query}"),
+                        None => url.clone(),
+                    };
+                    let asked = Instant::now();
+                    match client.get(&request).send().await {
+                        Ok(response) if response.status().is_success() => {
+                            let text = response.text().await.unwrap_or_default();
+                            if next.is_some() {
+                                waits.lock().unwrap().push(asked.elapsed().as_secs_f64() * 1000.0);
+                            }
+                            answered.fetch_add(1, Ordering::Relaxed);
+                            next = parse_media(&text).preload_hint.and_then(|hint| {
+                                let (msn, part) = hint.trim_end_matches(".m4s").split_once('.')?;
+                                Some(format!("_HLS_msn={msn}&_HLS_part={part}"))
+                            });
+                        }
+                        _ => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            next = None;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    // The clients settle onto the live edge first.
+    std::thread::sleep(Duration::from_secs(3));
+    let before = answered.load(Ordering::Relaxed);
+    let busy_cpu = measure(SPAN);
+    let answered_per_second = (answered.load(Ordering::Relaxed) - before) as f64 / SPAN.as_secs_f64();
+    let busy_rss = rss();
+    runtime.block_on(async {
+        for task in tasks {
+            let _ = task.await;
+        }
+    });
+    let mut waits = waits.lock().unwrap().clone();
+    OriginLoad {
+        cpu_percent: (busy_cpu - idle_cpu) * 100.0,
+        memory_mib: busy_rss - idle_rss,
+        answered_per_second,
+        errors: errors.load(Ordering::Relaxed),
+        median_wait_ms: if waits.is_empty() { 0.0 } else { median(&mut waits) },
+    }
 }
 
 fn rand_suffix() -> u32 {

@@ -90,7 +90,7 @@ async fn minimal_example_is_accepted_with_documented_defaults() {
     assert_eq!(spec["hls"]["windowSegments"], json!(6), "{spec:#}");
     assert_eq!(spec["hls"]["container"], json!("fmp4"), "{spec:#}");
     assert_eq!(spec["hls"]["lowLatency"], json!(true), "{spec:#}");
-    assert_eq!(spec["hls"]["partDurationMilliseconds"], json!(500), "{spec:#}");
+    assert_eq!(spec["hls"]["partDurationMilliseconds"], json!(400), "{spec:#}");
     assert_eq!(spec["ladder"]["keyframeIntervalSeconds"], json!(2), "{spec:#}");
     assert_eq!(spec["ladder"]["audio"]["bitrateKbps"], json!(128), "{spec:#}");
     assert_eq!(spec["storage"]["region"], json!("us-east-1"), "{spec:#}");
@@ -118,7 +118,7 @@ async fn minimal_example_is_accepted_with_documented_defaults() {
             container: SegmentContainer::Fmp4,
             recording: false,
             low_latency: true,
-            part_duration_milliseconds: 500,
+            part_duration_milliseconds: 400,
         },
         storage: StorageSpec {
             bucket: "live-video".into(),

@@ -116,6 +116,8 @@ fn local_push_gives_playable_abr_hls() {
     let (_, _, _, index) = http_get(&serve.http_url(""));
     let index = String::from_utf8(index).unwrap();
     assert!(index.contains(&format!("{base}/master.m3u8")), "{index}");
+    let ingest = format!("rtmp://127.0.0.1:{}/live/NAME", serve.rtmp_port);
+    assert!(index.contains(&ingest), "the index names the port encoders push to: {index}");
 }
 
 #[test]

@@ -365,8 +365,10 @@ impl HlsSpec {
 fn default_low_latency() -> bool {
     true
 }
+/// 0.4 s: whole frames at 25, 30, 50 and 60 fps, five parts to a 2 s segment, and with the
+/// players' hold-back of three parts, about 1.2 s behind the newest part.
 fn default_part_duration() -> u32 {
-    500
+    400
 }
 
 fn default_segment_duration() -> u32 {

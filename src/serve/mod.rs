@@ -65,15 +65,16 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub low_latency: bool,
     /// The longest part of Low-Latency HLS, in seconds: at most half the segment duration.
-    #[arg(long, default_value_t = 0.5, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 0.4, value_name = "SECONDS")]
     pub part_duration: f64,
     /// With S3: the URL at which viewers reach the bucket root (a CDN in front of it), for
     /// the media of the low-latency playlists that this server serves. Default: the
     /// bucket's own URL.
     #[arg(long, env = "LIVESTREAM_MEDIA_BASE_URL")]
     pub media_base_url: Option<String>,
-    /// Renditions as NAME:WIDTHxHEIGHT:KBPS (repeatable), highest first. Default: 1080p,
-    /// 720p, 480p and 360p, none above the source.
+    /// Renditions as NAME:WIDTHxHEIGHT:KBPS, or NAME:passthrough for the source as it comes
+    /// (repeatable), highest first. Default: 1080p, 720p, 480p and 360p, none above the
+    /// source.
     #[arg(long = "rendition", value_name = "NAME:WxH:KBPS")]
     pub renditions: Vec<String>,
     /// x264 preset.
@@ -123,7 +124,9 @@ pub enum Container {
 pub enum ServeError {
     #[error(transparent)]
     Keys(#[from] KeyConfigError),
-    #[error("rendition {0:?} is not NAME:WIDTHxHEIGHT:KBPS with even sizes and a positive bitrate")]
+    #[error(
+        "rendition {0:?} is not NAME:WIDTHxHEIGHT:KBPS with even sizes and a positive bitrate, nor NAME:passthrough"
+    )]
     Rendition(String),
     #[error("--part-duration {0} must be at least 0.1 s and at most half of --segment-duration")]
     PartDuration(f64),
@@ -211,6 +214,7 @@ pub async fn run_until(
     };
     let s3_note = args.s3_bucket.clone();
     let app = args.app.clone();
+    let index_app = args.app.clone();
     let player = watch::PlayerScript::from_option(args.player_script.as_deref());
     let addresses = Addresses { rtmp: args.rtmp_addr, http: args.http_addr, origin: None };
     runtime::run(
@@ -218,7 +222,9 @@ pub async fn run_until(
         store,
         addresses,
         ScratchUse::Shared,
-        move |manager, index| routes(manager, index, files, player),
+        move |manager, index, bound| {
+            routes(manager, index, files, player, Ingest { app: index_app, port: bound.rtmp.port() })
+        },
         move |bound, _| {
             announce(bound, &app, open, s3_note.as_deref());
             on_bound(bound);
@@ -256,6 +262,14 @@ fn announce(bound: Bound, app: &str, open: bool, s3_bucket: Option<&str>) {
 #[derive(Clone)]
 struct AppState {
     manager: Arc<StreamManager>,
+    ingest: Ingest,
+}
+
+/// Where encoders push, for the index page.
+#[derive(Clone, Debug)]
+struct Ingest {
+    app: String,
+    port: u16,
 }
 
 fn routes(
@@ -263,8 +277,9 @@ fn routes(
     live: Arc<LiveIndex>,
     files: Option<PathBuf>,
     player: watch::PlayerScript,
+    ingest: Ingest,
 ) -> Router {
-    let state = AppState { manager: manager.clone() };
+    let state = AppState { manager: manager.clone(), ingest };
     let origin = match files {
         Some(root) => Origin::with_files(live, root),
         None => Origin::playlists(live),
@@ -289,8 +304,14 @@ async fn index(State(state): State<AppState>, headers: HeaderMap) -> Html<String
             bitrate_kbps: status.ingest_bitrate_kbps,
         })
         .collect();
-    let rtmp_host = host.split(':').next().unwrap_or("localhost");
-    Html(render_index(&format!("http://{host}"), &format!("rtmp://{rtmp_host}:1935/live/NAME"), &listings))
+    // The host the browser used (without its port), with the port and application that
+    // this server takes publishes on.
+    let rtmp_host = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host.as_str(),
+    };
+    let Ingest { app, port } = &state.ingest;
+    Html(render_index(&format!("http://{host}"), &format!("rtmp://{rtmp_host}:{port}/{app}/NAME"), &listings))
 }
 
 async fn status(State(state): State<AppState>) -> axum::Json<serde_json::Value> {
@@ -323,7 +344,12 @@ fn ladder_from_args(args: &ServeArgs) -> Result<LadderSpec, ServeError> {
 fn parse_rendition(text: &str) -> Option<crate::api::Rendition> {
     let mut parts = text.split(':');
     let name = parts.next()?.to_string();
-    let (width, height) = parts.next()?.split_once('x')?;
+    let size = parts.next()?;
+    if size == "passthrough" {
+        let valid = parts.next().is_none() && crate::worker::keys::is_valid_name(&name);
+        return valid.then(|| crate::api::Rendition { name, passthrough: true, ..Default::default() });
+    }
+    let (width, height) = size.split_once('x')?;
     let kbps: u32 = parts.next()?.trim_end_matches('k').parse().ok()?;
     let width: u32 = width.parse().ok()?;
     let height: u32 = height.parse().ok()?;
@@ -361,5 +387,8 @@ mod tests {
         assert!(parse_rendition("720p:1280x720:0").is_none());
         assert!(parse_rendition("a/b:1280x720:100").is_none());
         assert!(parse_rendition("720p:1280x720").is_none());
+        let source = parse_rendition("source:passthrough").unwrap();
+        assert!(source.passthrough && source.width.is_none() && source.video_bitrate_kbps.is_none());
+        assert!(parse_rendition("source:passthrough:3000").is_none());
     }
 }

@@ -78,7 +78,7 @@ pub async fn run_until(
         store,
         addresses,
         ScratchUse::Sole,
-        |manager, _| routes(manager),
+        |manager, _, _| routes(manager),
         move |bound, _| {
             tracing::info!(
                 stream = %identity,

@@ -68,7 +68,7 @@ pub async fn run(
     store: AnyStore,
     addresses: Addresses,
     scratch_use: ScratchUse,
-    routes: impl FnOnce(Arc<StreamManager>, Arc<LiveIndex>) -> Router,
+    routes: impl FnOnce(Arc<StreamManager>, Arc<LiveIndex>, Bound) -> Router,
     on_bound: impl FnOnce(Bound, &StreamManager),
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), RuntimeError> {
@@ -120,7 +120,7 @@ pub async fn run(
     let listener_config = ListenerConfig { metrics: ingest_metrics, ..ListenerConfig::default() };
     let ingest = tokio::spawn(listener::run(rtmp, listener_config, manager.clone(), shutdown.clone()));
 
-    let extra = routes(manager.clone(), index);
+    let extra = routes(manager.clone(), index, bound);
     let mut http_shutdown = shutdown.clone();
     let http_task = tokio::spawn(telemetry::serve(http, registry, health, extra, async move {
         let _ = http_shutdown.wait_for(|stop| *stop).await;
