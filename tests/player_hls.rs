@@ -137,7 +137,7 @@ fn hls_in_hls_js(flavour: Flavour) {
     let saved = report.save(&format!("player-hls-{container}"));
     println!("{container}: the whole report is in {}", saved.display());
 
-    let failures = viewer_failures(&report, push_ended);
+    let failures = viewer_failures(&report, push_ended, flavour);
     assert!(
         failures.is_empty(),
         "{container}: {} of the viewer's expectations failed:\n- {}\n\n{}\n{machine}\nserve log:\n{}",
@@ -153,7 +153,7 @@ fn hls_in_hls_js(flavour: Flavour) {
 }
 
 /// What a viewer of a live stream expects, as failure messages (empty when all hold).
-fn viewer_failures(report: &PlayReport, push_ended: f64) -> Vec<String> {
+fn viewer_failures(report: &PlayReport, push_ended: f64, flavour: Flavour) -> Vec<String> {
     let mut failures = Vec::new();
     let mut check = |ok: bool, message: String| {
         if !ok {
