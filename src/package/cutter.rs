@@ -6,8 +6,11 @@
 //! renditions have keyframes forced at the segment boundaries, so their segments come out
 //! at the segment duration exactly: such a segment is complete with the fragment that
 //! brings it to the segment duration, without waiting for the next one (which would list
-//! every segment one part late, or with fragments of a whole GOP, one segment late). A
-//! passthrough rendition follows the source's keyframes: its segments end where the next
+//! every segment one part late, or with fragments of a whole GOP, one segment late). The
+//! first segment of a run is the exception: ffmpeg stretches a run's first video frame to
+//! line it up with the audio's priming, so the forced keyframes fall a little later on the
+//! run's timeline than the frames' durations suggest, and that segment ends at the next
+//! keyframe. A passthrough rendition follows the source's keyframes: its segments end where the next
 //! keyframe comes, and may be longer.
 
 use std::time::Duration;
@@ -40,6 +43,8 @@ pub struct Cutter {
     open_ticks: Option<u64>,
     /// The run has placed a fragment.
     started: bool,
+    /// The open segment is the run's first.
+    first_segment: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -62,7 +67,7 @@ impl Cutter {
     /// A cutter for segments of `segment_duration`; `forced_keyframes` when the rendition's
     /// keyframes are forced at the segment boundaries.
     pub fn new(segment_duration: Duration, forced_keyframes: bool) -> Self {
-        Self { segment_duration, forced_keyframes, timing: None, open_ticks: None, started: false }
+        Self { segment_duration, forced_keyframes, timing: None, open_ticks: None, started: false, first_segment: true }
     }
 
     /// Starts a run with its init segment: the next fragment opens a segment.
@@ -71,6 +76,7 @@ impl Cutter {
         self.timing = Some(Timing { track_id: track.id, timescale: track.timescale, first_decode_time: None });
         self.open_ticks = None;
         self.started = false;
+        self.first_segment = true;
     }
 
     /// Places a fragment of the current run; `None` before [`Self::start_run`], and for the
@@ -101,13 +107,20 @@ impl Cutter {
         if opens_segment && !run.starts_with_sync {
             tracing::warn!("a segment starts without a keyframe: ffmpeg did not force one at the boundary");
         }
+        if opens_segment && self.open_ticks.is_some() {
+            self.first_segment = false;
+        }
         let open = if opens_segment { 0 } else { self.open_ticks.unwrap_or(0) };
         let filled = open.saturating_add(run.duration);
         // Complete only when the forced keyframe is the very next frame: within half a
         // frame of the segment duration, not within the tolerance of a cut.
         let half_frame = run.duration / u64::from(run.samples.max(1)) / 2;
-        let completes_segment =
-            self.forced_keyframes && filled.saturating_add(half_frame) >= ticks(self.segment_duration);
+        let completes_segment = self.forced_keyframes
+            && !self.first_segment
+            && filled.saturating_add(half_frame) >= ticks(self.segment_duration);
+        if completes_segment {
+            self.first_segment = false;
+        }
         self.open_ticks = if completes_segment { None } else { Some(filled) };
         Some(Cut::Part(Placement {
             opens_segment,
@@ -183,7 +196,8 @@ mod tests {
             })
             .collect();
         let completes: Vec<bool> = placements.iter().map(|p| p.completes_segment).collect();
-        assert_eq!(completes, [false, false, false, true, false, false, false, true, false, false]);
+        // The run's first segment ends at the next keyframe; the later ones with their last part.
+        assert_eq!(completes, [false, false, false, false, false, false, false, true, false, false]);
         let opens: Vec<bool> = placements.iter().map(|p| p.opens_segment).collect();
         assert_eq!(opens, [true, false, false, false, true, false, false, false, true, false]);
     }
