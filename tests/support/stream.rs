@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +34,22 @@ pub fn kubectl_output(mut kubectl: Command) -> String {
     let out = kubectl.output().expect("run kubectl");
     assert!(out.status.success(), "{kubectl:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits until `rtmp_url`'s host and port accept TCP connections (a Service's NodePort
+/// routes only once kube-proxy has programmed the endpoint, a moment after the pod is
+/// Ready); the probe closes at once, as a load balancer's health check does.
+pub fn wait_until_reachable(rtmp_url: &str, timeout: Duration) {
+    let authority = rtmp_url.strip_prefix("rtmp://").and_then(|r| r.split('/').next()).expect("an rtmp:// URL");
+    let addr: std::net::SocketAddr = authority.parse().expect("HOST:PORT in the ingest URL");
+    super::process::wait_for(&format!("{authority} to accept connections"), timeout, || {
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()
+    });
+}
+
+/// The encoder's log with the stream key taken out, for failure messages.
+pub fn redacted_log(log: &Path, key: &str) -> String {
+    std::fs::read_to_string(log).unwrap_or_default().replace(key, "<stream key>")
 }
 
 /// What a reconnecting encoder did: one entry per connection.
@@ -201,7 +217,7 @@ fn watch(base: &str, stop: &AtomicBool) -> WatchReport {
     let mut round_number = 0u32;
     while !stop.load(Ordering::SeqCst) {
         round_number += 1;
-        let recheck = round_number % RECHECK_ROUNDS == 0;
+        let recheck = round_number.is_multiple_of(RECHECK_ROUNDS);
         let round = Instant::now();
         let (status, _, _, body) = http_get(&format!("{base}/master.m3u8"));
         if status == 200
@@ -265,6 +281,8 @@ pub struct SeenSegment {
     pub uri: String,
     pub duration: f64,
     pub discontinuity: bool,
+    /// When a playlist first named it.
+    pub first_seen: Instant,
 }
 
 /// A media playlist's history across all the readings of one variant.
@@ -293,6 +311,27 @@ impl History {
         (before, after)
     }
 
+    /// Seconds of media in segments that playlists first named after `at`.
+    pub fn seconds_announced_after(&self, at: Instant) -> f64 {
+        self.segments.values().filter(|s| s.first_seen > at).map(|s| s.duration).sum()
+    }
+
+    /// The writers that wrote the playlist, in order, without repeats; an error when one
+    /// came back after another took over (two writers taking turns).
+    pub fn writer_turns(&self) -> Result<Vec<String>, String> {
+        let mut turns: Vec<String> = Vec::new();
+        for writer in self.writers.iter().flatten() {
+            if turns.last() == Some(writer) {
+                continue;
+            }
+            if turns.contains(writer) {
+                return Err(format!("the writer {writer:?} came back after {:?}", turns.last()));
+            }
+            turns.push(writer.clone());
+        }
+        Ok(turns)
+    }
+
     /// Whether the sequence numbers seen have no hole.
     pub fn gaps(&self) -> Vec<u64> {
         let seqs: Vec<u64> = self.segments.keys().copied().collect();
@@ -312,7 +351,12 @@ pub fn history(report: &WatchReport, variant: &str) -> History {
         history.ended |= playlist.ended;
         for (index, (uri, duration, discontinuity, _)) in playlist.segments.iter().enumerate() {
             let seq = playlist.media_sequence + index as u64;
-            let seen = SeenSegment { uri: uri.clone(), duration: *duration, discontinuity: *discontinuity };
+            let seen = SeenSegment {
+                uri: uri.clone(),
+                duration: *duration,
+                discontinuity: *discontinuity,
+                first_seen: snapshot.at,
+            };
             match history.segments.get(&seq) {
                 Some(known) if known.uri != seen.uri || known.discontinuity != seen.discontinuity => {
                     history.problems.push(format!("sequence {seq} was {known:?}, later {seen:?}"))
@@ -351,12 +395,4 @@ pub fn variants(report: &WatchReport) -> Vec<String> {
     out.sort();
     out.dedup();
     out
-}
-
-/// A directory for a test's logs, kept on failure for inspection: its path is printed.
-pub fn log_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("livestream-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the log directory");
-    dir
 }

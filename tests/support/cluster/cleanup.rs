@@ -455,14 +455,3 @@ fn remove_kubelet_fixed_dirs() {
         let _ = fs::remove_dir(dir);
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mount_paths_are_unescaped() {
-        assert_eq!(unescape_mount_path("/a\\040b/c"), "/a b/c");
-        assert_eq!(unescape_mount_path("/plain"), "/plain");
-    }
-}

@@ -139,6 +139,9 @@ impl Cluster {
     pub fn shared() -> &'static ClusterHandle {
         static HANDLE: OnceLock<ClusterHandle> = OnceLock::new();
         HANDLE.get_or_init(|| {
+            // Integration tests know the binary; the example that shares this module
+            // (scripts/cluster) does not, and never calls this.
+            #[allow(clippy::option_env_unwrap)]
             let binary =
                 option_env!("CARGO_BIN_EXE_livestream").expect("an integration test knows the livestream binary");
             let options = ClusterOptions { binary: PathBuf::from(binary) };
@@ -176,15 +179,56 @@ impl Cluster {
         &self.dir
     }
 
-    /// Stops the kubelet (SIGTERM) and starts it again; waits until the node is Ready.
+    /// Stops the kubelet (SIGTERM) and starts it again; waits until the new kubelet has
+    /// renewed the node's Lease and the node is Ready.
     pub fn restart_kubelet(&mut self) -> Result<(), String> {
+        let restarted = jiff::Timestamp::now();
         self.kubelet.as_mut().expect("the kubelet").restart();
+        let kube = self.kube().handle();
+        let deadline = Instant::now() + NODE_READY_TIMEOUT;
+        loop {
+            if let Some(kubelet) = self.kubelet.as_mut() {
+                kubelet.assert_running();
+            }
+            let out = kube
+                .kubectl()
+                .args(["get", "lease", "-n", "kube-node-lease", NODE_NAME, "-o", "jsonpath={.spec.renewTime}"])
+                .output();
+            let renewed = out
+                .ok()
+                .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<jiff::Timestamp>().ok())
+                .is_some_and(|renewed| renewed > restarted);
+            if renewed {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("the restarted kubelet did not renew the node's Lease\n{}", self.logs_tail()));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
         self.wait_node_ready()
     }
 
     /// Stops kube-apiserver (SIGTERM) and starts it again on the same port and data.
     pub fn restart_apiserver(&mut self) {
         self.kube.as_mut().expect("the control plane").restart_apiserver();
+    }
+
+    /// Kills a container's processes (SIGKILL through containerd), as an OOM kill or a
+    /// crash would: the kubelet sees it exit and restarts it per the pod's policy.
+    /// `container_id` is the pod status' `containerID` (`containerd://ID`) or the bare ID.
+    pub fn kill_container(&self, container_id: &str) -> Result<(), String> {
+        let id = container_id.strip_prefix("containerd://").unwrap_or(container_id);
+        let containerd = self.containerd.as_ref().expect("containerd");
+        let out = containerd
+            .ctr()
+            .args(["tasks", "kill", "--all", "--signal", "SIGKILL", id])
+            .output()
+            .map_err(|e| format!("run ctr: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("ctr tasks kill {id}: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(())
     }
 
     /// The start-up durations, for the log.
@@ -224,7 +268,7 @@ impl Cluster {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .unwrap_or(0);
         out.push(("pods (kubepods cgroup)".into(), pods / (1024 * 1024)));
-        out.sort_by(|a, b| b.1.cmp(&a.1));
+        out.sort_by_key(|entry| std::cmp::Reverse(entry.1));
         out
     }
 
@@ -255,6 +299,21 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(250));
         }
+    }
+
+    /// Stops the cluster the way a killed owner does (for the test of the clean-up): its own
+    /// processes die at once, as the parent-death signal kills them, and nothing else is
+    /// removed: shims, containers, mounts, the bridge, rules, cgroups and files stay.
+    /// Returns the run directory.
+    pub fn die_hard(mut self) -> PathBuf {
+        self.kubelet = None;
+        self.proxy = None;
+        self.scheduler = None;
+        self.kube = None;
+        self.containerd = None;
+        let dir = self.dir.clone();
+        std::mem::forget(self);
+        dir
     }
 
     fn teardown(&mut self) {

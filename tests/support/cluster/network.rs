@@ -70,10 +70,10 @@ pub fn restore_sysctls(dir: &Path) {
     for line in saved.lines() {
         let Some((name, value)) = line.split_once('=') else { continue };
         let path = Path::new("/proc/sys").join(name);
-        if fs::read_to_string(&path).is_ok_and(|current| current.trim() != value) {
-            if let Err(e) = fs::write(&path, value) {
-                eprintln!("cluster: cannot restore {name}={value}: {e}");
-            }
+        if fs::read_to_string(&path).is_ok_and(|current| current.trim() != value)
+            && let Err(e) = fs::write(&path, value)
+        {
+            eprintln!("cluster: cannot restore {name}={value}: {e}");
         }
     }
 }
