@@ -6,7 +6,6 @@ pub mod cluster;
 pub mod helm;
 pub mod kube;
 pub mod livestream;
-pub mod local_node;
 pub mod media;
 pub mod minio;
 pub mod peer;
