@@ -24,10 +24,12 @@ use support::livestream::{
     StreamRef, StreamSpec, condition_is_true, create_namespace_with_credentials, exec, jsonpath, phase, pod_ready,
     stream_yaml,
 };
-use support::media::{decode_errors, fetch_consistent, serial as media_serial};
+use support::media::{decode_errors, fetch_consistent};
 use support::minio::MinioServer;
 use support::process::wait_for;
-use support::stream::{Encoder, PlaylistWatch, history, kubectl_apply, kubectl_output, variants};
+use support::stream::{
+    Encoder, PlaylistWatch, history, kubectl_apply, kubectl_output, redacted_log, variants, wait_until_reachable,
+};
 
 fn cluster() -> &'static ClusterHandle {
     tokio::task::block_in_place(Cluster::shared)
@@ -374,9 +376,9 @@ async fn a_livestream_applied_with_kubectl_goes_live_ends_and_is_cleaned() {
     let (ok, touch) = tokio::task::block_in_place(|| exec(cluster, ns, &worker, &["sh", "-c", "touch /probe"]));
     assert!(!ok && touch.contains("Read-only file system"), "the worker's root filesystem is read-only: {touch}");
 
-    let _serial = media_serial();
     let key = stream.stream_key().await;
     let logs = tempfile::tempdir().expect("log dir");
+    tokio::task::block_in_place(|| wait_until_reachable(&ingest_url, Duration::from_secs(30)));
     let watch = PlaylistWatch::start(&playback_url);
     let encoder = Encoder::start(format!("{ingest_url}/{key}"), Duration::from_secs(12), logs.path());
     let live = stream
@@ -395,7 +397,7 @@ async fn a_livestream_applied_with_kubectl_goes_live_ends_and_is_cleaned() {
     assert!(
         connections.len() == 1 && connections[0].completed,
         "one uninterrupted push: {connections:?}\n{}",
-        std::fs::read_to_string(logs.path().join("encoder.log")).unwrap_or_default()
+        redacted_log(&logs.path().join("encoder.log"), &key)
     );
     stream.wait_for("phase Ended", Duration::from_secs(40), |s| phase(s) == Some(Phase::Ended)).await;
     let base = playback_url.trim_end_matches("/master.m3u8").to_string();
@@ -428,7 +430,6 @@ async fn a_livestream_applied_with_kubectl_goes_live_ends_and_is_cleaned() {
         let errors = tokio::task::spawn_blocking(move || decode_errors(&url, "0:v")).await.expect("decode");
         assert!(errors.trim().is_empty(), "{variant} does not decode cleanly:\n{errors}");
     }
-    drop(_serial);
 
     let worker_log = kubectl_output({
         let mut c = cluster.kubectl();
