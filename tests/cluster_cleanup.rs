@@ -45,10 +45,7 @@ fn what_is_left(dir: &Path) -> Traces {
         .map(|e| e.path().join("kubepods"))
         .filter(|p| p.exists())
         .collect();
-    let pod_processes = pod_cgroups
-        .iter()
-        .map(|c| std::fs::read_to_string(c.join("cgroup.procs")).unwrap_or_default().lines().count())
-        .sum();
+    let pod_processes = pod_cgroups.iter().map(|c| processes_under(c)).sum();
     let mounts = std::fs::read_to_string("/proc/self/mountinfo")
         .expect("mountinfo")
         .lines()
@@ -70,6 +67,26 @@ fn what_is_left(dir: &Path) -> Traces {
         pod_cgroups,
         ip_forward: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").expect("ip_forward").trim().to_string(),
         dir_exists: dir.exists(),
+    }
+}
+
+/// The processes in a cgroup and its descendants.
+fn processes_under(cgroup: &Path) -> usize {
+    let own = std::fs::read_to_string(cgroup.join("cgroup.procs")).unwrap_or_default().lines().count();
+    let children: usize = std::fs::read_dir(cgroup)
+        .map(|entries| {
+            entries.flatten().filter(|e| e.path().is_dir()).map(|e| processes_under(&e.path())).sum::<usize>()
+        })
+        .unwrap_or(0);
+    own + children
+}
+
+/// Sweeps a run directory when dropped, so that a failed assertion leaves nothing either.
+struct SweepOnDrop(PathBuf);
+
+impl Drop for SweepOnDrop {
+    fn drop(&mut self) {
+        sweep(&self.0);
     }
 }
 
@@ -101,6 +118,7 @@ fn what_a_killed_cluster_leaves_is_removed_when_the_next_one_starts() {
     );
 
     let dir = cluster.die_hard();
+    let _sweep = SweepOnDrop(dir.clone());
     let left = what_is_left(&dir);
     assert!(
         left.processes.iter().any(|p| p.contains("containerd-shim")) && left.pod_processes > 0,
@@ -113,6 +131,7 @@ fn what_a_killed_cluster_leaves_is_removed_when_the_next_one_starts() {
     assert_eq!(left.ip_forward, "1", "and the bridge plugin's ip_forward");
 
     let next = claim_run_dir().unwrap_or_else(|e| panic!("claim a run directory: {e}"));
+    let _sweep_next = SweepOnDrop(next.clone());
     let after = what_is_left(&dir);
     sweep(&next);
     let expected = Traces { ip_forward: ip_forward_before, ..Traces::default() };
