@@ -317,6 +317,8 @@ impl Cluster {
     }
 
     fn teardown(&mut self) {
+        let memory: Vec<String> = self.memory_mib().iter().map(|(name, mib)| format!("{name} {mib}")).collect();
+        eprintln!("cluster: resident memory in MiB at the end: {}", memory.join(", "));
         let started = Instant::now();
         // The node first (nothing restarts pods), then the control plane, then containerd;
         // the sweep kills what is left (shims, containers) and removes every trace.
