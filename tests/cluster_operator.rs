@@ -296,6 +296,17 @@ async fn helm_installs_upgrades_and_uninstalls_the_operator() {
     streams.get("kept").await.expect("helm uninstall keeps the users' LiveStreams");
 }
 
+fn condition_reason(stream: &LiveStream, type_: &str) -> Option<String> {
+    stream.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_).map(|c| c.reason.clone())
+}
+
+/// The reasons of the events in `namespace`.
+async fn event_reasons(client: &Client, namespace: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), namespace);
+    let list = events.list(&ListParams::default()).await.expect("list events");
+    list.items.into_iter().filter_map(|e| e.reason).collect()
+}
+
 /// Polls an async check until it gives `Some`, at most `timeout`.
 async fn wait_for_async<T, F: std::future::Future<Output = Option<T>>>(
     what: &str,
@@ -359,6 +370,7 @@ async fn a_livestream_applied_with_kubectl_goes_live_ends_and_is_cleaned() {
     eprintln!("e2e: Ready {:.1}s after kubectl apply", started.elapsed().as_secs_f64());
 
     let ready = stream.api().get(name).await.expect("the LiveStream");
+    assert_eq!(phase(&ready), Some(Phase::Idle), "a ready stream without a push is Idle: {:?}", ready.status);
     let status = ready.status.clone().expect("a status");
     let ingest_url = status.ingest_url.clone().expect("status.ingestUrl");
     let node_port = jsonpath(cluster, &["service", "-n", ns, &format!("{name}-ingest")], "{.spec.ports[0].nodePort}");
@@ -391,6 +403,7 @@ async fn a_livestream_applied_with_kubectl_goes_live_ends_and_is_cleaned() {
         })
         .await;
     assert!(!condition_is_true(&live, "Degraded"), "a healthy stream is not Degraded: {:?}", live.status);
+    assert_eq!(condition_reason(&live, "Live").as_deref(), Some("Publishing"), "{:?}", live.status);
     eprintln!("e2e: Live {:.1}s after kubectl apply", started.elapsed().as_secs_f64());
 
     let connections = tokio::task::block_in_place(|| encoder.finish());
@@ -399,7 +412,13 @@ async fn a_livestream_applied_with_kubectl_goes_live_ends_and_is_cleaned() {
         "one uninterrupted push: {connections:?}\n{}",
         redacted_log(&logs.path().join("encoder.log"), &key)
     );
-    stream.wait_for("phase Ended", Duration::from_secs(40), |s| phase(s) == Some(Phase::Ended)).await;
+    let ended = stream.wait_for("phase Ended", Duration::from_secs(40), |s| phase(s) == Some(Phase::Ended)).await;
+    assert!(!condition_is_true(&ended, "Live"), "an ended stream is not Live: {:?}", ended.status);
+    assert_eq!(condition_reason(&ended, "Live").as_deref(), Some("StreamEnded"), "{:?}", ended.status);
+    let reasons = event_reasons(&client, ns).await;
+    for reason in ["PublishStarted", "PublishStopped"] {
+        assert!(reasons.iter().any(|r| r == reason), "an event {reason} among {reasons:?}");
+    }
     let base = playback_url.trim_end_matches("/master.m3u8").to_string();
     let ended_base = base.clone();
     let playlists = stream
