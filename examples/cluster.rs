@@ -165,7 +165,7 @@ fn run(binary: Option<PathBuf>) -> Result<(), String> {
     let info = format!(
         "The cluster is ready (one node, the operator installed by its chart as release {RELEASE} in {OPERATOR_NAMESPACE}).
 
-  export KUBECONFIG={kubeconfig}
+  export KUBECONFIG={kubeconfig} PATH={bin}:$PATH    # kubectl, helm and ffmpeg
   kubectl apply -f {example}
   kubectl wait --for=condition=Ready livestream/demo
   KEY=$(kubectl get secret demo-stream-key -o jsonpath='{{.data.streamKey}}' | base64 -d)
@@ -176,6 +176,7 @@ fn run(binary: Option<PathBuf>) -> Result<(), String> {
 MinIO (S3): {endpoint}, bucket {BUCKET} readable anonymously; its credentials are in the Secret default/storage.
 Stop everything: scripts/cluster down",
         kubeconfig = kubeconfig.display(),
+        bin = support::process::testenv_bin_dir().display(),
         example = example.display(),
         endpoint = minio.endpoint(),
     );
