@@ -2,12 +2,12 @@
 //! `runtime` stage plus a binary built on the host), built with buildah on the
 //! debootstrapped base that scripts/testenv.sh made, nothing pulled. buildah keeps its
 //! layer cache (the runtime stage) under the test components' cache, so a second build only
-//! adds the binary's layer; the finished image leaves buildah's storage once exported, and
-//! the export leaves the disk once imported: the image is kept once in the cache (its base
-//! layers) and once in the cluster's containerd.
+//! adds the binary's layer; the finished image streams into containerd as a docker-archive
+//! and then leaves buildah's storage: the image is kept once in the cache (its base layers)
+//! and once in the cluster's containerd.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use super::containerd::Containerd;
@@ -50,8 +50,8 @@ fn run(what: &str, cmd: &mut Command) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Builds the image with `binary` as `/usr/local/bin/livestream`, exports it into `work`
-/// and imports it into `containerd`.
+/// Builds the image with `binary` as `/usr/local/bin/livestream` (its build context in
+/// `work`) and loads it into `containerd`.
 pub fn build_and_load(binary: &Path, work: &Path, containerd: &Containerd) -> Result<(), String> {
     let dockerfile = Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile");
     // The build context holds the binary only; a hard link costs nothing.
@@ -76,17 +76,39 @@ pub fn build_and_load(binary: &Path, work: &Path, containerd: &Containerd) -> Re
     built.map_err(|e| format!("{e}\n(is the base there? scripts/testenv.sh makes it)"))?;
     eprintln!("cluster: built {IMAGE} in {:?}", started.elapsed());
 
+    // The export streams into containerd: the image never lands on disk as an archive.
     let started = Instant::now();
-    let archive = work.join("image.tar");
-    let pushed = run(
-        "buildah push",
-        buildah().args(["push", "--quiet", IMAGE]).arg(format!("docker-archive:{}:{IMAGE}", archive.display())),
-    );
+    let loaded = stream_into(containerd);
     // Only the finished image goes: the cached layers below it stay for the next build.
     let _ = run("buildah rmi", buildah().args(["rmi", IMAGE]));
-    pushed?;
-    eprintln!("cluster: exported {IMAGE} in {:?}", started.elapsed());
-    let imported = containerd.import(&archive);
-    let _ = std::fs::remove_file(&archive);
-    imported
+    loaded?;
+    eprintln!("cluster: exported {IMAGE} into containerd in {:?}", started.elapsed());
+    Ok(())
+}
+
+/// `buildah push IMAGE docker-archive:/dev/stdout | ctr images import -`.
+fn stream_into(containerd: &Containerd) -> Result<(), String> {
+    let mut push = buildah()
+        .args(["push", "--quiet", IMAGE])
+        .arg(format!("docker-archive:/dev/stdout:{IMAGE}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("run buildah push: {e}"))?;
+    let archive = push.stdout.take().ok_or("buildah push has no stdout")?;
+    let import = containerd
+        .ctr()
+        .args(["images", "import", "--digests=true", "-"])
+        .stdin(archive)
+        .output()
+        .map_err(|e| format!("run ctr images import: {e}"));
+    let pushed = push.wait_with_output().map_err(|e| format!("buildah push: {e}"))?;
+    let import = import?;
+    if !pushed.status.success() {
+        return Err(format!("buildah push failed: {}", String::from_utf8_lossy(&pushed.stderr)));
+    }
+    if !import.status.success() {
+        return Err(format!("ctr images import failed: {}", String::from_utf8_lossy(&import.stderr)));
+    }
+    Ok(())
 }
