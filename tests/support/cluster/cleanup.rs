@@ -140,12 +140,13 @@ pub fn sweep_all(grace: Duration) {
 
 /// Removes one run: its processes, containers, mounts, saved sysctls, then its files.
 pub fn sweep(dir: &Path) {
-    kill_run_processes(dir);
-    kill_pod_processes();
-    unmount_under(dir);
+    timed("killing the run's processes", || kill_run_processes(dir));
+    timed("killing the containers", kill_pod_processes);
+    timed("unmounting", || unmount_under(dir));
     restore_sysctls(dir);
-    sweep_machine();
-    if let Err(e) = fs::remove_dir_all(dir)
+    timed("the machine's parts", sweep_machine);
+    let removed = timed("removing the files", || fs::remove_dir_all(dir));
+    if let Err(e) = removed
         && e.kind() != io::ErrorKind::NotFound
     {
         eprintln!("cluster: cannot remove {}: {e}", dir.display());
@@ -163,6 +164,17 @@ pub fn sweep_machine() {
     remove_cni_cache();
     remove_shim_sockets();
     remove_kubelet_fixed_dirs();
+}
+
+/// Runs a step of the sweep; says so when it was slow, so that a slow teardown explains
+/// itself in the log.
+fn timed<T>(what: &str, step: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = step();
+    if started.elapsed() > Duration::from_secs(2) {
+        eprintln!("cluster: clean-up: {what} took {:.1}s", started.elapsed().as_secs_f64());
+    }
+    out
 }
 
 /// The pids of every process but this one.
