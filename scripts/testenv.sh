@@ -271,8 +271,10 @@ build_pause_image() {
     return
   fi
   log "building the pause image from Kubernetes $K8S_VERSION"
+  local src="$CACHE/src/kube-$K8S_VERSION"
+  [[ -f "$src/go.mod" ]] || write_kube_module "$src"
   local module
-  module=$(cd "$CACHE/src/kube-$K8S_VERSION" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$K8S_VERSION" |
+  module=$(cd "$src" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$K8S_VERSION" |
     sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
   local ctx
   ctx=$(mktemp -d)
