@@ -28,7 +28,6 @@ use support::livestream::{
     StreamRef, StreamSpec, condition_is_true, create_namespace_with_credentials, phase, pod_ready, restarts,
     stream_yaml,
 };
-use support::media::fetch_consistent;
 use support::minio::MinioServer;
 use support::stream::{
     Connection, Encoder, PlaylistWatch, WatchReport, history, kubectl_apply, redacted_log, variants,
@@ -99,21 +98,9 @@ async fn go_live(namespace: &str) -> LiveRun {
     let watch = PlaylistWatch::start(&playback_url);
     let encoder = Encoder::start(format!("{ingest_url}/{key}"), PUSH, logs.path());
     stream.wait_for("phase Live", Duration::from_secs(30), |s| phase(s) == Some(Phase::Live)).await;
-    let base = playback_url.trim_end_matches("/master.m3u8").to_string();
     stream
-        .within("four segments in the playlist", Duration::from_secs(30), async {
-            loop {
-                let base = base.clone();
-                let enough = tokio::task::spawn_blocking(move || {
-                    fetch_consistent(&base).is_some_and(|p| p.iter().all(|(_, m)| m.segments.len() >= 4))
-                })
-                .await
-                .expect("fetch");
-                if enough {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
+        .wait_playlists("four segments in the playlist", Duration::from_secs(30), &playback_url, |p| {
+            p.iter().all(|(_, m)| m.segments.len() >= 4)
         })
         .await;
     LiveRun { stream, minio, playback_url, watch, encoder, key, logs }
@@ -132,21 +119,9 @@ async fn finish(run: LiveRun) -> (StreamRef, MinioServer, Vec<Connection>, Watch
         redacted_log(&logs.path().join("encoder.log"), &key)
     );
     stream.wait_for("phase Ended", Duration::from_secs(60), |s| phase(s) == Some(Phase::Ended)).await;
-    let base = playback_url.trim_end_matches("/master.m3u8").to_string();
     stream
-        .within("ENDLIST in every media playlist", Duration::from_secs(30), async {
-            loop {
-                let base = base.clone();
-                let ended = tokio::task::spawn_blocking(move || {
-                    fetch_consistent(&base).is_some_and(|p| !p.is_empty() && p.iter().all(|(_, m)| m.ended))
-                })
-                .await
-                .expect("fetch");
-                if ended {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
+        .wait_playlists("ENDLIST in every media playlist", Duration::from_secs(30), &playback_url, |p| {
+            p.iter().all(|(_, m)| m.ended)
         })
         .await;
     let report = watch.finish();
@@ -166,6 +141,31 @@ struct Expect {
     /// Whether the window may slide past segments between two readings: when storage
     /// comes back, the backlog drains faster than a player reloads.
     window_may_jump: bool,
+}
+
+impl Expect {
+    /// A fault the worker does not see: no discontinuity, the same writer.
+    fn worker_spared(recovered_at: Instant) -> Self {
+        Self {
+            discontinuities: 0,
+            recovered_at,
+            writer_may_change: false,
+            writer_marker_required: false,
+            window_may_jump: false,
+        }
+    }
+
+    /// A fault that costs the worker its run: one discontinuity where the next run (or the
+    /// next worker) takes over the playlists.
+    fn worker_replaced(recovered_at: Instant, writer_marker_required: bool) -> Self {
+        Self {
+            discontinuities: 1,
+            recovered_at,
+            writer_may_change: true,
+            writer_marker_required,
+            window_may_jump: false,
+        }
+    }
 }
 
 /// The continuity checks every fault test makes; panics with everything seen.
@@ -220,6 +220,15 @@ async fn assert_continuity(stream: &StreamRef, report: &WatchReport, expect: &Ex
     }
 }
 
+/// A fault that spares the worker: one uninterrupted push, the same pod, no restart (its
+/// probes allow for the fault).
+async fn assert_worker_untouched(stream: &StreamRef, before: &Pod, connections: &[Connection]) {
+    assert_eq!(connections.len(), 1, "the push was never interrupted: {connections:?}");
+    let after = worker(stream).await;
+    assert_eq!(after.uid(), before.uid(), "the worker pod was not replaced");
+    assert_eq!(restarts(&after), 0, "the worker was not restarted");
+}
+
 /// The stream's (single) worker pod.
 async fn worker(stream: &StreamRef) -> Pod {
     let pods = stream.worker_pods().await;
@@ -254,13 +263,7 @@ async fn a_killed_worker_container_is_restarted_and_the_stream_continues() {
     let (stream, _minio, connections, report, push_ended) = finish(run).await;
     assert!(connections.len() >= 2, "the encoder reconnected: {connections:?}");
     let recovered_at = connections.last().expect("a connection").started;
-    let expect = Expect {
-        discontinuities: 1,
-        recovered_at,
-        writer_may_change: true,
-        writer_marker_required: false,
-        window_may_jump: false,
-    };
+    let expect = Expect::worker_replaced(recovered_at, false);
     assert_continuity(&stream, &report, &expect, push_ended).await;
 }
 
@@ -280,13 +283,7 @@ async fn a_deleted_worker_pod_is_replaced_and_only_one_worker_writes() {
     let (stream, _minio, connections, report, push_ended) = finish(run).await;
     assert!(connections.len() >= 2, "the encoder reconnected: {connections:?}");
     let recovered_at = connections.last().expect("a connection").started;
-    let expect = Expect {
-        discontinuities: 1,
-        recovered_at,
-        writer_may_change: true,
-        writer_marker_required: true,
-        window_may_jump: false,
-    };
+    let expect = Expect::worker_replaced(recovered_at, true);
     assert_continuity(&stream, &report, &expect, push_ended).await;
 }
 
@@ -360,19 +357,10 @@ async fn another_operator_replica_takes_over_when_the_leader_is_killed() {
     assert!(took <= Duration::from_secs(25), "the takeover took {took:?}, longer than the lease time allows");
 
     let (stream, _minio, connections, report, push_ended) = finish(run).await;
-    assert_eq!(connections.len(), 1, "the push was never interrupted: {connections:?}");
-    let worker_after = worker(&stream).await;
-    assert_eq!(worker_after.uid(), worker_before.uid(), "the worker pod was not replaced");
-    assert_eq!(restarts(&worker_after), 0, "the worker was not restarted");
+    assert_worker_untouched(&stream, &worker_before, &connections).await;
     let after = deployments.get(&worker_deployment).await.expect("the worker Deployment").metadata.generation;
     assert_eq!(after, generation, "the new leader did not rewrite the worker Deployment");
-    let expect = Expect {
-        discontinuities: 0,
-        recovered_at: killed_at,
-        writer_may_change: false,
-        writer_marker_required: false,
-        window_may_jump: false,
-    };
+    let expect = Expect::worker_spared(killed_at);
     assert_continuity(&stream, &report, &expect, push_ended).await;
 }
 
@@ -385,17 +373,8 @@ async fn a_restarted_api_server_does_not_interrupt_the_stream() {
     tokio::task::block_in_place(|| run.stream.cluster.with_cluster(|c| c.restart_apiserver()));
     eprintln!("apiserver: back after {:.1}s", restarted_at.elapsed().as_secs_f64());
     let (stream, _minio, connections, report, push_ended) = finish(run).await;
-    assert_eq!(connections.len(), 1, "the push was never interrupted: {connections:?}");
-    let worker_after = worker(&stream).await;
-    assert_eq!(worker_after.uid(), worker_before.uid(), "the worker pod was not replaced");
-    assert_eq!(restarts(&worker_after), 0, "the worker was not restarted");
-    let expect = Expect {
-        discontinuities: 0,
-        recovered_at: restarted_at,
-        writer_may_change: false,
-        writer_marker_required: false,
-        window_may_jump: false,
-    };
+    assert_worker_untouched(&stream, &worker_before, &connections).await;
+    let expect = Expect::worker_spared(restarted_at);
     assert_continuity(&stream, &report, &expect, push_ended).await;
 }
 
@@ -416,19 +395,10 @@ async fn a_storage_outage_of_30_seconds_delays_but_never_breaks_the_playlists() 
     run.minio.restart().await;
     let restarted_at = Instant::now();
     let (stream, _minio, connections, report, push_ended) = finish(run).await;
-    assert_eq!(connections.len(), 1, "the push was never interrupted: {connections:?}");
-    let worker_after = worker(&stream).await;
-    assert_eq!(worker_after.uid(), worker_before.uid(), "the worker pod was not replaced");
-    assert_eq!(restarts(&worker_after), 0, "the worker was not restarted (its probes allow an outage)");
+    assert_worker_untouched(&stream, &worker_before, &connections).await;
     let ended = stream.api().get(&stream.name).await.expect("the LiveStream");
     assert!(!condition_is_true(&ended, "Degraded"), "Degraded clears once storage is back: {:?}", ended.status);
-    let expect = Expect {
-        discontinuities: 0,
-        recovered_at: restarted_at,
-        writer_may_change: false,
-        writer_marker_required: false,
-        window_may_jump: true,
-    };
+    let expect = Expect { window_may_jump: true, ..Expect::worker_spared(restarted_at) };
     assert_continuity(&stream, &report, &expect, push_ended).await;
 }
 
@@ -442,16 +412,7 @@ async fn a_restarted_kubelet_leaves_the_running_worker_alone() {
         .unwrap_or_else(|e| panic!("{e}"));
     eprintln!("kubelet: node Ready again after {:.1}s", restarted_at.elapsed().as_secs_f64());
     let (stream, _minio, connections, report, push_ended) = finish(run).await;
-    assert_eq!(connections.len(), 1, "the push was never interrupted: {connections:?}");
-    let worker_after = worker(&stream).await;
-    assert_eq!(worker_after.uid(), worker_before.uid(), "the worker pod was not replaced");
-    assert_eq!(restarts(&worker_after), 0, "the worker was not restarted");
-    let expect = Expect {
-        discontinuities: 0,
-        recovered_at: restarted_at,
-        writer_may_change: false,
-        writer_marker_required: false,
-        window_may_jump: false,
-    };
+    assert_worker_untouched(&stream, &worker_before, &connections).await;
+    let expect = Expect::worker_spared(restarted_at);
     assert_continuity(&stream, &report, &expect, push_ended).await;
 }

@@ -24,7 +24,7 @@ use support::livestream::{
     StreamRef, StreamSpec, condition_is_true, create_namespace_with_credentials, exec, jsonpath, phase, pod_ready,
     stream_yaml,
 };
-use support::media::{decode_errors, fetch_consistent};
+use support::media::decode_errors;
 use support::minio::MinioServer;
 use support::process::wait_for;
 use support::stream::{
@@ -420,21 +420,9 @@ async fn a_livestream_applied_with_kubectl_goes_live_ends_and_is_cleaned() {
         assert!(reasons.iter().any(|r| r == reason), "an event {reason} among {reasons:?}");
     }
     let base = playback_url.trim_end_matches("/master.m3u8").to_string();
-    let ended_base = base.clone();
     let playlists = stream
-        .within("ENDLIST in every media playlist", Duration::from_secs(20), async move {
-            loop {
-                let base = ended_base.clone();
-                let found = tokio::task::spawn_blocking(move || {
-                    fetch_consistent(&base).filter(|p| !p.is_empty() && p.iter().all(|(_, m)| m.ended))
-                })
-                .await
-                .expect("fetch");
-                if let Some(found) = found {
-                    return found;
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
+        .wait_playlists("ENDLIST in every media playlist", Duration::from_secs(20), &playback_url, |p| {
+            p.iter().all(|(_, m)| m.ended)
         })
         .await;
     assert_eq!(playlists.len(), 2, "both renditions in the master: {playlists:?}");

@@ -13,6 +13,7 @@ use kube::{Client, ResourceExt};
 use livestream::api::{LiveStream, Phase};
 
 use super::cluster::ClusterHandle;
+use super::media::{MediaPlaylist, fetch_consistent};
 use super::minio::MinioServer;
 use super::stream::{kubectl_apply, kubectl_output};
 
@@ -186,6 +187,33 @@ impl StreamRef {
         let condition = move |stream: Option<&LiveStream>| stream.is_some_and(&accept);
         let found = self.within(what, timeout, await_condition(self.api(), &self.name, condition)).await;
         found.expect("watch the LiveStream").expect("the LiveStream exists")
+    }
+
+    /// Awaits the stream's playlists, read through `playback_url` and checked by
+    /// `fetch_consistent`, for which `accept` holds (polled: storage has no events).
+    pub async fn wait_playlists(
+        &self,
+        what: &str,
+        timeout: Duration,
+        playback_url: &str,
+        accept: impl Fn(&[(String, MediaPlaylist)]) -> bool + Send + Sync + 'static,
+    ) -> Vec<(String, MediaPlaylist)> {
+        let base = playback_url.strip_suffix("/master.m3u8").expect("a master playlist URL").to_string();
+        let accept = std::sync::Arc::new(accept);
+        let poll = async {
+            loop {
+                let (base, accept) = (base.clone(), accept.clone());
+                let found =
+                    tokio::task::spawn_blocking(move || fetch_consistent(&base).filter(|p| !p.is_empty() && accept(p)))
+                        .await
+                        .expect("read the playlists");
+                if let Some(found) = found {
+                    return found;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        };
+        self.within(what, timeout, poll).await
     }
 
     /// Awaits a state of the worker pods (polled: pods change through several objects).

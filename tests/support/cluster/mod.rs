@@ -184,28 +184,10 @@ impl Cluster {
     pub fn restart_kubelet(&mut self) -> Result<(), String> {
         let restarted = jiff::Timestamp::now();
         self.kubelet.as_mut().expect("the kubelet").restart();
-        let kube = self.kube().handle();
-        let deadline = Instant::now() + NODE_READY_TIMEOUT;
-        loop {
-            if let Some(kubelet) = self.kubelet.as_mut() {
-                kubelet.assert_running();
-            }
-            let out = kube
-                .kubectl()
-                .args(["get", "lease", "-n", "kube-node-lease", NODE_NAME, "-o", "jsonpath={.spec.renewTime}"])
-                .output();
-            let renewed = out
-                .ok()
-                .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<jiff::Timestamp>().ok())
-                .is_some_and(|renewed| renewed > restarted);
-            if renewed {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(format!("the restarted kubelet did not renew the node's Lease\n{}", self.logs_tail()));
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        let renew_time = ["get", "lease", "-n", "kube-node-lease", NODE_NAME, "-o", "jsonpath={.spec.renewTime}"];
+        self.poll_node("the restarted kubelet to renew the node's Lease", &renew_time, |renewed| {
+            renewed.parse::<jiff::Timestamp>().is_ok_and(|renewed| renewed > restarted)
+        })?;
         self.wait_node_ready()
     }
 
@@ -280,22 +262,24 @@ impl Cluster {
     }
 
     fn wait_node_ready(&mut self) -> Result<(), String> {
-        let kube = self.kube.as_ref().expect("the control plane").handle();
+        let ready = ["get", "node", NODE_NAME, "-o", r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#];
+        self.poll_node("the node to be Ready", &ready, |status| status == "True")
+    }
+
+    /// Polls `kubectl ARGS` until `accept` takes its output, while the kubelet runs.
+    fn poll_node(&mut self, what: &str, args: &[&str], accept: impl Fn(&str) -> bool) -> Result<(), String> {
+        let kube = self.kube().handle();
         let deadline = Instant::now() + NODE_READY_TIMEOUT;
         loop {
             if let Some(kubelet) = self.kubelet.as_mut() {
                 kubelet.assert_running();
             }
-            let out = kube
-                .kubectl()
-                .args(["get", "node", NODE_NAME, "-o"])
-                .arg(r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#)
-                .output();
-            if out.is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "True") {
+            let out = kube.kubectl().args(args).output();
+            if out.is_ok_and(|o| o.status.success() && accept(String::from_utf8_lossy(&o.stdout).trim())) {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(format!("the node was not Ready within {NODE_READY_TIMEOUT:?}\n{}", self.logs_tail()));
+                return Err(format!("timed out after {NODE_READY_TIMEOUT:?} waiting for {what}\n{}", self.logs_tail()));
             }
             std::thread::sleep(Duration::from_millis(250));
         }
