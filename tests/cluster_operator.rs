@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Pod, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams};
@@ -173,6 +174,14 @@ async fn chart_objects(client: &Client, release: &str, namespace: &str) -> Vec<(
         .unwrap_or_default()
     {
         found.push(("Pod".into(), pod.name_any()));
+    }
+    for budget in Api::<PodDisruptionBudget>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+    {
+        found.push(("PodDisruptionBudget".into(), budget.name_any()));
     }
     for lease in Api::<Lease>::namespaced(client.clone(), namespace)
         .list(&ListParams::default())
