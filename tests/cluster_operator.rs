@@ -36,6 +36,33 @@ fn cluster() -> &'static ClusterHandle {
     tokio::task::block_in_place(Cluster::shared)
 }
 
+/// The release whose install brings the CRD (the chart's, with its keep policy): the
+/// lifecycle test's. The CRD belongs to one release; the other releases of this binary
+/// install without it (`crds.install=false`) once it is there.
+const CRD_RELEASE: (&str, &str, &str) = ("lifecycle", "lifecycle-ops", "lifecycle-media");
+
+/// Installs the CRD's release once, whichever test comes first; its helm home lives in
+/// the cluster's run directory.
+async fn install_crd_release() -> Duration {
+    static INSTALLED: tokio::sync::OnceCell<Duration> = tokio::sync::OnceCell::const_new();
+    *INSTALLED
+        .get_or_init(|| async {
+            let cluster = cluster();
+            let (release, ns, media) = CRD_RELEASE;
+            // The chart grants its rights in the watched namespace, which must exist.
+            kubectl_apply(cluster.kubectl(), &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {media}\n"));
+            let started = Instant::now();
+            let home = cluster.dir.join("helm-lifecycle");
+            let values = [format!("watchNamespace={media}")];
+            tokio::task::block_in_place(|| {
+                helm::install_operator(cluster.kube.kubeconfig(), &home, release, ns, &[&values[0]])
+            })
+            .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs_tail()));
+            started.elapsed()
+        })
+        .await
+}
+
 /// A pod of the image behind a NodePort Service: scheduled by kube-scheduler, started by
 /// containerd and runc as the image's non-root user on a read-only root filesystem, probed
 /// by the kubelet, and reached through kube-proxy on its ClusterIP and on the node's port.
@@ -209,15 +236,11 @@ async fn operator_pods(client: &Client, release: &str, namespace: &str) -> Vec<P
 async fn helm_installs_upgrades_and_uninstalls_the_operator() {
     let cluster = cluster();
     let client = cluster.kube.client().await;
-    let (release, ns, media) = ("lifecycle", "lifecycle-ops", "lifecycle-media");
-    let home = tempfile::tempdir().expect("helm home");
+    let (release, ns, media) = CRD_RELEASE;
+    let home = cluster.dir.join("helm-lifecycle");
     let kubeconfig = cluster.kube.kubeconfig().to_path_buf();
-    let started = Instant::now();
-    let installed = tokio::task::block_in_place(|| {
-        helm::install_operator(&kubeconfig, home.path(), release, ns, &[&format!("watchNamespace={media}")])
-    });
-    installed.unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs_tail()));
-    eprintln!("helm: installed and ready in {:.1}s", started.elapsed().as_secs_f64());
+    let took = install_crd_release().await;
+    eprintln!("helm: installed and ready in {:.1}s", took.as_secs_f64());
 
     let account = format!("{release}-livestream-operator");
     let pods = operator_pods(&client, release, ns).await;
@@ -243,7 +266,6 @@ async fn helm_installs_upgrades_and_uninstalls_the_operator() {
     .await;
 
     // The leader reconciles with the chart's rights only: the worker Deployment appears.
-    kubectl_apply(cluster.kubectl(), &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {media}\n"));
     kubectl_apply(
         cluster.kubectl(),
         &format!(
@@ -262,7 +284,7 @@ async fn helm_installs_upgrades_and_uninstalls_the_operator() {
     Api::<Deployment>::namespaced(client.clone(), media).get("kept-worker").await.expect("the worker Deployment");
 
     // A changed value rolls the operator's pods.
-    let mut upgrade = helm::helm(&kubeconfig, home.path());
+    let mut upgrade = helm::helm(&kubeconfig, &home);
     upgrade
         .args(["upgrade", release])
         .arg(helm::chart_dir())
@@ -286,7 +308,7 @@ async fn helm_installs_upgrades_and_uninstalls_the_operator() {
     );
 
     // Uninstall: nothing of the release is left; the CRD and the LiveStream stay.
-    let mut uninstall = helm::helm(&kubeconfig, home.path());
+    let mut uninstall = helm::helm(&kubeconfig, &home);
     uninstall.args(["uninstall", release, "--namespace", ns, "--wait", "--timeout", "120s"]);
     tokio::task::block_in_place(|| helm::run(uninstall)).unwrap_or_else(|e| panic!("{e}"));
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -346,8 +368,11 @@ async fn a_livestream_applied_with_kubectl_goes_live_ends_and_is_cleaned() {
     minio.create_bucket("live", true).await;
     let home = tempfile::tempdir().expect("helm home");
     let kubeconfig = cluster.kube.kubeconfig().to_path_buf();
+    install_crd_release().await;
+    tokio::task::block_in_place(|| create_namespace_with_credentials(cluster, ns, &minio));
     tokio::task::block_in_place(|| {
-        helm::install_operator(&kubeconfig, home.path(), release, ops, &[&format!("watchNamespace={ns}")])
+        let watch = format!("watchNamespace={ns}");
+        helm::install_operator(&kubeconfig, home.path(), release, ops, &[&watch, "crds.install=false"])
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs_tail()));
     let stream = StreamRef {
@@ -357,7 +382,6 @@ async fn a_livestream_applied_with_kubectl_goes_live_ends_and_is_cleaned() {
         name: name.into(),
         operator_namespace: ops.into(),
     };
-    tokio::task::block_in_place(|| create_namespace_with_credentials(cluster, ns, &minio));
     let spec = StreamSpec { renditions: &[("90p", 160, 90, 100), ("180p", 320, 180, 250)], ..StreamSpec::default() };
     kubectl_apply(cluster.kubectl(), &stream_yaml(ns, name, &minio, &spec));
 
