@@ -39,6 +39,8 @@ const OPERATOR_NAMESPACE: &str = "faults-ops";
 const BUCKET: &str = "live";
 /// How long each stream is pushed; the fault comes a few seconds into it.
 const PUSH: Duration = Duration::from_secs(36);
+/// How long storage is down in the outage test (whose push is longer by as much).
+const OUTAGE: Duration = Duration::from_secs(30);
 /// Media that may be missing of what was pushed after the recovery (seconds): the first
 /// segment starts at the first keyframe the new worker gets, and the last one is cut
 /// short when the push ends.
@@ -74,7 +76,7 @@ struct LiveRun {
 
 /// Sets up `namespace` with MinIO and a stream, pushes to it, and returns once its
 /// playlists name a few segments.
-async fn go_live(namespace: &str) -> LiveRun {
+async fn go_live(namespace: &str, push: Duration) -> LiveRun {
     let cluster = cluster();
     let client = cluster.kube.client().await;
     let minio = MinioServer::start_on(cluster.node_ip).await;
@@ -96,7 +98,7 @@ async fn go_live(namespace: &str) -> LiveRun {
     let logs = tempfile::tempdir().expect("log dir");
     tokio::task::block_in_place(|| wait_until_reachable(&ingest_url, Duration::from_secs(30)));
     let watch = PlaylistWatch::start(&playback_url);
-    let encoder = Encoder::start(format!("{ingest_url}/{key}"), PUSH, logs.path());
+    let encoder = Encoder::start(format!("{ingest_url}/{key}"), push, logs.path());
     stream.wait_for("phase Live", Duration::from_secs(30), |s| phase(s) == Some(Phase::Live)).await;
     stream
         .wait_playlists("four segments in the playlist", Duration::from_secs(30), &playback_url, |p| {
@@ -248,7 +250,7 @@ fn container_id(pod: &Pod) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_worker_container_is_restarted_and_the_stream_continues() {
     let _serial = SERIAL.lock().await;
-    let run = go_live("fault-container").await;
+    let run = go_live("fault-container", PUSH).await;
     let before = worker(&run.stream).await;
     let id = container_id(&before);
     run.stream.cluster.with_cluster(|c| c.kill_container(&id)).unwrap_or_else(|e| panic!("{e}"));
@@ -270,7 +272,7 @@ async fn a_killed_worker_container_is_restarted_and_the_stream_continues() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_deleted_worker_pod_is_replaced_and_only_one_worker_writes() {
     let _serial = SERIAL.lock().await;
-    let run = go_live("fault-pod").await;
+    let run = go_live("fault-pod", PUSH).await;
     let before = worker(&run.stream).await;
     let pods: Api<Pod> = Api::namespaced(run.stream.client.clone(), &run.stream.namespace);
     pods.delete(&before.name_any(), &DeleteParams::default()).await.expect("delete the worker pod");
@@ -297,7 +299,7 @@ async fn lease_holder(client: &Client) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn another_operator_replica_takes_over_when_the_leader_is_killed() {
     let _serial = SERIAL.lock().await;
-    let run = go_live("fault-leader").await;
+    let run = go_live("fault-leader", PUSH).await;
     let client = run.stream.client.clone();
     let leader = lease_holder(&client).await.expect("a leader holds the Lease");
     let operators: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
@@ -367,7 +369,7 @@ async fn another_operator_replica_takes_over_when_the_leader_is_killed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_api_server_does_not_interrupt_the_stream() {
     let _serial = SERIAL.lock().await;
-    let run = go_live("fault-apiserver").await;
+    let run = go_live("fault-apiserver", PUSH).await;
     let worker_before = worker(&run.stream).await;
     let restarted_at = Instant::now();
     tokio::task::block_in_place(|| run.stream.cluster.with_cluster(|c| c.restart_apiserver()));
@@ -381,7 +383,7 @@ async fn a_restarted_api_server_does_not_interrupt_the_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_storage_outage_of_30_seconds_delays_but_never_breaks_the_playlists() {
     let _serial = SERIAL.lock().await;
-    let mut run = go_live("fault-minio").await;
+    let mut run = go_live("fault-minio", PUSH + OUTAGE).await;
     let worker_before = worker(&run.stream).await;
     run.minio.stop();
     let stopped_at = Instant::now();
@@ -391,7 +393,7 @@ async fn a_storage_outage_of_30_seconds_delays_but_never_breaks_the_playlists() 
         })
         .await;
     // The outage itself: its length is what is under test, not a wait for an event.
-    tokio::time::sleep(Duration::from_secs(30).saturating_sub(stopped_at.elapsed())).await;
+    tokio::time::sleep(OUTAGE.saturating_sub(stopped_at.elapsed())).await;
     run.minio.restart().await;
     let restarted_at = Instant::now();
     let (stream, _minio, connections, report, push_ended) = finish(run).await;
@@ -405,7 +407,7 @@ async fn a_storage_outage_of_30_seconds_delays_but_never_breaks_the_playlists() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_kubelet_leaves_the_running_worker_alone() {
     let _serial = SERIAL.lock().await;
-    let run = go_live("fault-kubelet").await;
+    let run = go_live("fault-kubelet", PUSH).await;
     let worker_before = worker(&run.stream).await;
     let restarted_at = Instant::now();
     tokio::task::block_in_place(|| run.stream.cluster.with_cluster(|c| c.restart_kubelet()))

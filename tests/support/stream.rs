@@ -215,7 +215,10 @@ fn watch(base: &str, stop: &AtomicBool) -> WatchReport {
     let mut report = WatchReport::default();
     let mut checked: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     let mut round_number = 0u32;
-    while !stop.load(Ordering::SeqCst) {
+    // A last reading after the stop request: what the caller saw before it asked to stop
+    // (ENDLIST) is in the report.
+    loop {
+        let stopping = stop.load(Ordering::SeqCst);
         round_number += 1;
         let recheck = round_number.is_multiple_of(RECHECK_ROUNDS);
         let round = Instant::now();
@@ -267,12 +270,14 @@ fn watch(base: &str, stop: &AtomicBool) -> WatchReport {
                 });
             }
         }
+        if stopping {
+            return report;
+        }
         let spent = round.elapsed();
         if spent < Duration::from_millis(500) {
             std::thread::sleep(Duration::from_millis(500) - spent);
         }
     }
-    report
 }
 
 /// One segment as the watch saw it.
