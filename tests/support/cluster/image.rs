@@ -32,6 +32,9 @@ pub fn buildah() -> Command {
     cmd
 }
 
+/// The tag that keeps the Dockerfile's runtime stage (the layer cache) in buildah's storage.
+const RUNTIME_CACHE: &str = "localhost/livestream/runtime:cache";
+
 /// The sandbox image's archive, as scripts/testenv.sh left it.
 pub fn pause_archive() -> PathBuf {
     cache_dir().join("images/pause.tar")
@@ -64,14 +67,19 @@ pub fn build_and_load(binary: &Path, work: &Path, containerd: &Containerd) -> Re
     }
 
     let started = Instant::now();
-    let built = run(
-        "buildah build",
-        buildah()
-            .args(["build", "--quiet", "--layers", "--pull=never", "--runtime", "runc", "--network", "host"])
-            .args(["--target", "prebuilt", "--build-arg", "LIVESTREAM_BINARY=livestream", "-t", IMAGE, "-f"])
-            .arg(&dockerfile)
-            .arg(&context),
-    );
+    let build = |target: &str, tag: &str| {
+        run(
+            &format!("buildah build --target {target}"),
+            buildah()
+                .args(["build", "--quiet", "--layers", "--pull=never", "--runtime", "runc", "--network", "host"])
+                .args(["--target", target, "--build-arg", "LIVESTREAM_BINARY=livestream", "-t", tag, "-f"])
+                .arg(&dockerfile)
+                .arg(&context),
+        )
+    };
+    // The runtime stage gets a tag of its own: removing the finished image would otherwise
+    // remove its untagged parents, the layer cache, with it.
+    let built = build("runtime", RUNTIME_CACHE).and_then(|_| build("prebuilt", IMAGE));
     let _ = std::fs::remove_dir_all(&context);
     built.map_err(|e| format!("{e}\n(is the base there? scripts/testenv.sh makes it)"))?;
     eprintln!("cluster: built {IMAGE} in {:?}", started.elapsed());
