@@ -8,8 +8,19 @@
 //! `up` returns once the cluster is ready; the background process holds it until `down`
 //! sends it SIGTERM. Linux, as root.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+/// The parts of the tests' support that the cluster needs (the rest is for test binaries).
+#[allow(dead_code)]
+#[path = "../tests/support"]
+mod support {
+    pub mod cluster;
+    pub mod helm;
+    pub mod kube;
+    pub mod livestream;
+    pub mod media;
+    pub mod minio;
+    pub mod process;
+    pub mod stream;
+}
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};

@@ -94,7 +94,7 @@ impl Drop for SweepOnDrop {
 fn what_a_killed_cluster_leaves_is_removed_when_the_next_one_starts() {
     let ip_forward_before =
         std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").expect("ip_forward").trim().to_string();
-    let options = ClusterOptions { binary: PathBuf::from(env!("CARGO_BIN_EXE_livestream")) };
+    let options = ClusterOptions { binary: support::media::livestream_bin() };
     let cluster = Cluster::start(&options).unwrap_or_else(|e| panic!("start the cluster: {e}"));
     let handle = cluster.handle();
     kubectl_apply(

@@ -139,12 +139,7 @@ impl Cluster {
     pub fn shared() -> &'static ClusterHandle {
         static HANDLE: OnceLock<ClusterHandle> = OnceLock::new();
         HANDLE.get_or_init(|| {
-            // Integration tests know the binary; the example that shares this module
-            // (scripts/cluster) does not, and never calls this.
-            #[allow(clippy::option_env_unwrap)]
-            let binary =
-                option_env!("CARGO_BIN_EXE_livestream").expect("an integration test knows the livestream binary");
-            let options = ClusterOptions { binary: PathBuf::from(binary) };
+            let options = ClusterOptions { binary: super::media::livestream_bin() };
             let cluster = Self::start(&options).unwrap_or_else(|e| panic!("start the cluster: {e}"));
             let handle = cluster.handle();
             *shared_slot() = Some(cluster);
