@@ -13,17 +13,35 @@
 #   etcd, kube-apiserver,                 built from the Kubernetes Go modules as dependencies of
 #   kube-controller-manager, kubectl      a small wrapper module (their replace directives keep
 #                                         `go install` from building them directly)
+#   kubelet, kube-scheduler, kube-proxy   the node: the same wrapper module, the same version
+#   containerd, runc, CNI plugins         Debian packages: the node's container runtime and
+#   (bridge, host-local, portmap),        network, and the tools that build the project's image
+#   buildah, debootstrap, iptables,
+#   nftables, conntrack
+#   pause image                           the pod sandbox image, built from the C source in the
+#                                         Kubernetes module (build/pause), FROM scratch
+#   debian:bookworm-slim                  the Dockerfile's base: `debootstrap --variant=minbase`
+#                                         from Debian's mirror, imported FROM scratch into
+#                                         buildah's storage under the cache (nothing is pulled)
 #   minio                                 its Go module
 #   helm                                  its Go module
+#
+# The node and the images need Linux and root (pods run under runc); elsewhere they are
+# skipped with a message, and the cluster tests fail saying what is missing.
 set -euo pipefail
 
 K8S_VERSION=v1.37.2
 ETCD_VERSION=v3.7.0
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 HELM_VERSION=v4.3.1
+PAUSE_TAG=3.10.2
+DEBIAN_SUITE=bookworm
 
 CACHE=${LIVESTREAM_TESTENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/livestream-testenv}
 BIN="$CACHE/bin"
+# buildah's own storage: the debootstrapped base and the cached layers of the image.
+BUILDAH_ROOT="$CACHE/buildah/root"
+BUILDAH_RUNROOT="$CACHE/buildah/runroot"
 
 if [[ "${1:-}" == "--print" ]]; then
   echo "$BIN"
@@ -56,9 +74,27 @@ build_kube() {
     return
   fi
   log "building etcd $ETCD_VERSION and Kubernetes $K8S_VERSION (first run only; takes a while)"
-  local staging=v0${K8S_VERSION#v1}
   local src="$CACHE/src/kube-$K8S_VERSION"
   rm -rf "$src"
+  write_kube_module "$src"
+  local ldflags
+  ldflags=$(kube_ldflags)
+  (
+    cd "$src"
+    export GOFLAGS=-mod=mod
+    go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" ./etcd
+    for cmd in kube-apiserver kube-controller-manager kubectl; do
+      log "building $cmd"
+      go build -trimpath -ldflags "$ldflags" -o "$BIN/$cmd" "k8s.io/kubernetes/cmd/$cmd"
+    done
+  )
+  stamp kube "$want"
+}
+
+# The wrapper module whose dependencies are the Kubernetes commands and etcd.
+write_kube_module() {
+  local src=$1
+  local staging=v0${K8S_VERSION#v1}
   mkdir -p "$src/etcd"
   # The Kubernetes module replaces its staging modules with local paths; a consumer
   # module must point them at the published versions instead.
@@ -92,21 +128,16 @@ import (
 
 func main() { etcdmain.Main(os.Args) }
 GO
+}
+
+# The version the Kubernetes commands report, as a release build sets it.
+kube_ldflags() {
   local minor=${K8S_VERSION#v1.}
   minor=${minor%%.*}
   local pkg=k8s.io/component-base/version
   local ldflags="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-  (
-    cd "$src"
-    export GOFLAGS=-mod=mod
-    go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" ./etcd
-    for cmd in kube-apiserver kube-controller-manager kubectl; do
-      log "building $cmd"
-      go build -trimpath -ldflags "$ldflags" -o "$BIN/$cmd" "k8s.io/kubernetes/cmd/$cmd"
-    done
-  )
-  stamp kube "$want"
+  echo "$ldflags"
 }
 
 build_minio() {
@@ -191,6 +222,114 @@ install_player_modules() {
 }
 # --- end of the player tests ---------------------------------------------------------------
 
+# The node runs pods with runc in network namespaces and cgroups: Linux, root, Debian's apt.
+node_supported() {
+  [[ "$(uname -s)" == Linux && $(id -u) -eq 0 ]] && command -v apt-get >/dev/null
+}
+
+install_node_packages() {
+  if command -v containerd >/dev/null && command -v runc >/dev/null && command -v buildah >/dev/null &&
+    command -v debootstrap >/dev/null && command -v nft >/dev/null && command -v iptables-save >/dev/null &&
+    command -v conntrack >/dev/null && command -v gcc >/dev/null && [[ -x /usr/lib/cni/bridge ]]; then
+    return
+  fi
+  log "installing containerd, runc, the CNI plugins, buildah and debootstrap from Debian"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o=Dpkg::Use-Pty=0 --no-install-recommends \
+    containerd runc containernetworking-plugins buildah debootstrap iptables nftables conntrack \
+    iproute2 mount util-linux gcc libc6-dev >/dev/null
+}
+
+build_node() {
+  if fresh node "$K8S_VERSION" && [[ -x "$BIN/kubelet" && -x "$BIN/kube-scheduler" && -x "$BIN/kube-proxy" ]]; then
+    return
+  fi
+  local src="$CACHE/src/kube-$K8S_VERSION"
+  [[ -f "$src/go.mod" ]] || write_kube_module "$src"
+  local ldflags
+  ldflags=$(kube_ldflags)
+  (
+    cd "$src"
+    export GOFLAGS=-mod=mod
+    for cmd in kubelet kube-scheduler kube-proxy; do
+      log "building $cmd"
+      go build -trimpath -ldflags "$ldflags" -o "$BIN/$cmd" "k8s.io/kubernetes/cmd/$cmd"
+    done
+  )
+  stamp node "$K8S_VERSION"
+}
+
+# buildah on its own storage under the cache, never the machine's /var/lib/containers.
+buildah_() {
+  buildah --root "$BUILDAH_ROOT" --runroot "$BUILDAH_RUNROOT" --storage-driver overlay "$@"
+}
+
+# The pod sandbox image, kept as a small docker-archive that each test cluster imports.
+build_pause_image() {
+  local archive="$CACHE/images/pause.tar"
+  if fresh pause "$K8S_VERSION $PAUSE_TAG" && [[ -f "$archive" ]]; then
+    return
+  fi
+  log "building the pause image from Kubernetes $K8S_VERSION"
+  local src="$CACHE/src/kube-$K8S_VERSION"
+  [[ -f "$src/go.mod" ]] || write_kube_module "$src"
+  local module
+  module=$(cd "$src" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$K8S_VERSION" |
+    sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  local ctx
+  ctx=$(mktemp -d)
+  gcc -Os -Wall -Werror -static -DVERSION="v$PAUSE_TAG" -o "$ctx/pause" "$module/build/pause/linux/pause.c"
+  printf '%s\n' 'FROM scratch' 'COPY pause /pause' 'USER 65535:65535' 'ENTRYPOINT ["/pause"]' >"$ctx/Containerfile"
+  local image="localhost/livestream/pause:$PAUSE_TAG"
+  mkdir -p "$CACHE/images"
+  rm -f "$archive"
+  buildah_ build --quiet --pull=never --runtime runc --layers=false -t "$image" -f "$ctx/Containerfile" "$ctx" >/dev/null
+  buildah_ push --quiet "$image" "docker-archive:$archive:$image" >/dev/null
+  buildah_ rmi "$image" >/dev/null
+  rm -rf "$ctx"
+  stamp pause "$K8S_VERSION $PAUSE_TAG"
+}
+
+# The Dockerfile's base, made here: no image registry is reachable.
+build_debian_base() {
+  local mirror
+  mirror=$(debian_mirror)
+  local image=docker.io/library/debian:$DEBIAN_SUITE-slim
+  local want="$DEBIAN_SUITE minbase $mirror"
+  if fresh debian-base "$want" && buildah_ inspect --type image "$image" >/dev/null 2>&1; then
+    return
+  fi
+  log "making $image with debootstrap from $mirror"
+  local work="$CACHE/images/debootstrap"
+  rm -rf "$work"
+  mkdir -p "$work"
+  if ! debootstrap --variant=minbase "$DEBIAN_SUITE" "$work/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1; then
+    tail -n 20 "$work/debootstrap.log" >&2
+    exit 1
+  fi
+  rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb "$work/rootfs/var/lib/apt/lists/"*
+  tar -C "$work/rootfs" --numeric-owner -cf "$work/rootfs.tar" .
+  rm -rf "$work/rootfs"
+  local container
+  container=$(buildah_ from --pull=never scratch)
+  buildah_ add "$container" "$work/rootfs.tar" / >/dev/null
+  buildah_ config --cmd /bin/bash \
+    --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$container"
+  buildah_ commit --quiet --rm "$container" "$image" >/dev/null
+  rm -rf "$work"
+  stamp debian-base "$want"
+}
+
+# The Debian mirror this machine's apt uses (deb822 or one-line sources).
+debian_mirror() {
+  local uri
+  uri=$(grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' |
+    grep -v security | head -n 1 || true)
+  [[ -n "$uri" ]] || uri=$(grep -hE '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}' |
+    grep -v security | head -n 1 || true)
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+
 command -v go >/dev/null || { log "Go is required to build the test components"; exit 1; }
 install_ffmpeg
 install_chromium
@@ -199,6 +338,14 @@ install_player_modules
 build_kube
 build_minio
 build_helm
+if node_supported; then
+  install_node_packages
+  build_node
+  build_pause_image
+  build_debian_base
+else
+  log "not Linux as root with apt: skipping the node and the images; the cluster tests will fail"
+fi
 ln -sf "$(command -v ffmpeg)" "$BIN/ffmpeg"
 ln -sf "$(command -v ffprobe)" "$BIN/ffprobe"
 log "ready: $BIN"

@@ -1,22 +1,18 @@
 //! The operator against a real kube-apiserver: children with owner references, status
-//! and conditions, live state read from a stand-in worker, updates, suspend, invalid
-//! references, deletion with storage cleanup, no writes for an unchanged stream, and
-//! leader election between two replicas.
+//! and conditions, updates, suspend, invalid references, deletion with storage cleanup,
+//! no writes for an unchanged stream, and leader election between two replicas.
 //!
-//! Without a container runtime, the worker is a stand-in: a Pod object whose status the
-//! test sets (Running, with a loopback pod IP) and a small HTTP server on that IP that
-//! answers `/status` with a report the test controls; the Deployment's status is set the
-//! way kube-controller-manager would.
+//! No worker runs here: the stream's life with a running worker (Idle, Live, Ended, the
+//! events) is tested on a real node, in `cluster_operator`.
 
 mod support;
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -27,7 +23,6 @@ use livestream::controller::{
     CleanupError, Metrics, OperatorConfig, PrefixCleaner, RunSettings, StorageTarget, run_controller,
 };
 use livestream::telemetry::Health;
-use livestream::worker::status::{StreamPhase, WorkerStatus};
 use serde_json::json;
 use support::kube::KubeEnv;
 use tokio::sync::oneshot;
@@ -182,73 +177,6 @@ async fn event_with_reason(client: &Client, ns: &str, reason: &str) -> Event {
     .await
 }
 
-/// A stand-in worker: answers `/status` on IP:8080 with the report in `report`.
-struct StandIn {
-    report: Arc<Mutex<WorkerStatus>>,
-    _server: tokio::task::JoinHandle<()>,
-}
-
-impl StandIn {
-    async fn start(ip: IpAddr) -> Self {
-        let report = Arc::new(Mutex::new(WorkerStatus::idle()));
-        let shared = report.clone();
-        let app = axum::Router::new()
-            .route("/healthz", axum::routing::get(|| async { "ok" }))
-            .route("/readyz", axum::routing::get(|| async { "ok" }))
-            .route(
-                "/status",
-                axum::routing::get(move || {
-                    let body = serde_json::to_string(&*shared.lock().unwrap()).unwrap();
-                    async move { ([("content-type", "application/json")], body) }
-                }),
-            );
-        let listener = tokio::net::TcpListener::bind(SocketAddr::new(ip, 8080)).await.expect("bind stand-in worker");
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { report, _server: server }
-    }
-
-    fn set(&self, phase: StreamPhase) {
-        let mut report = self.report.lock().unwrap();
-        report.phase = phase;
-        report.ingest_bitrate_kbps = (phase == StreamPhase::Live).then_some(2500);
-    }
-}
-
-/// Makes the worker "run": a Running pod with `ip`, and an available Deployment.
-async fn run_worker(client: &Client, ns: &str, name: &str, ip: IpAddr) {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": format!("{name}-worker-0"), "labels": {
-            "app.kubernetes.io/name": "livestream",
-            "app.kubernetes.io/instance": name,
-            "app.kubernetes.io/component": "worker",
-        }},
-        "spec": {"nodeName": "local", "containers": [{"name": "worker", "image": "livestream:test"}]},
-    }))
-    .unwrap();
-    pods.create(&PostParams::default(), &pod).await.expect("create worker pod");
-    let status = json!({"status": {"phase": "Running", "podIP": ip.to_string(), "podIPs": [{"ip": ip.to_string()}], "hostIP": "127.0.0.1"}});
-    pods.patch_status(&format!("{name}-worker-0"), &PatchParams::default(), &Patch::Merge(&status))
-        .await
-        .expect("pod status");
-    set_available(client, ns, name, 1).await;
-}
-
-async fn set_available(client: &Client, ns: &str, name: &str, replicas: i32) {
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    let d = deployments.get(&format!("{name}-worker")).await.expect("worker deployment");
-    let status = json!({"status": {
-        "observedGeneration": d.metadata.generation,
-        "replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas, "updatedReplicas": replicas,
-    }});
-    deployments
-        .patch_status(&format!("{name}-worker"), &PatchParams::default(), &Patch::Merge(&status))
-        .await
-        .expect("deployment status");
-}
-
 async fn children_exist(client: &Client, ns: &str, name: &str) -> (ConfigMap, Deployment, Service, Secret) {
     eventually("the children", Duration::from_secs(30), || async {
         let cm = Api::<ConfigMap>::namespaced(client.clone(), ns).get_opt(&format!("{name}-worker")).await.ok()??;
@@ -266,7 +194,7 @@ fn checksum(d: &Deployment) -> String {
 }
 
 #[tokio::test]
-async fn create_builds_owned_children_and_follows_the_worker_to_live_and_ended() {
+async fn create_builds_owned_children_and_reports_pending_until_a_worker_runs() {
     let ns = "ctl-create";
     let client = setup(ns).await;
     let _operator = Operator::start(&client, ns, Arc::default(), None, "solo");
@@ -301,35 +229,6 @@ async fn create_builds_owned_children_and_follows_the_worker_to_live_and_ended()
         "{:?}",
         status.ingest_url
     );
-
-    let ip: IpAddr = "127.0.0.41".parse().unwrap();
-    let worker = StandIn::start(ip).await;
-    run_worker(&client, ns, "demo", ip).await;
-    let idle = stream_where(&client, ns, "demo", "Idle and Ready", |s| {
-        phase(s) == Some(Phase::Idle) && condition(s, "Ready").is_some_and(|c| c.0 == "True")
-    })
-    .await;
-    let node_port =
-        Api::<Service>::namespaced(client.clone(), ns).get("demo-ingest").await.unwrap().spec.unwrap().ports.unwrap()
-            [0]
-        .node_port
-        .unwrap();
-    assert_eq!(
-        idle.status.unwrap().ingest_url,
-        Some(format!("rtmp://127.0.0.1:{node_port}/live")),
-        "node port with the node's address"
-    );
-
-    worker.set(StreamPhase::Live);
-    let live = stream_where(&client, ns, "demo", "Live", |s| phase(s) == Some(Phase::Live)).await;
-    assert_eq!(condition(&live, "Live"), Some(("True".into(), "Publishing".into())));
-    assert_eq!(live.status.unwrap().live.unwrap().ingest_bitrate_kbps, Some(2500));
-    event_with_reason(&client, ns, "PublishStarted").await;
-
-    worker.set(StreamPhase::Ended);
-    let ended = stream_where(&client, ns, "demo", "Ended", |s| phase(s) == Some(Phase::Ended)).await;
-    assert_eq!(condition(&ended, "Live"), Some(("False".into(), "StreamEnded".into())));
-    event_with_reason(&client, ns, "PublishStopped").await;
 }
 
 #[tokio::test]

@@ -31,9 +31,11 @@ fn helm_runs() {
 
 #[tokio::test]
 async fn controller_manager_reconciles_deployments_and_collects_garbage() {
-    let env = tokio::task::spawn_blocking(|| KubeEnv::start(KubeEnvOptions { controller_manager: true }))
-        .await
-        .expect("start control plane");
+    let env = tokio::task::spawn_blocking(|| {
+        KubeEnv::start(KubeEnvOptions { controller_manager: true, ..KubeEnvOptions::default() })
+    })
+    .await
+    .expect("start control plane");
     let client = env.client().await;
     let ns = "kcm";
     let namespaces: Api<Namespace> = Api::all(client.clone());

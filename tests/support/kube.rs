@@ -1,7 +1,10 @@
 //! A real Kubernetes control plane for tests: etcd and kube-apiserver (and, on request,
 //! kube-controller-manager) on free loopback ports, with generated certificates and an
-//! admin kubeconfig, as controller-runtime's envtest provides.
+//! admin kubeconfig, as controller-runtime's envtest provides. For a cluster with a node
+//! (`support::cluster`), the API server also serves the node's address, so that pods reach
+//! it through the `kubernetes` Service, and authorizes the kubelet as a node.
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
@@ -20,9 +23,11 @@ pub struct KubeEnv {
     // Field order is drop order: the controller manager and API server stop before etcd.
     controller_manager: Option<ManagedProcess>,
     apiserver: ManagedProcess,
+    apiserver_cmd: Vec<String>,
     _etcd: ManagedProcess,
     kubeconfig: PathBuf,
     server: String,
+    pki: Pki,
     dir: tempfile::TempDir,
 }
 
@@ -32,14 +37,35 @@ pub struct KubeEnvOptions {
     /// Also run kube-controller-manager (Deployments, ReplicaSets, garbage collection,
     /// service account tokens).
     pub controller_manager: bool,
+    /// Serve a node: listen on its address too, and issue its credentials.
+    pub node: Option<NodeAccess>,
 }
+
+/// The node that a cluster's API server serves.
+#[derive(Clone, Copy, Debug)]
+pub struct NodeAccess {
+    /// The node's name (the kubelet's client certificate is `system:node:NAME`).
+    pub name: &'static str,
+    /// The node's address: pods reach the API server there, behind the `kubernetes`
+    /// Service's ClusterIP.
+    pub ip: Ipv4Addr,
+}
+
+/// The ClusterIP range of Services, and the `kubernetes` Service's address in it.
+pub const SERVICE_CIDR: &str = "10.96.0.0/16";
+const KUBERNETES_SERVICE_IP: &str = "10.96.0.1";
 
 impl KubeEnv {
     /// Starts a fresh control plane and waits until the API server is ready.
     pub fn start(options: KubeEnvOptions) -> Self {
         let dir = tempfile::Builder::new().prefix("livestream-kube-").tempdir().expect("temp dir");
+        Self::start_in(dir, options)
+    }
+
+    /// Starts a fresh control plane with its files in `dir`, which it removes when dropped.
+    pub fn start_in(dir: tempfile::TempDir, options: KubeEnvOptions) -> Self {
         let root = dir.path();
-        let pki = Pki::write(root);
+        let pki = Pki::write(root, options.node);
 
         let etcd_port = free_port();
         let etcd_peer_port = free_port();
@@ -63,38 +89,81 @@ impl KubeEnv {
 
         let port = free_port();
         let server = format!("https://127.0.0.1:{port}");
-        let mut apiserver_cmd = Command::new(testenv_bin("kube-apiserver"));
-        apiserver_cmd.args([
-            &format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
-            "--endpoint-reconciler-type=none",
-            &format!("--secure-port={port}"),
-            &format!("--cert-dir={}", root.join("apiserver-certs").display()),
-            &format!("--tls-cert-file={}", pki.server_cert.display()),
-            &format!("--tls-private-key-file={}", pki.server_key.display()),
-            &format!("--client-ca-file={}", pki.ca_cert.display()),
-            &format!("--service-account-key-file={}", pki.sa_pub.display()),
-            &format!("--service-account-signing-key-file={}", pki.sa_key.display()),
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            "--service-cluster-ip-range=10.96.0.0/16",
-            "--authorization-mode=RBAC",
-            "--allow-privileged=true",
-            "--enable-priority-and-fairness=false",
-            "--profiling=false",
-            "--v=0",
+        let mut apiserver_cmd =
+            vec![format!("--etcd-servers=http://127.0.0.1:{etcd_port}"), format!("--secure-port={port}")];
+        match options.node {
+            // The `kubernetes` Service's endpoint is the node's address, where pods reach it.
+            Some(node) => apiserver_cmd.extend([
+                "--bind-address=0.0.0.0".to_string(),
+                format!("--advertise-address={}", node.ip),
+                "--endpoint-reconciler-type=lease".into(),
+                "--authorization-mode=Node,RBAC".into(),
+                "--enable-admission-plugins=NodeRestriction".into(),
+                format!("--kubelet-client-certificate={}", pki.admin_cert.display()),
+                format!("--kubelet-client-key={}", pki.admin_key.display()),
+                "--kubelet-preferred-address-types=InternalIP".into(),
+            ]),
+            None => apiserver_cmd.extend([
+                "--bind-address=127.0.0.1".to_string(),
+                "--advertise-address=127.0.0.1".into(),
+                "--endpoint-reconciler-type=none".into(),
+                "--authorization-mode=RBAC".into(),
+            ]),
+        }
+        apiserver_cmd.extend([
+            format!("--cert-dir={}", root.join("apiserver-certs").display()),
+            format!("--tls-cert-file={}", pki.server_cert.display()),
+            format!("--tls-private-key-file={}", pki.server_key.display()),
+            format!("--client-ca-file={}", pki.ca_cert.display()),
+            format!("--service-account-key-file={}", pki.sa_pub.display()),
+            format!("--service-account-signing-key-file={}", pki.sa_key.display()),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+            "--allow-privileged=true".into(),
+            "--enable-priority-and-fairness=false".into(),
+            "--profiling=false".into(),
+            "--v=0".into(),
         ]);
-        let apiserver = ManagedProcess::spawn("kube-apiserver", apiserver_cmd, &root.join("kube-apiserver.log"));
+        let apiserver = spawn_apiserver(&apiserver_cmd, root);
 
         let kubeconfig = root.join("admin.kubeconfig");
         std::fs::write(&kubeconfig, pki.kubeconfig(&server)).expect("write kubeconfig");
 
-        let mut env = Self { controller_manager: None, apiserver, _etcd: etcd, kubeconfig, server, dir };
+        let mut env =
+            Self { controller_manager: None, apiserver, apiserver_cmd, _etcd: etcd, kubeconfig, server, pki, dir };
         env.wait_ready();
         if options.controller_manager {
-            env.start_controller_manager(&pki);
+            env.start_controller_manager(options.node.is_some());
         }
         env
+    }
+
+    /// Stops the API server (SIGTERM, as a rolling restart does) and starts it again on the
+    /// same port and data; returns once it is ready.
+    pub fn restart_apiserver(&mut self) {
+        self.apiserver.terminate(Duration::from_secs(20));
+        self.apiserver = spawn_apiserver(&self.apiserver_cmd, self.dir.path());
+        self.wait_ready();
+    }
+
+    /// The cluster CA's certificate, which signed every server and client certificate.
+    pub fn ca_cert(&self) -> &Path {
+        &self.pki.ca_cert
+    }
+
+    /// A kubeconfig for this API server with the node's client certificate (for the
+    /// kubelet), when the environment serves a node.
+    pub fn node_kubeconfig(&self) -> Option<PathBuf> {
+        let node = self.pki.node.as_ref()?;
+        let path = self.dir().join("node.kubeconfig");
+        std::fs::write(&path, kubeconfig_text(&self.server, &self.pki.ca_cert, &node.client_cert, &node.client_key))
+            .expect("write the node's kubeconfig");
+        Some(path)
+    }
+
+    /// The kubelet's serving certificate and key, when the environment serves a node.
+    pub fn node_serving_cert(&self) -> Option<(&Path, &Path)> {
+        self.pki.node.as_ref().map(|n| (n.serving_cert.as_path(), n.serving_key.as_path()))
     }
 
     /// One control plane shared by every test of a test binary, stopped and removed when
@@ -160,20 +229,26 @@ impl KubeEnv {
         });
     }
 
-    fn start_controller_manager(&mut self, pki: &Pki) {
+    fn start_controller_manager(&mut self, with_node: bool) {
+        // With a node, its lifecycle (taints from conditions, eviction) is the real one.
+        let controllers = if with_node {
+            "--controllers=*,-nodeipam,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ttl,-bootstrapsigner,-tokencleaner"
+        } else {
+            "--controllers=*,-nodeipam,-nodelifecycle,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ttl,-bootstrapsigner,-tokencleaner"
+        };
         let mut cmd = Command::new(testenv_bin("kube-controller-manager"));
         cmd.args([
             &format!("--kubeconfig={}", self.kubeconfig.display()),
             &format!("--authentication-kubeconfig={}", self.kubeconfig.display()),
             &format!("--authorization-kubeconfig={}", self.kubeconfig.display()),
-            &format!("--service-account-private-key-file={}", pki.sa_key.display()),
-            &format!("--root-ca-file={}", pki.ca_cert.display()),
+            &format!("--service-account-private-key-file={}", self.pki.sa_key.display()),
+            &format!("--root-ca-file={}", self.pki.ca_cert.display()),
             "--bind-address=127.0.0.1",
             &format!("--secure-port={}", free_port()),
             &format!("--cert-dir={}", self.dir().join("kcm-certs").display()),
             "--leader-elect=false",
             "--use-service-account-credentials=false",
-            "--controllers=*,-nodeipam,-nodelifecycle,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ttl,-bootstrapsigner,-tokencleaner",
+            controllers,
             "--concurrent-deployment-syncs=5",
             "--concurrent-gc-syncs=5",
             "--v=0",
@@ -244,6 +319,12 @@ impl KubeHandle {
     }
 }
 
+fn spawn_apiserver(args: &[String], root: &Path) -> ManagedProcess {
+    let mut cmd = Command::new(testenv_bin("kube-apiserver"));
+    cmd.args(args);
+    ManagedProcess::spawn("kube-apiserver", cmd, &root.join("kube-apiserver.log"))
+}
+
 /// The certificates and keys of one environment.
 struct Pki {
     ca_cert: PathBuf,
@@ -253,10 +334,20 @@ struct Pki {
     admin_key: PathBuf,
     sa_key: PathBuf,
     sa_pub: PathBuf,
+    node: Option<NodePki>,
+}
+
+/// The kubelet's client certificate (user `system:node:NAME` in group `system:nodes`, as
+/// the Node authorizer expects) and its serving certificate.
+struct NodePki {
+    client_cert: PathBuf,
+    client_key: PathBuf,
+    serving_cert: PathBuf,
+    serving_key: PathBuf,
 }
 
 impl Pki {
-    fn write(root: &Path) -> Self {
+    fn write(root: &Path, node: Option<NodeAccess>) -> Self {
         let dir = root.join("pki");
         std::fs::create_dir_all(&dir).expect("pki dir");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
@@ -267,12 +358,17 @@ impl Pki {
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key")).expect("CA cert");
 
         let server_key = KeyPair::generate().expect("server key");
-        let mut server_params = CertificateParams::new(vec![
+        let mut names = vec![
             "localhost".to_string(),
             "127.0.0.1".to_string(),
+            "kubernetes".to_string(),
+            "kubernetes.default".to_string(),
             "kubernetes.default.svc".to_string(),
-        ])
-        .expect("server params");
+            "kubernetes.default.svc.cluster.local".to_string(),
+            KUBERNETES_SERVICE_IP.to_string(),
+        ];
+        names.extend(node.map(|n| n.ip.to_string()));
+        let mut server_params = CertificateParams::new(names).expect("server params");
         server_params.distinguished_name.push(DnType::CommonName, "kube-apiserver");
         let server_cert = server_params.signed_by(&server_key, &ca).expect("server cert");
 
@@ -289,6 +385,24 @@ impl Pki {
             std::fs::write(&path, pem).expect("write pki file");
             path
         };
+        let node = node.map(|node| {
+            let client_key = KeyPair::generate().expect("node client key");
+            let mut params = CertificateParams::new(Vec::<String>::new()).expect("node client params");
+            params.distinguished_name.push(DnType::CommonName, format!("system:node:{}", node.name));
+            params.distinguished_name.push(DnType::OrganizationName, "system:nodes");
+            let client_cert = params.signed_by(&client_key, &ca).expect("node client cert");
+            let serving_key = KeyPair::generate().expect("node serving key");
+            let mut params =
+                CertificateParams::new(vec![node.name.to_string(), node.ip.to_string()]).expect("node serving params");
+            params.distinguished_name.push(DnType::CommonName, node.name);
+            let serving_cert = params.signed_by(&serving_key, &ca).expect("node serving cert");
+            NodePki {
+                client_cert: write("node.crt", client_cert.pem()),
+                client_key: write("node.key", client_key.serialize_pem()),
+                serving_cert: write("node-serving.crt", serving_cert.pem()),
+                serving_key: write("node-serving.key", serving_key.serialize_pem()),
+            }
+        });
         Self {
             ca_cert: write("ca.crt", ca.pem()),
             server_cert: write("apiserver.crt", server_cert.pem()),
@@ -297,12 +411,19 @@ impl Pki {
             admin_key: write("admin.key", admin_key.serialize_pem()),
             sa_key: write("sa.key", sa_key.serialize_pem()),
             sa_pub: write("sa.pub", sa_key.public_key_pem()),
+            node,
         }
     }
 
     fn kubeconfig(&self, server: &str) -> String {
-        format!(
-            "apiVersion: v1
+        kubeconfig_text(server, &self.ca_cert, &self.admin_cert, &self.admin_key)
+    }
+}
+
+/// A kubeconfig for `server` with a client certificate.
+fn kubeconfig_text(server: &str, ca: &Path, cert: &Path, key: &Path) -> String {
+    format!(
+        "apiVersion: v1
 kind: Config
 clusters:
 - name: test
@@ -322,9 +443,8 @@ contexts:
     namespace: default
 current-context: test
 ",
-            ca = self.ca_cert.display(),
-            cert = self.admin_cert.display(),
-            key = self.admin_key.display(),
-        )
-    }
+        ca = ca.display(),
+        cert = cert.display(),
+        key = key.display(),
+    )
 }

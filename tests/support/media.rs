@@ -16,9 +16,12 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// The `livestream` binary under test: cargo's, or `LIVESTREAM_BIN` (a copy of one build,
 /// where worktrees share a target directory and overwrite each other's `target/debug/livestream`).
 pub fn livestream_bin() -> PathBuf {
-    std::env::var_os("LIVESTREAM_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_livestream")))
+    // Integration tests know the binary; the example that shares this module does not.
+    #[allow(clippy::option_env_unwrap)]
+    let built = || {
+        PathBuf::from(option_env!("CARGO_BIN_EXE_livestream").expect("an integration test knows the livestream binary"))
+    };
+    std::env::var_os("LIVESTREAM_BIN").map(PathBuf::from).unwrap_or_else(built)
 }
 
 /// A running `livestream serve`.

@@ -3,6 +3,7 @@
 //! the same data and port to simulate outages, and killed and removed when dropped.
 #![allow(dead_code)]
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -21,6 +22,7 @@ pub struct MinioServer {
     process: Option<ManagedProcess>,
     binary: PathBuf,
     dir: tempfile::TempDir,
+    host: Ipv4Addr,
     api_port: u16,
     console_port: u16,
     access_key: String,
@@ -30,6 +32,12 @@ pub struct MinioServer {
 impl MinioServer {
     /// Starts MinIO on free loopback ports and waits until it serves requests.
     pub async fn start() -> Self {
+        Self::start_on(Ipv4Addr::LOCALHOST).await
+    }
+
+    /// Starts MinIO on `host` (a cluster node's address, which its pods reach) and free
+    /// ports, and waits until it serves requests.
+    pub async fn start_on(host: Ipv4Addr) -> Self {
         let binary = testenv_bin("minio");
         let dir = tempfile::Builder::new().prefix("minio-").tempdir().expect("create a MinIO directory");
         std::fs::create_dir_all(dir.path().join("data")).expect("create the MinIO data directory");
@@ -38,6 +46,7 @@ impl MinioServer {
             process: None,
             binary,
             dir,
+            host,
             api_port: free_port(),
             console_port: free_port(),
             access_key: "livestream-test".to_string(),
@@ -47,9 +56,9 @@ impl MinioServer {
         server
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://HOST:PORT`.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.api_port)
+        format!("http://{}:{}", self.host, self.api_port)
     }
 
     pub fn access_key(&self) -> &str {
@@ -119,9 +128,9 @@ impl MinioServer {
             .arg("--quiet")
             .arg("--anonymous")
             .arg("--address")
-            .arg(format!("127.0.0.1:{}", self.api_port))
+            .arg(format!("{}:{}", self.host, self.api_port))
             .arg("--console-address")
-            .arg(format!("127.0.0.1:{}", self.console_port))
+            .arg(format!("{}:{}", self.host, self.console_port))
             .arg("--certs-dir")
             .arg(self.dir.path().join("certs"))
             .arg(self.dir.path().join("data"))
@@ -145,7 +154,7 @@ impl MinioServer {
             if let Some(process) = self.process.as_mut() {
                 process.assert_running();
             }
-            if let Some(head) = http_head_of(self.api_port, "/minio/health/live").await
+            if let Some(head) = http_head_of(self.host, self.api_port, "/minio/health/live").await
                 && head.starts_with("HTTP/1.1 200")
                 && !head.to_ascii_lowercase().contains("x-minio-server-status: offline")
             {
@@ -162,10 +171,10 @@ impl MinioServer {
 }
 
 /// The status line and headers of a GET to `path` on 127.0.0.1:`port`, if it answers.
-async fn http_head_of(port: u16, path: &str) -> Option<String> {
+async fn http_head_of(host: Ipv4Addr, port: u16, path: &str) -> Option<String> {
     let exchange = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        let mut stream = TcpStream::connect((host, port)).await.ok()?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.ok()?;
         let mut response = Vec::new();
         stream.take(64 * 1024).read_to_end(&mut response).await.ok()?;

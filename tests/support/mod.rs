@@ -2,10 +2,13 @@
 #![allow(dead_code)]
 
 pub mod cdn;
+pub mod cluster;
+pub mod helm;
 pub mod kube;
-pub mod local_node;
+pub mod livestream;
 pub mod media;
 pub mod minio;
 pub mod peer;
 pub mod player;
 pub mod process;
+pub mod stream;

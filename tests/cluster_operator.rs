@@ -1,0 +1,492 @@
+//! The product on a real single-node cluster (`support::cluster`): the node runs the
+//! project's image as users build it; the Helm chart installs, upgrades and uninstalls the
+//! operator, which runs as pods with the chart's rights only; and a LiveStream applied with
+//! kubectl goes live through the operator, the worker pod, the ingest NodePort and MinIO,
+//! ends, and is cleaned from storage on delete.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Pod, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Client, ResourceExt};
+use livestream::api::{LiveStream, Phase};
+use livestream::storage::Store;
+use support::cluster::{Cluster, ClusterHandle, IMAGE, NODE_NAME};
+use support::helm;
+use support::livestream::{
+    StreamRef, StreamSpec, condition_is_true, create_namespace_with_credentials, exec, jsonpath, phase, pod_ready,
+    stream_yaml,
+};
+use support::media::decode_errors;
+use support::minio::MinioServer;
+use support::process::wait_for;
+use support::stream::{
+    Encoder, PlaylistWatch, history, kubectl_apply, kubectl_output, redacted_log, variants, wait_until_reachable,
+};
+
+fn cluster() -> &'static ClusterHandle {
+    tokio::task::block_in_place(Cluster::shared)
+}
+
+/// The release whose install brings the CRD (the chart's, with its keep policy): the
+/// lifecycle test's. The CRD belongs to one release; the other releases of this binary
+/// install without it (`crds.install=false`) once it is there.
+const CRD_RELEASE: (&str, &str, &str) = ("lifecycle", "lifecycle-ops", "lifecycle-media");
+
+/// Installs the CRD's release once, whichever test comes first; its helm home lives in
+/// the cluster's run directory.
+async fn install_crd_release() -> Duration {
+    static INSTALLED: tokio::sync::OnceCell<Duration> = tokio::sync::OnceCell::const_new();
+    *INSTALLED
+        .get_or_init(|| async {
+            let cluster = cluster();
+            let (release, ns, media) = CRD_RELEASE;
+            // The chart grants its rights in the watched namespace, which must exist.
+            kubectl_apply(cluster.kubectl(), &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {media}\n"));
+            let started = Instant::now();
+            let home = cluster.dir.join("helm-lifecycle");
+            let values = [format!("watchNamespace={media}")];
+            tokio::task::block_in_place(|| {
+                helm::install_operator(cluster.kube.kubeconfig(), &home, release, ns, &[&values[0]])
+            })
+            .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs_tail()));
+            started.elapsed()
+        })
+        .await
+}
+
+/// A pod of the image behind a NodePort Service: scheduled by kube-scheduler, started by
+/// containerd and runc as the image's non-root user on a read-only root filesystem, probed
+/// by the kubelet, and reached through kube-proxy on its ClusterIP and on the node's port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_runs_the_image_behind_a_service() {
+    let cluster = cluster();
+    let ns = "node-basics";
+    kubectl_apply(cluster.kubectl(), &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"));
+    cluster.wait_default_service_account(ns);
+    kubectl_apply(
+        cluster.kubectl(),
+        &format!(
+            r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: serve, namespace: {ns}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: serve}}}}
+  template:
+    metadata: {{labels: {{app: serve}}}}
+    spec:
+      securityContext: {{runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532}}
+      containers:
+        - name: serve
+          image: {IMAGE}
+          imagePullPolicy: IfNotPresent
+          args: [serve, --http-addr=0.0.0.0:8080, --rtmp-addr=0.0.0.0:1935, --data-dir=/data, --scratch-dir=/scratch]
+          ports: [{{name: http, containerPort: 8080}}]
+          readinessProbe: {{httpGet: {{path: /readyz, port: http}}, periodSeconds: 1}}
+          securityContext: {{readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}
+          volumeMounts: [{{name: data, mountPath: /data}}, {{name: scratch, mountPath: /scratch}}]
+      volumes: [{{name: data, emptyDir: {{}}}}, {{name: scratch, emptyDir: {{}}}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: serve, namespace: {ns}}}
+spec:
+  type: NodePort
+  selector: {{app: serve}}
+  ports: [{{name: http, port: 8080, targetPort: http}}]
+"#
+        ),
+    );
+    let started = Instant::now();
+    let wait = cluster
+        .kubectl()
+        .args(["wait", "-n", ns, "--for=condition=Ready", "pod", "-l", "app=serve", "--timeout=90s"])
+        .output()
+        .expect("kubectl wait");
+    assert!(
+        wait.status.success(),
+        "the pod did not turn Ready: {}\n{}\n{}",
+        String::from_utf8_lossy(&wait.stderr),
+        kubectl_output({
+            let mut c = cluster.kubectl();
+            c.args(["describe", "pods", "-n", ns]);
+            c
+        }),
+        cluster.logs_tail()
+    );
+    eprintln!("node: pod Ready {:.1}s after the Deployment", started.elapsed().as_secs_f64());
+
+    let pod = jsonpath(cluster, &["pods", "-n", ns, "-l", "app=serve"], "{.items[0].metadata.name}");
+    let node = jsonpath(cluster, &["pod", "-n", ns, &pod], "{.spec.nodeName}");
+    assert_eq!(node, NODE_NAME, "kube-scheduler placed the pod on the node");
+    let image = jsonpath(cluster, &["pod", "-n", ns, &pod], "{.status.containerStatuses[0].image}");
+    assert_eq!(image, IMAGE, "the pod runs the image loaded into containerd");
+    let (ok, id) = exec(cluster, ns, &pod, &["id"]);
+    assert!(ok && id.contains("uid=65532") && id.contains("gid=65532"), "runs as the image's user: {id}");
+    let (ok, touch) = exec(cluster, ns, &pod, &["sh", "-c", "touch /usr/local/bin/probe"]);
+    assert!(!ok && touch.contains("Read-only file system"), "the root filesystem is read-only: {touch}");
+    let (ok, ffmpeg) = exec(cluster, ns, &pod, &["ffmpeg", "-hide_banner", "-version"]);
+    assert!(ok && ffmpeg.starts_with("ffmpeg version"), "the image carries ffmpeg: {ffmpeg}");
+
+    let cluster_ip = jsonpath(cluster, &["service", "-n", ns, "serve"], "{.spec.clusterIP}");
+    let node_port = jsonpath(cluster, &["service", "-n", ns, "serve"], "{.spec.ports[0].nodePort}");
+    for url in [format!("http://{cluster_ip}:8080/healthz"), format!("http://{}:{node_port}/healthz", cluster.node_ip)]
+    {
+        let status = wait_for(&format!("{url} to answer through kube-proxy"), Duration::from_secs(30), || {
+            let (status, ..) = support::media::http_get(&url);
+            (status == 200).then_some(status)
+        });
+        assert_eq!(status, 200);
+    }
+    kubectl_output({
+        let mut c = cluster.kubectl();
+        c.args(["delete", "namespace", ns, "--wait=false"]);
+        c
+    });
+}
+
+/// The chart's objects of a release, by kind: (kind, name) of each that still exists.
+async fn chart_objects(client: &Client, release: &str, namespace: &str) -> Vec<(String, String)> {
+    let name = format!("{release}-livestream-operator");
+    let mut found = Vec::new();
+    let ns = |kind: &str, exists: bool| exists.then(|| (kind.to_string(), name.clone()));
+    found.extend(ns(
+        "Deployment",
+        Api::<Deployment>::namespaced(client.clone(), namespace).get_opt(&name).await.ok().flatten().is_some(),
+    ));
+    found.extend(ns(
+        "ServiceAccount",
+        Api::<ServiceAccount>::namespaced(client.clone(), namespace).get_opt(&name).await.ok().flatten().is_some(),
+    ));
+    found.extend(ns(
+        "ClusterRole",
+        Api::<ClusterRole>::all(client.clone()).get_opt(&name).await.ok().flatten().is_some(),
+    ));
+    found.extend(ns(
+        "ClusterRoleBinding",
+        Api::<ClusterRoleBinding>::all(client.clone()).get_opt(&name).await.ok().flatten().is_some(),
+    ));
+    let labelled = ListParams::default().labels(&format!("app.kubernetes.io/instance={release}"));
+    for role in
+        Api::<Role>::namespaced(client.clone(), namespace).list(&labelled).await.map(|l| l.items).unwrap_or_default()
+    {
+        found.push(("Role".into(), role.name_any()));
+    }
+    for binding in Api::<RoleBinding>::namespaced(client.clone(), namespace)
+        .list(&labelled)
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+    {
+        found.push(("RoleBinding".into(), binding.name_any()));
+    }
+    for service in
+        Api::<Service>::namespaced(client.clone(), namespace).list(&labelled).await.map(|l| l.items).unwrap_or_default()
+    {
+        found.push(("Service".into(), service.name_any()));
+    }
+    for pod in Api::<Pod>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+    {
+        found.push(("Pod".into(), pod.name_any()));
+    }
+    for budget in Api::<PodDisruptionBudget>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+    {
+        found.push(("PodDisruptionBudget".into(), budget.name_any()));
+    }
+    for lease in Api::<Lease>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+    {
+        found.push(("Lease".into(), lease.name_any()));
+    }
+    found
+}
+
+/// The operator's pods of a release: (name, ReplicaSet hash), ready ones only.
+async fn operator_pods(client: &Client, release: &str, namespace: &str) -> Vec<Pod> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("app.kubernetes.io/name=livestream-operator,app.kubernetes.io/instance={release}");
+    pods.list(&ListParams::default().labels(&selector)).await.expect("list operator pods").items
+}
+
+/// `helm install` runs the operator as two pods with the chart's ServiceAccount, one of
+/// which holds the leader Lease and reconciles with the chart's rights; `helm upgrade` with
+/// a changed value rolls the pods; `helm uninstall` removes every object of the release and
+/// keeps the CRD and the users' LiveStreams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_installs_upgrades_and_uninstalls_the_operator() {
+    let cluster = cluster();
+    let client = cluster.kube.client().await;
+    let (release, ns, media) = CRD_RELEASE;
+    let home = cluster.dir.join("helm-lifecycle");
+    let kubeconfig = cluster.kube.kubeconfig().to_path_buf();
+    let took = install_crd_release().await;
+    eprintln!("helm: installed and ready in {:.1}s", took.as_secs_f64());
+
+    let account = format!("{release}-livestream-operator");
+    let pods = operator_pods(&client, release, ns).await;
+    assert_eq!(pods.len(), 2, "two operator replicas: {:?}", pods.iter().map(|p| p.name_any()).collect::<Vec<_>>());
+    for pod in &pods {
+        let spec = pod.spec.as_ref().expect("pod spec");
+        assert_eq!(spec.service_account_name.as_deref(), Some(account.as_str()), "runs as the chart's ServiceAccount");
+        assert_eq!(spec.node_name.as_deref(), Some(NODE_NAME));
+        assert!(pod_ready(pod), "{} is Ready", pod.name_any());
+    }
+    let names: Vec<String> = pods.iter().map(|p| p.name_any()).collect();
+    let leases: Api<Lease> = Api::namespaced(client.clone(), ns);
+    let holder = wait_for_async("a replica to hold the leader Lease", Duration::from_secs(60), || {
+        let leases = leases.clone();
+        let names = names.clone();
+        let account = account.clone();
+        async move {
+            let lease = leases.get_opt(&account).await.ok().flatten()?;
+            let holder = lease.spec?.holder_identity?;
+            names.contains(&holder).then_some(holder)
+        }
+    })
+    .await;
+
+    // The leader reconciles with the chart's rights only: the worker Deployment appears.
+    kubectl_apply(
+        cluster.kubectl(),
+        &format!(
+            "apiVersion: livestream.dev/v1alpha1\nkind: LiveStream\nmetadata:\n  name: kept\n  namespace: {media}\n\
+             spec:\n  storage:\n    bucket: kept-video\n"
+        ),
+    );
+    let streams: Api<LiveStream> = Api::namespaced(client.clone(), media);
+    let reconciled = await_condition(streams.clone(), "kept", |s: Option<&LiveStream>| {
+        s.is_some_and(|s| phase(s) == Some(Phase::Pending))
+    });
+    tokio::time::timeout(Duration::from_secs(60), reconciled)
+        .await
+        .unwrap_or_else(|_| panic!("the operator (leader {holder}) did not reconcile the LiveStream"))
+        .expect("watch");
+    Api::<Deployment>::namespaced(client.clone(), media).get("kept-worker").await.expect("the worker Deployment");
+
+    // A changed value rolls the operator's pods.
+    let mut upgrade = helm::helm(&kubeconfig, &home);
+    upgrade
+        .args(["upgrade", release])
+        .arg(helm::chart_dir())
+        .args(["--namespace", ns, "--wait", "--timeout", "180s", "--reuse-values"])
+        .args(["--set", "storageCleanupTimeoutSeconds=45"]);
+    tokio::task::block_in_place(|| helm::run(upgrade)).unwrap_or_else(|e| panic!("{e}"));
+    let rolled = wait_for_async("the upgrade to replace both operator pods", Duration::from_secs(120), || {
+        let client = client.clone();
+        let names = names.clone();
+        async move {
+            let pods = operator_pods(&client, release, ns).await;
+            let fresh = pods.iter().filter(|p| !names.contains(&p.name_any()) && pod_ready(p)).count();
+            (pods.len() == 2 && fresh == 2).then_some(pods)
+        }
+    })
+    .await;
+    let args = rolled[0].spec.as_ref().expect("spec").containers[0].args.clone().unwrap_or_default();
+    assert!(
+        args.iter().any(|a| a == "--storage-cleanup-timeout-seconds=45"),
+        "the new pods have the new value: {args:?}"
+    );
+
+    // Uninstall: nothing of the release is left; the CRD and the LiveStream stay.
+    let mut uninstall = helm::helm(&kubeconfig, &home);
+    uninstall.args(["uninstall", release, "--namespace", ns, "--wait", "--timeout", "120s"]);
+    tokio::task::block_in_place(|| helm::run(uninstall)).unwrap_or_else(|e| panic!("{e}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let left = loop {
+        let left = chart_objects(&client, release, ns).await;
+        if left.is_empty() || Instant::now() > deadline {
+            break left;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(left.is_empty(), "helm uninstall left objects of the release behind: {left:?}");
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .get("livestreams.livestream.dev")
+        .await
+        .expect("helm uninstall keeps the CRD");
+    streams.get("kept").await.expect("helm uninstall keeps the users' LiveStreams");
+}
+
+fn condition_reason(stream: &LiveStream, type_: &str) -> Option<String> {
+    stream.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_).map(|c| c.reason.clone())
+}
+
+/// The reasons of the events in `namespace`.
+async fn event_reasons(client: &Client, namespace: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), namespace);
+    let list = events.list(&ListParams::default()).await.expect("list events");
+    list.items.into_iter().filter_map(|e| e.reason).collect()
+}
+
+/// Polls an async check until it gives `Some`, at most `timeout`.
+async fn wait_for_async<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The whole product: the operator installed by its chart, a LiveStream applied with
+/// kubectl and awaited with `kubectl wait`, its worker pod running the image locked down,
+/// ffmpeg pushing to the ingest NodePort with the generated key, the status Live with
+/// figures, the playback URL serving playlists whose renditions decode, Ended with ENDLIST
+/// when the push stops, and the objects removed on delete (retention Delete).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_livestream_applied_with_kubectl_goes_live_ends_and_is_cleaned() {
+    let cluster = cluster();
+    let client = cluster.kube.client().await;
+    let (release, ops, ns, name) = ("e2e", "e2e-ops", "e2e", "launch");
+    let minio = MinioServer::start_on(cluster.node_ip).await;
+    minio.create_bucket("live", true).await;
+    let home = tempfile::tempdir().expect("helm home");
+    let kubeconfig = cluster.kube.kubeconfig().to_path_buf();
+    install_crd_release().await;
+    tokio::task::block_in_place(|| create_namespace_with_credentials(cluster, ns, &minio));
+    tokio::task::block_in_place(|| {
+        let watch = format!("watchNamespace={ns}");
+        helm::install_operator(&kubeconfig, home.path(), release, ops, &[&watch, "crds.install=false"])
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs_tail()));
+    let stream = StreamRef {
+        cluster: cluster.clone(),
+        client: client.clone(),
+        namespace: ns.into(),
+        name: name.into(),
+        operator_namespace: ops.into(),
+    };
+    let spec = StreamSpec { renditions: &[("90p", 160, 90, 100), ("180p", 320, 180, 250)], ..StreamSpec::default() };
+    kubectl_apply(cluster.kubectl(), &stream_yaml(ns, name, &minio, &spec));
+
+    let started = Instant::now();
+    let wait = tokio::task::block_in_place(|| {
+        cluster
+            .kubectl()
+            .args(["wait", "-n", ns, "--for=condition=Ready", &format!("livestream/{name}"), "--timeout=120s"])
+            .output()
+            .expect("kubectl wait")
+    });
+    if !wait.status.success() {
+        panic!(
+            "kubectl wait --for=condition=Ready failed: {}\n{}",
+            String::from_utf8_lossy(&wait.stderr),
+            stream.report().await
+        );
+    }
+    eprintln!("e2e: Ready {:.1}s after kubectl apply", started.elapsed().as_secs_f64());
+
+    let ready = stream.api().get(name).await.expect("the LiveStream");
+    assert_eq!(phase(&ready), Some(Phase::Idle), "a ready stream without a push is Idle: {:?}", ready.status);
+    let status = ready.status.clone().expect("a status");
+    let ingest_url = status.ingest_url.clone().expect("status.ingestUrl");
+    let node_port = jsonpath(cluster, &["service", "-n", ns, &format!("{name}-ingest")], "{.spec.ports[0].nodePort}");
+    assert_eq!(ingest_url, format!("rtmp://{}:{node_port}/live", cluster.node_ip), "the ingest URL is the NodePort");
+    let playback_url = status.playback_url.clone().expect("status.playbackUrl");
+    assert_eq!(playback_url, format!("{}/live/{ns}/{name}/master.m3u8", minio.endpoint()));
+
+    let pods = stream.worker_pods().await;
+    assert_eq!(pods.len(), 1, "one worker pod");
+    let worker = pods[0].name_any();
+    let image = jsonpath(cluster, &["pod", "-n", ns, &worker], "{.status.containerStatuses[0].image}");
+    assert_eq!(image, IMAGE);
+    let (ok, id) = tokio::task::block_in_place(|| exec(cluster, ns, &worker, &["id", "-u"]));
+    assert!(ok && id.trim() == "65532", "the worker runs as non-root: {id}");
+    let (ok, touch) = tokio::task::block_in_place(|| exec(cluster, ns, &worker, &["sh", "-c", "touch /probe"]));
+    assert!(!ok && touch.contains("Read-only file system"), "the worker's root filesystem is read-only: {touch}");
+
+    let key = stream.stream_key().await;
+    let logs = tempfile::tempdir().expect("log dir");
+    tokio::task::block_in_place(|| wait_until_reachable(&ingest_url, Duration::from_secs(30)));
+    let watch = PlaylistWatch::start(&playback_url);
+    let encoder = Encoder::start(format!("{ingest_url}/{key}"), Duration::from_secs(12), logs.path());
+    let live = stream
+        .wait_for("phase Live with figures", Duration::from_secs(40), |s| {
+            phase(s) == Some(Phase::Live)
+                && condition_is_true(s, "Live")
+                && s.status.as_ref().and_then(|st| st.live.as_ref()).is_some_and(|l| {
+                    l.ingest_bitrate_kbps.is_some_and(|b| b > 0) && l.frame_rate.is_some_and(|f| f > 0.0)
+                })
+        })
+        .await;
+    assert!(!condition_is_true(&live, "Degraded"), "a healthy stream is not Degraded: {:?}", live.status);
+    assert_eq!(condition_reason(&live, "Live").as_deref(), Some("Publishing"), "{:?}", live.status);
+    eprintln!("e2e: Live {:.1}s after kubectl apply", started.elapsed().as_secs_f64());
+
+    let connections = tokio::task::block_in_place(|| encoder.finish());
+    assert!(
+        connections.len() == 1 && connections[0].completed,
+        "one uninterrupted push: {connections:?}\n{}",
+        redacted_log(&logs.path().join("encoder.log"), &key)
+    );
+    let ended = stream.wait_for("phase Ended", Duration::from_secs(40), |s| phase(s) == Some(Phase::Ended)).await;
+    assert!(!condition_is_true(&ended, "Live"), "an ended stream is not Live: {:?}", ended.status);
+    assert_eq!(condition_reason(&ended, "Live").as_deref(), Some("StreamEnded"), "{:?}", ended.status);
+    let reasons = event_reasons(&client, ns).await;
+    for reason in ["PublishStarted", "PublishStopped"] {
+        assert!(reasons.iter().any(|r| r == reason), "an event {reason} among {reasons:?}");
+    }
+    let base = playback_url.trim_end_matches("/master.m3u8").to_string();
+    let playlists = stream
+        .wait_playlists("ENDLIST in every media playlist", Duration::from_secs(20), &playback_url, |p| {
+            p.iter().all(|(_, m)| m.ended)
+        })
+        .await;
+    assert_eq!(playlists.len(), 2, "both renditions in the master: {playlists:?}");
+    let report = watch.finish();
+    assert!(report.unreadable.is_empty(), "playlists named unreadable objects: {:?}", report.unreadable);
+    for variant in variants(&report) {
+        let history = history(&report, &variant);
+        assert!(history.problems.is_empty(), "{variant}: {:?}", history.problems);
+        assert!(history.gaps().is_empty(), "{variant} has holes in its sequence: {:?}", history.gaps());
+        assert!(history.discontinuities().is_empty(), "{variant}: one push, no discontinuity");
+        let url = format!("{base}/{variant}");
+        let errors = tokio::task::spawn_blocking(move || decode_errors(&url, "0:v")).await.expect("decode");
+        assert!(errors.trim().is_empty(), "{variant} does not decode cleanly:\n{errors}");
+    }
+
+    let worker_log = kubectl_output({
+        let mut c = cluster.kubectl();
+        c.args(["logs", "-n", ns, &worker]);
+        c
+    });
+    assert!(!worker_log.is_empty(), "the worker logged");
+    assert!(!worker_log.contains(&key), "the stream key appears in the worker's log");
+    assert!(!worker_log.contains(minio.secret_key()), "the storage secret appears in the worker's log");
+
+    let uid = stream.api().get(name).await.expect("the LiveStream").uid().expect("uid");
+    stream.api().delete(name, &DeleteParams::default()).await.expect("delete the LiveStream");
+    let gone = await_condition(stream.api(), name, conditions::is_deleted(&uid));
+    stream.within("the LiveStream to be deleted", Duration::from_secs(60), gone).await.expect("watch");
+    let left = minio.store("live").list(&format!("{ns}/{name}"), 10).await.expect("list the prefix");
+    assert!(left.is_empty(), "retention Delete leaves the prefix empty, found {left:?}");
+    let no_worker = stream.wait_pods("the worker pod to go", Duration::from_secs(60), |pods| pods.is_empty()).await;
+    assert!(no_worker.is_empty());
+    eprintln!("e2e: done {:.1}s after kubectl apply", started.elapsed().as_secs_f64());
+}
