@@ -579,15 +579,44 @@ async fn a_publisher_that_sends_no_media_is_closed() {
     server.stop().await;
 }
 
+/// A client's strings are its own to size: a 65,000-byte application name leaves log lines
+/// of ordinary length.
+#[tokio::test]
+async fn attacker_sized_names_leave_short_log_lines() {
+    let server = TestServer::start("k", |_| {}).await;
+    let huge_app = format!("huge-app-{}", "a".repeat(65_000));
+    let mut refused = TcpStream::connect(server.address).await.unwrap();
+    plain_handshake(&mut refused).await.unwrap();
+    refused.write_all(&publish_script_for(&huge_app, "wrong", 0, 0)).await.unwrap();
+    expect_closed(&mut refused, "a refused publish with a huge application name").await;
+    assert_eq!(server.metrics.publishes_rejected(&Rejection::BadKey), 1);
+
+    let logs = logs_text();
+    let lines: Vec<&str> = logs.lines().filter(|line| line.contains("huge-app-aaaa")).collect();
+    assert!(lines.len() >= 2, "the connection and the refusal are logged with the application, clipped:\n{lines:?}");
+    let longest = lines.iter().map(|line| line.len()).max().unwrap_or_default();
+    assert!(longest < 600, "a log line with the application is {longest} bytes long");
+    assert!(
+        lines.iter().all(|line| line.contains("(65009 bytes)")),
+        "the clipped name says how long it was: {lines:?}"
+    );
+    server.stop().await;
+}
+
 /// The bytes a minimal publisher sends after the handshake: a larger chunk size, connect,
 /// createStream, publish, then `count` video messages of `size` bytes, 40 ms apart.
 fn publish_script(key: &str, count: usize, size: usize) -> Vec<u8> {
+    publish_script_for("live", key, count, size)
+}
+
+/// [`publish_script`] to the application `app`.
+fn publish_script_for(app: &str, key: &str, count: usize, size: usize) -> Vec<u8> {
     let mut encoder = ChunkEncoder::new();
     let mut wire = BytesMut::new();
     let mut send = |encoder: &ChunkEncoder, message: RtmpMessage| encoder.encode(&message, &mut wire).unwrap();
     send(&encoder, control::build(ControlMessage::SetChunkSize(65_536)));
     encoder.set_chunk_size(65_536).unwrap();
-    let connect_object = Amf0Value::object([("app", Amf0Value::string("live"))]);
+    let connect_object = Amf0Value::object([("app", Amf0Value::string(app))]);
     send(&encoder, command_message(3, 0, &[Amf0Value::string("connect"), Amf0Value::Number(1.0), connect_object]));
     send(
         &encoder,

@@ -37,6 +37,27 @@ fn watch_while_pushing(base: &str, pusher: &mut support::process::ManagedProcess
 }
 
 /// Waits until every media playlist of the stream carries ENDLIST.
+/// GET with a `Range` header: status, Content-Range and body.
+fn get_range(url: &str, range: &str) -> (u16, String, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let headers = dir.path().join("headers");
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "10", "-r", range, "-D"])
+        .arg(&headers)
+        .arg(url)
+        .output()
+        .expect("run curl");
+    let head = std::fs::read_to_string(&headers).unwrap_or_default();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let content_range = head
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-range"))
+        .map(|(_, value)| value.trim().to_string())
+        .unwrap_or_default();
+    (status, content_range, out.stdout)
+}
+
 fn wait_ended(base: &str, serve: &Serve) -> Vec<(String, media::MediaPlaylist)> {
     let mut last = None;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -103,6 +124,19 @@ fn local_push_gives_playable_abr_hls() {
             assert!(packets.first().is_some_and(|p| p.1), "{uri} {segment} does not start with a keyframe");
         }
     }
+    // Byte ranges of media, as players and caches ask for them.
+    let (uri, playlist) = &playlists[0];
+    let dir = uri.rsplit_once('/').map(|(d, _)| d).unwrap();
+    let segment_url = format!("{base}/{dir}/{}", playlist.segments[0].0);
+    let (_, _, _, whole) = http_get(&segment_url);
+    let (status, content_range, first_bytes) = get_range(&segment_url, "0-99");
+    assert_eq!(status, 206, "a range of a segment");
+    assert_eq!(content_range, format!("bytes 0-99/{}", whole.len()));
+    assert_eq!(first_bytes, whole[..100], "the range holds the segment's first bytes");
+    let (status, _, tail) = get_range(&segment_url, "-10");
+    assert_eq!((status, tail.as_slice()), (206, &whole[whole.len() - 10..]), "the last 10 bytes");
+    let (status, content_range, _) = get_range(&segment_url, &format!("{}-", whole.len()));
+    assert_eq!((status, content_range), (416, format!("bytes */{}", whole.len())), "a range past the end");
 
     // The recording-free live window covers the push: sequence numbers start at 0.
     let (_, top) = &playlists[0];

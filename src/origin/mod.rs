@@ -95,13 +95,17 @@ impl Reload {
 
 async fn handle(
     method: Method,
+    headers: HeaderMap,
     State(origin): State<Origin>,
     UrlPath(path): UrlPath<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
     let mut response = match method {
         Method::OPTIONS => preflight(),
-        Method::GET | Method::HEAD => get(&origin, &method, &path, query.as_deref()).await,
+        Method::GET | Method::HEAD => {
+            let range = headers.get(header::RANGE).and_then(|value| value.to_str().ok());
+            get(&origin, &method, &path, query.as_deref(), range).await
+        }
         _ => (StatusCode::METHOD_NOT_ALLOWED, "GET, HEAD or OPTIONS\n").into_response(),
     };
     response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
@@ -119,7 +123,7 @@ fn preflight() -> Response {
     (StatusCode::NO_CONTENT, headers).into_response()
 }
 
-async fn get(origin: &Origin, method: &Method, path: &str, query: Option<&str>) -> Response {
+async fn get(origin: &Origin, method: &Method, path: &str, query: Option<&str>, range: Option<&str>) -> Response {
     if let Some((stream, target)) = origin.index.resolve(path) {
         match target {
             Target::Master => {
@@ -139,7 +143,7 @@ async fn get(origin: &Origin, method: &Method, path: &str, query: Option<&str>) 
         }
     }
     match &origin.files {
-        Some(root) => files::serve(root, method, path).await,
+        Some(root) => files::serve(root, method, path, range).await,
         None => files::not_found(),
     }
 }

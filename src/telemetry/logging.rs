@@ -28,3 +28,40 @@ pub fn init_logging(format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
+
+/// Longest client-supplied text a log line carries.
+const CLIPPED_CHARS: usize = 64;
+
+/// Client-supplied text as a log line may carry it: at most 64 characters, control
+/// characters escaped, and the length of what was cut. A client that sends a 65,000-byte
+/// application name gets a short log line.
+pub fn clip(text: &str) -> String {
+    let mut clipped = String::new();
+    for (index, c) in text.chars().enumerate() {
+        if index == CLIPPED_CHARS {
+            clipped.push_str(&format!("... ({} bytes)", text.len()));
+            break;
+        }
+        if c.is_control() {
+            clipped.extend(c.escape_default());
+        } else {
+            clipped.push(c);
+        }
+    }
+    clipped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clip;
+
+    #[test]
+    fn client_text_is_clipped_and_escaped() {
+        assert_eq!(clip("live"), "live");
+        assert_eq!(clip("a\nb\x1b[31m"), "a\\nb\\u{1b}[31m");
+        let long = "x".repeat(65_000);
+        let clipped = clip(&long);
+        assert_eq!(clipped, format!("{}... (65000 bytes)", "x".repeat(64)));
+        assert_eq!(clip(&"é".repeat(64)), "é".repeat(64), "64 characters, not bytes");
+    }
+}

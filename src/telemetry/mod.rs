@@ -6,4 +6,4 @@ mod logging;
 
 pub use health::{Health, HealthCheck};
 pub use http::{HttpLimits, TelemetryServerError, bind, routes, serve, serve_router};
-pub use logging::{LogFormat, init_logging};
+pub use logging::{LogFormat, clip, init_logging};

@@ -15,6 +15,7 @@ use super::admission::Unauthenticated;
 use super::{EndReason, ListenerConfig, MediaMessage, PublishHandler, PublishRequest, PublishSink, wait_for_shutdown};
 use crate::ingest::session::{Session, SessionError, SessionEvent, StreamKey};
 use crate::media::flv::{FlvTag, FlvTagKind};
+use crate::telemetry::clip;
 
 /// Longest wait for the media consumer to take the end-of-publish message.
 const END_DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -162,7 +163,7 @@ impl Connection<'_> {
                 SessionEvent::Connected { app } => {
                     // Only the first segment: an encoder given the whole URL as its server
                     // sends the stream key as the app's last segment.
-                    tracing::Span::current().record("app", first_segment(&app));
+                    tracing::Span::current().record("app", clip(first_segment(&app)).as_str());
                     tracing::info!("client connected");
                 }
                 SessionEvent::PublishRequested { app, stream_key } => self.decide_publish(app, stream_key)?,
@@ -191,19 +192,19 @@ impl Connection<'_> {
 
     fn decide_publish(&mut self, app: String, stream_key: StreamKey) -> Result<(), CloseCause> {
         let key_fingerprint = stream_key.fingerprint();
-        tracing::Span::current().record("app", app.as_str());
+        tracing::Span::current().record("app", clip(&app).as_str());
         let request = PublishRequest { app, stream_key, peer: self.peer };
         match self.context.handler.authorize(&request) {
             Ok(sink) => {
                 self.sink = Some(sink);
                 self.unauthenticated.authenticated();
                 self.last_media = Instant::now();
-                tracing::info!(app = %request.app, key_fingerprint, "publish accepted");
+                tracing::info!(app = %clip(&request.app), key_fingerprint, "publish accepted");
                 self.session.accept_publish().map_err(CloseCause::Protocol)
             }
             Err(rejection) => {
                 self.context.config.metrics.record_rejected(&rejection);
-                tracing::info!(app = %request.app, key_fingerprint, reason = rejection.label(), "publish refused");
+                tracing::info!(app = %clip(&request.app), key_fingerprint, reason = rejection.label(), "publish refused");
                 self.session.reject_publish(&rejection);
                 Ok(())
             }
