@@ -167,6 +167,18 @@ impl StreamIndex {
         }
     }
 
+    /// Whether a request for the file of part `part` of segment `msn` can be answered: as
+    /// [`Self::readiness`], and at once when that segment is whole (its parts are all
+    /// written, whether or not the playlist lists them).
+    pub fn part_readiness(&self, rendition: usize, msn: u64, part: u32) -> Readiness {
+        let whole = {
+            let state = self.lock();
+            let playlist = state.playlists.get(rendition).and_then(Option::as_ref);
+            playlist.is_some_and(|playlist| playlist.holds_whole(msn))
+        };
+        if whole { Readiness::Ready } else { self.readiness(rendition, msn, Some(part)) }
+    }
+
     /// Renders `rendition`'s playlist, with the positions of the others as rendition
     /// reports.
     pub fn render(&self, rendition: usize, skip: bool) -> Option<String> {

@@ -135,7 +135,7 @@ async fn get(origin: &Origin, method: &Method, path: &str, query: Option<&str>, 
             Target::Part { rendition, msn, part } => {
                 if origin.files.is_some() {
                     // The hinted part: a player asks for it before it exists.
-                    if let Err(refused) = hold(origin, &stream, rendition, msn, Some(part)).await {
+                    if let Err(refused) = hold(origin, &stream, rendition, Awaited::PartFile { msn, part }).await {
                         return refused;
                     }
                 }
@@ -155,7 +155,7 @@ async fn media_playlist(origin: &Origin, stream: &StreamIndex, rendition: usize,
     };
     let cache = match reload.msn {
         Some(msn) => {
-            if let Err(refused) = hold(origin, stream, rendition, msn, reload.part).await {
+            if let Err(refused) = hold(origin, stream, rendition, Awaited::Playlist { msn, part: reload.part }).await {
                 return refused;
             }
             // The answer to a blocking request holds what was asked for however old it
@@ -171,22 +171,35 @@ async fn media_playlist(origin: &Origin, stream: &StreamIndex, rendition: usize,
     }
 }
 
-/// Waits until the playlist of `rendition` holds segment `msn` (and `part`), at most three
-/// target durations; the refusal to send when it cannot.
-async fn hold(
-    origin: &Origin,
-    stream: &StreamIndex,
-    rendition: usize,
-    msn: u64,
-    part: Option<u32>,
-) -> Result<(), Response> {
+/// What a held request waits for.
+#[derive(Clone, Copy, Debug)]
+enum Awaited {
+    /// A playlist holding segment `msn` (and `part`), or later media.
+    Playlist { msn: u64, part: Option<u32> },
+    /// The file of a part: it is written once the playlist lists it, or once its segment
+    /// is whole.
+    PartFile { msn: u64, part: u32 },
+}
+
+impl Awaited {
+    fn readiness(self, stream: &StreamIndex, rendition: usize) -> Readiness {
+        match self {
+            Awaited::Playlist { msn, part } => stream.readiness(rendition, msn, part),
+            Awaited::PartFile { msn, part } => stream.part_readiness(rendition, msn, part),
+        }
+    }
+}
+
+/// Waits until the playlist of `rendition` holds what is awaited, at most three target
+/// durations; the refusal to send when it cannot.
+async fn hold(origin: &Origin, stream: &StreamIndex, rendition: usize, awaited: Awaited) -> Result<(), Response> {
     let mut changes = stream.subscribe();
     let limit = stream.target_duration(rendition).map_or(DEFAULT_HOLD, |target| target * 3);
     let deadline = tokio::time::Instant::now() + limit;
     let mut permit = None;
     loop {
         changes.borrow_and_update();
-        match stream.readiness(rendition, msn, part) {
+        match awaited.readiness(stream, rendition) {
             Readiness::Ready => return Ok(()),
             Readiness::TooFar => {
                 return Err((StatusCode::BAD_REQUEST, "_HLS_msn is more than two segments ahead\n").into_response());
@@ -229,7 +242,7 @@ mod tests {
     use jiff::Timestamp;
 
     use super::*;
-    use crate::package::{LowLatencyPlaylist, PartRecord, low_latency::OpenSegmentView};
+    use crate::package::{LowLatencyPlaylist, PartRecord, SegmentRecord, low_latency::OpenSegmentView};
 
     fn playlist(parts: usize) -> LowLatencyPlaylist {
         LowLatencyPlaylist {
@@ -298,6 +311,43 @@ mod tests {
         assert_eq!(response.status(), 503);
         let waited = started.elapsed();
         assert!(waited >= Duration::from_secs(3) && waited < Duration::from_secs(5), "{waited:?}");
+    }
+
+    /// The segment closed with parts that its playlist does not list: their files are
+    /// served at once, not held for parts that will never be listed.
+    #[tokio::test]
+    async fn the_part_of_a_whole_segment_is_served_without_a_hold() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("live/demo/720p");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("0.1.m4s"), b"part").unwrap();
+        let index = LiveIndex::new();
+        let options = IndexOptions { part_target: Duration::from_millis(500), media_base: None };
+        let stream = index.register("live/demo", vec!["720p".into()], options);
+        let mut whole = playlist(0);
+        whole.open = None;
+        whole.next_sequence = 1;
+        whole.window = vec![SegmentRecord {
+            sequence: 0,
+            duration: Duration::from_millis(900),
+            listed_duration: Duration::from_millis(900),
+            discontinuity: false,
+            discontinuity_number: 0,
+            program_date_time: Timestamp::UNIX_EPOCH,
+            bytes: 4,
+            parts: Some(2),
+        }];
+        stream.update(0, whole);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let router = Origin::with_files(index, root.path().to_path_buf()).router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let started = std::time::Instant::now();
+        let response = reqwest::get(format!("http://{address}/live/demo/720p/0.1.m4s")).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(started.elapsed() < Duration::from_secs(2), "not held: {:?}", started.elapsed());
+        let missing = reqwest::get(format!("http://{address}/live/demo/720p/0.2.m4s")).await.unwrap();
+        assert_eq!(missing.status(), 404, "a part its whole segment never had");
     }
 
     #[test]

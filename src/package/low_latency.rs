@@ -101,9 +101,8 @@ impl LowLatencyPlaylist {
         if self.ended {
             return true;
         }
-        let whole = self.window.last().is_some_and(|last| last.sequence >= msn);
         match part {
-            None => whole,
+            None => self.holds_whole(msn),
             Some(part) => {
                 let later_part = |sequence: u64, parts: usize| {
                     parts > 0 && (sequence > msn || (sequence == msn && parts as u64 > u64::from(part)))
@@ -114,6 +113,11 @@ impl LowLatencyPlaylist {
                 open || completed || self.window.last().is_some_and(|last| last.sequence > msn)
             }
         }
+    }
+
+    /// Whether segment `msn` is whole (or the stream has ended).
+    pub fn holds_whole(&self, msn: u64) -> bool {
+        self.ended || self.window.last().is_some_and(|last| last.sequence >= msn)
     }
 
     /// The segment number a blocking request may at most ask for: RFC 8216bis has the

@@ -350,6 +350,12 @@ impl MediaTrack {
         self.open.as_ref().map(|open| open.slot.run)
     }
 
+    /// Whether the open segment's parts are listed, every one so far: a part added to it
+    /// must be stored too, or the listing of the segment would be withdrawn at its close.
+    pub fn lists_open_parts(&self) -> bool {
+        self.open.as_ref().is_some_and(|open| open.stored > 0 && open.stored == open.parts.len())
+    }
+
     /// Whether a player has something to play: a whole segment, or a stored part.
     pub fn is_playable(&self) -> bool {
         !self.window.is_empty() || self.open.as_ref().is_some_and(|open| open.stored > 0)
@@ -912,7 +918,9 @@ mod tests {
     fn a_part_not_stored_ends_the_listing_of_its_segment() {
         let mut track = MediaTrack::new(config(SegmentFormat::Fmp4, 3, false)).unwrap();
         part(&mut track, 1, true, true, 0.0);
+        assert!(track.lists_open_parts());
         part(&mut track, 1, false, false, 0.5);
+        assert!(!track.lists_open_parts(), "the listing stops at the part not stored");
         part(&mut track, 1, false, true, 1.0);
         assert_eq!(track.low_latency().open.unwrap().parts.len(), 1, "only the part before the gap");
         part(&mut track, 1, true, true, 2.0);

@@ -287,7 +287,10 @@ impl<S: Store> Publisher<S> {
             let key = init.key.clone();
             self.put(&key, body, ObjectKind::InitSegment).await?;
         }
-        let stored = self.settings.part_target.is_some() && fresh;
+        // A part that is stale (its segment completes further down the queue) is stored
+        // with its segment only, unless its segment's parts are already listed.
+        let stored =
+            self.settings.part_target.is_some() && (fresh || (!slot.opens_segment && r.track.lists_open_parts()));
         if stored {
             self.put(&slot.key, part.bytes.clone(), ObjectKind::Part).await?;
         }
