@@ -256,6 +256,50 @@ fn a_source_without_audio_plays_as_video_only_renditions() {
     }
 }
 
+/// An encoder whose clock leaps an hour ahead mid-stream: the stream goes on from the frame
+/// before the leap, without an hour of repeated frames in between.
+#[test]
+fn a_source_whose_timestamps_leap_an_hour_plays_on() {
+    use support::rtmp_publisher::{self, Scheduled};
+    let _serial = media::serial();
+    let serve = Serve::start(&ladder_args(&["--reconnect-grace", "1"]), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    const HOUR_MS: u32 = 3_600_000;
+    let tags: Vec<Scheduled> = rtmp_publisher::encoded_tags(dir.path(), 6)
+        .into_iter()
+        .map(|mut tag| {
+            let at = Duration::from_millis(u64::from(tag.timestamp_ms));
+            if tag.timestamp_ms >= 3_000 {
+                tag.timestamp_ms += HOUR_MS;
+            }
+            Scheduled { tag, at }
+        })
+        .collect();
+    rtmp_publisher::publish(serve.rtmp_port, "live", "leap", &tags).expect("the publish goes through");
+    let base = serve.http_url("live/leap");
+    let playlists = wait_ended(&base, &serve);
+    for (uri, playlist) in &playlists {
+        let last = playlist.segments.last().map(|s| s.0.split('.').next().unwrap().parse::<u64>().unwrap());
+        assert!(
+            last.is_some_and(|last| last <= 8),
+            "{uri}: 6 s of media make about 6 segments of 1 s, not an hour of them: {playlist:?}"
+        );
+        let total: f64 = playlist.segments.iter().map(|s| s.1).sum();
+        assert!((5.0..=6.5).contains(&total), "{uri}: {total} s of media for 6 s pushed");
+        assert!(playlist.segments.iter().all(|s| !s.2), "{uri}: no discontinuity within one publish");
+    }
+    let errors = media::decode_errors(&format!("{base}/master.m3u8"), "0:v:0");
+    assert!(errors.trim().is_empty(), "the stream decodes across the leap: {errors}");
+    let (_, _, _, metrics) = http_get(&serve.http_url("metrics"));
+    let metrics = String::from_utf8_lossy(&metrics).into_owned();
+    let leaps = metrics
+        .lines()
+        .find(|line| line.starts_with("livestream_source_timestamp_leaps_total{"))
+        .and_then(|line| line.rsplit(' ').next()?.parse::<u64>().ok());
+    assert_eq!(leaps, Some(2), "the audio's and the video's leap are counted:\n{metrics}");
+    assert!(serve.log().contains("timestamps leapt"), "the leap is logged");
+}
+
 #[test]
 fn clean_unpublish_ends_the_stream_at_once() {
     let _serial = media::serial();

@@ -29,6 +29,7 @@ struct Inner {
     segments_uploaded: Family<StreamLabel, Counter>,
     segments_dropped: Family<StreamLabel, Counter>,
     ffmpeg_restarts: Family<StreamLabel, Counter>,
+    timestamp_leaps: Family<StreamLabel, Counter>,
     transcode_speed: Family<StreamLabel, Gauge<f64, AtomicU64>>,
     publishes: Family<StreamLabel, Counter>,
 }
@@ -65,6 +66,11 @@ impl WorkerMetrics {
         );
         registry.register("livestream_ffmpeg_restarts", "Restarts of ffmpeg after it died", m.ffmpeg_restarts.clone());
         registry.register(
+            "livestream_source_timestamp_leaps",
+            "Leaps of the source's timestamps (more than 5 s forward or 1 s back) closed up before transcoding",
+            m.timestamp_leaps.clone(),
+        );
+        registry.register(
             "livestream_transcode_speed",
             "ffmpeg's processing speed relative to real time",
             m.transcode_speed.clone(),
@@ -98,6 +104,10 @@ impl WorkerMetrics {
 
     pub fn ffmpeg_restarted(&self, stream: &str) {
         self.inner.ffmpeg_restarts.get_or_create(&label(stream)).inc();
+    }
+
+    pub fn timestamp_leapt(&self, stream: &str) {
+        self.inner.timestamp_leaps.get_or_create(&label(stream)).inc();
     }
 
     pub fn set_transcode_speed(&self, stream: &str, speed: f64) {

@@ -15,5 +15,6 @@ pub mod run;
 pub mod runtime;
 pub mod scratch;
 pub mod source;
+pub mod source_timeline;
 pub mod status;
 pub mod stream;

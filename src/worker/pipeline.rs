@@ -30,6 +30,7 @@ use super::ingest_clock::IngestClock;
 use super::outputs::{Output, OutputQueue, QueueBounds, ReadyPart, ReadySegment};
 use super::publisher::{PublishError, PublishObserver, PublishSettings, Publisher, RenditionOutput};
 use super::source::{ProbeStatus, SourceInfo, SourceProbe};
+use super::source_timeline::SourceTimeline;
 use super::status::ProblemKind;
 use super::stream::{Publication, StreamSettings};
 
@@ -47,6 +48,8 @@ pub trait PipelineObserver: PublishObserver {
     fn transcode_speed(&self, speed: f64);
     /// ffmpeg died and is restarted.
     fn transcoder_restarted(&self);
+    /// The source's timestamps leapt and the timeline closed the leap.
+    fn timestamps_leapt(&self);
     /// A segment was cut (before it is uploaded).
     fn segment_produced(&self);
 }
@@ -105,6 +108,7 @@ impl Pipeline {
     ) -> Result<EndReason, PipelineError> {
         let mut media = publication.media;
         let clock = Arc::new(Mutex::new(IngestClock::new()));
+        let mut timeline = SourceTimeline::new();
         let mut probe = SourceProbe::new();
         let deadline = tokio::time::Instant::now() + PROBE_TIMEOUT;
         loop {
@@ -114,7 +118,7 @@ impl Pipeline {
                 Ok(Some(MediaMessage::End(reason))) => return Ok(reason),
                 Ok(Some(MediaMessage::Tag(tag))) => tag,
             };
-            self.received(&clock, &tag);
+            let tag = self.received(&clock, &mut timeline, tag);
             match probe.feed(tag) {
                 ProbeStatus::NeedMore => {}
                 ProbeStatus::Ready => break,
@@ -156,7 +160,7 @@ impl Pipeline {
                     Some(MediaMessage::End(reason)) => break Ok(reason),
                     Some(MediaMessage::Tag(tag)) => tag,
                 };
-                self.received(&clock, &tag);
+                let tag = self.received(&clock, &mut timeline, tag);
                 if let Err(e) = forward(&transcoder, tag).await {
                     break Err(e);
                 }
@@ -172,11 +176,22 @@ impl Pipeline {
         outcome
     }
 
-    fn received(&self, clock: &Mutex<IngestClock>, tag: &FlvTag) {
+    /// A tag of the publish, placed on its continuous timeline.
+    fn received(&self, clock: &Mutex<IngestClock>, timeline: &mut SourceTimeline, mut tag: FlvTag) -> FlvTag {
+        if let Some(leap) = timeline.place(&mut tag) {
+            tracing::warn!(
+                stream = %self.settings.label,
+                kind = ?leap.kind,
+                leap_ms = leap.milliseconds(),
+                "the source's timestamps leapt; the stream goes on from the frame before the leap"
+            );
+            self.observer.timestamps_leapt();
+        }
         if tag.kind == FlvTagKind::Video && !tag.is_sequence_header() {
             clock.lock().unwrap_or_else(PoisonError::into_inner).record(tag.timestamp_ms, Timestamp::now());
         }
-        self.observer.media_received(tag);
+        self.observer.media_received(&tag);
+        tag
     }
 
     /// The plan of the first publish (chosen from what the source turned out to be), kept

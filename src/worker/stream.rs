@@ -336,6 +336,10 @@ impl PipelineObserver for Stream {
         self.metrics.ffmpeg_restarted(&self.settings.label);
     }
 
+    fn timestamps_leapt(&self) {
+        self.metrics.timestamp_leapt(&self.settings.label);
+    }
+
     fn segment_produced(&self) {
         self.metrics.segment_produced(&self.settings.label);
     }

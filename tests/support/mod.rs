@@ -11,4 +11,5 @@ pub mod minio;
 pub mod peer;
 pub mod player;
 pub mod process;
+pub mod rtmp_publisher;
 pub mod stream;
