@@ -12,6 +12,10 @@
 //!   peer's settings (1 s segments, 200 ms parts; target: below the peer); standard HLS in
 //!   fMP4 and TS with the same ladder.
 //!
+//! Every LL-HLS stream is played twice: by hls.js as it comes (it never plays faster than
+//! 1x, so it stays as far behind as its start left it), and catching up with its target
+//! latency at up to [`CATCH_UP`]x, as the watch page of `serve` plays.
+//!
 //! `LIVESTREAM_BENCH_LATENCY_SECONDS` sets the measured span (default 60).
 //! [`measure_latency`] plays any master playlist; a new row is one call.
 
@@ -22,10 +26,16 @@ use std::time::Duration;
 
 use support::media::Serve;
 use support::peer::Peer;
-use support::player::{LatencyFigures, LivePush, measure_latency, push_live, wait_for_live_window};
+use support::player::{LatencyFigures, LivePush, PlayOptions, measure_latency, push_live, wait_for_live_window};
 
 /// hls.js settles (start position, first reloads) before the measured span begins.
 const WARMUP: Duration = Duration::from_secs(10);
+/// hls.js `maxLiveSyncPlaybackRate` of the catching-up rows: the watch page's.
+const CATCH_UP: f64 = 1.2;
+
+fn hls_js(low_latency: bool, catch_up: bool) -> PlayOptions {
+    PlayOptions { low_latency, catch_up: catch_up.then_some(CATCH_UP), ..PlayOptions::default() }
+}
 
 fn main() {
     let measure = Duration::from_secs(
@@ -39,13 +49,13 @@ fn main() {
     );
     println!("{}", LatencyFigures::TABLE_HEADER);
 
-    for low_latency in [true, false] {
+    for player in [hls_js(true, false), hls_js(true, true), hls_js(false, false)] {
         let peer = Peer::start(&[]);
         let dir = tempfile::tempdir().expect("temp dir");
         let mut pusher = push_live(&peer.rtmp_url("live", "bench"), &LivePush::hd(push_seconds), dir.path());
         let url = peer.playlist_url("live", "bench");
         wait_for_live_window(&url, 7, Duration::from_secs(40), || pusher.assert_running());
-        let figures = measure_latency(&url, low_latency, WARMUP, measure);
+        let figures = measure_latency(&url, &player, WARMUP, measure);
         println!(
             "{}",
             figures.row(
@@ -59,22 +69,26 @@ fn main() {
     const LADDER: [&str; 4] = ["--rendition", "720p:1280x720:3000", "--rendition", "360p:640x360:800"];
     const PASSTHROUGH: [&str; 6] =
         ["--rendition", "source:passthrough", "--segment-duration", "1", "--part-duration", "0.2"];
-    // (label, serve flags, hls.js lowLatencyMode)
-    let setups: [(&str, Vec<&str>, bool); 4] = [
-        ("LL-HLS fMP4, defaults (2 s segments, 0.4 s parts), 720p + 360p transcoded", LADDER.to_vec(), true),
-        ("LL-HLS fMP4, 1 s segments, 200 ms parts, passthrough", PASSTHROUGH.to_vec(), true),
+    const LL_LADDER: &str = "LL-HLS fMP4, defaults (2 s segments, 0.4 s parts), 720p + 360p transcoded";
+    const LL_PASSTHROUGH: &str = "LL-HLS fMP4, 1 s segments, 200 ms parts, passthrough";
+    // (label, serve flags, player)
+    let setups: [(&str, Vec<&str>, PlayOptions); 6] = [
+        (LL_LADDER, LADDER.to_vec(), hls_js(true, false)),
+        (LL_LADDER, LADDER.to_vec(), hls_js(true, true)),
+        (LL_PASSTHROUGH, PASSTHROUGH.to_vec(), hls_js(true, false)),
+        (LL_PASSTHROUGH, PASSTHROUGH.to_vec(), hls_js(true, true)),
         (
             "standard HLS fMP4, 2 s segments, 720p + 360p transcoded",
             [LADDER.as_slice(), &["--container", "fmp4", "--low-latency", "false"]].concat(),
-            false,
+            hls_js(false, false),
         ),
         (
             "standard HLS TS, 2 s segments, 720p + 360p transcoded",
             [LADDER.as_slice(), &["--container", "ts", "--low-latency", "false"]].concat(),
-            false,
+            hls_js(false, false),
         ),
     ];
-    for (label, flags, low_latency) in setups {
+    for (label, flags, player) in setups {
         let mut args = vec!["--reconnect-grace", "1"];
         args.extend(flags);
         let serve = Serve::start(&args, &[("RUST_LOG", "warn")]);
@@ -94,13 +108,15 @@ fn main() {
                 }
                 slowest
             });
-            let figures = measure_latency(&url, low_latency, WARMUP, measure);
+            let figures = measure_latency(&url, &player, WARMUP, measure);
             playing.store(false, std::sync::atomic::Ordering::Relaxed);
             (figures, sampler.join().expect("speed sampler"))
         });
         figures.conditions.push_str(&format!(", transcoder {slowest:.2}x at the slowest"));
         println!("{}", figures.row("livestream serve", label));
-        figures.report.save(&format!("latency-serve-{}", label.split(',').next().unwrap_or(label).replace(' ', "-")));
+        let name = label.split(',').next().unwrap_or(label).replace(' ', "-");
+        let catching_up = if player.catch_up.is_some() { "-catch-up" } else { "" };
+        figures.report.save(&format!("latency-serve-{name}{catching_up}"));
         pusher.kill();
     }
 }

@@ -2,8 +2,8 @@
 // pinned npm copy, served from a local page) playing a master playlist, or any page that
 // plays a stream itself (the watch page of `livestream serve`).
 //
-//   node play.mjs --url=MASTER.m3u8 [--low-latency] [--duration=S] [--switch-at=S]
-//                 [--until-ended] [--start-timeout=S] [--debug] [--profile=DIR]
+//   node play.mjs --url=MASTER.m3u8 [--low-latency] [--catch-up=RATE] [--duration=S]
+//                 [--switch-at=S] [--until-ended] [--start-timeout=S] [--debug] [--profile=DIR]
 //                 [--report=FILE] [--chromium=PATH]
 //   node play.mjs --page=URL ...      (the page sets window.livestreamPlayer = {video, hls, Hls})
 //
@@ -24,6 +24,7 @@ function parseArgs(argv) {
     url: null,
     page: null,
     lowLatency: false,
+    catchUp: 1,
     duration: 30,
     switchAt: null,
     untilEnded: false,
@@ -39,6 +40,7 @@ function parseArgs(argv) {
       case 'url': options.url = value; break;
       case 'page': options.page = value; break;
       case 'low-latency': options.lowLatency = value !== 'false'; break;
+      case 'catch-up': options.catchUp = Number(value); break;
       case 'duration': options.duration = Number(value); break;
       case 'switch-at': options.switchAt = Number(value); break;
       case 'until-ended': options.untilEnded = true; break;
@@ -51,6 +53,7 @@ function parseArgs(argv) {
     }
   }
   if (!options.url === !options.page) throw new Error('give exactly one of --url and --page');
+  if (!(options.catchUp >= 1 && options.catchUp <= 2)) throw new Error('--catch-up must be a rate from 1 to 2');
   if (!(options.duration > 0)) throw new Error('--duration must be a positive number of seconds');
   return options;
 }
@@ -64,7 +67,7 @@ window.startPlayer = (o) => {
   const video = document.querySelector('video');
   __measure.state.player = 'hls.js';
   __measure.watchVideo(video);
-  const hls = new Hls({ lowLatencyMode: o.lowLatency, debug: o.debug });
+  const hls = new Hls({ lowLatencyMode: o.lowLatency, maxLiveSyncPlaybackRate: o.catchUp, debug: o.debug });
   __measure.watchHls(hls, Hls);
   hls.loadSource(o.url);
   hls.attachMedia(video);
@@ -151,6 +154,7 @@ async function main() {
       await page.evaluate((o) => window.startPlayer(o), {
         url: options.url,
         lowLatency: options.lowLatency,
+        catchUp: options.catchUp,
         debug: options.debug,
         switchAt: options.switchAt,
       });
@@ -192,6 +196,7 @@ async function main() {
     const report = await page.evaluate(() => window.__measure.report());
     report.outcome = outcome;
     report.lowLatencyMode = options.lowLatency;
+    if (options.url) report.catchUp = options.catchUp;
     report.browser = await browser.version();
     report.source = options.url || options.page;
     report.pageText = await page.evaluate(() => document.body.innerText);

@@ -26,6 +26,9 @@ pub enum Source {
 pub struct PlayOptions {
     /// hls.js `lowLatencyMode` (LL-HLS parts, blocking reloads).
     pub low_latency: bool,
+    /// hls.js `maxLiveSyncPlaybackRate`: the fastest it plays to catch up with its target
+    /// latency (`None`: hls.js's default, 1, never faster).
+    pub catch_up: Option<f64>,
     /// The longest the player runs, from the page's start.
     pub duration: Duration,
     /// Stop as soon as the video element fires `ended`.
@@ -42,6 +45,7 @@ impl Default for PlayOptions {
     fn default() -> Self {
         Self {
             low_latency: false,
+            catch_up: None,
             duration: Duration::from_secs(30),
             until_ended: false,
             switch_at: None,
@@ -154,6 +158,9 @@ pub struct PlayReport {
     pub browser: String,
     pub source: String,
     pub low_latency_mode: bool,
+    /// hls.js `maxLiveSyncPlaybackRate`, when the harness page set it.
+    #[serde(default)]
+    pub catch_up: Option<f64>,
     /// Why the run stopped: `duration`, `ended`, `fatal-error` or `no-first-frame`.
     pub outcome: String,
     pub elapsed: f64,
@@ -426,6 +433,9 @@ impl Player {
         if options.low_latency {
             cmd.arg("--low-latency");
         }
+        if let Some(rate) = options.catch_up {
+            cmd.arg(format!("--catch-up={rate}"));
+        }
         if options.until_ended {
             cmd.arg("--until-ended");
         }
@@ -577,7 +587,12 @@ impl LatencyFigures {
     pub fn row(&self, server: &str, stream: &str) -> String {
         format!(
             "| {server} | {stream} | {} | {:.2} s | {:.2} s | {} ({}) | {} ({:.1} s), {} before | {:.2} s | {} |",
-            if self.report.low_latency_mode { "on" } else { "off" },
+            match (self.report.low_latency_mode, self.report.catch_up.filter(|rate| *rate > 1.0)) {
+                (true, Some(rate)) => format!("on, catch-up to {rate}x"),
+                (true, None) => "on".to_string(),
+                (false, Some(rate)) => format!("off, catch-up to {rate}x"),
+                (false, None) => "off".to_string(),
+            },
             self.latency.median,
             self.latency.p95,
             self.edge.map(|e| format!("{:.2} s", e.median)).unwrap_or_else(|| "?".into()),
@@ -591,14 +606,13 @@ impl LatencyFigures {
     }
 }
 
-/// Plays `master` in hls.js for `warmup` and then `measure`, and returns the figures of the
-/// `measure` span; panics when nothing played. The stream must stay live all that time.
-pub fn measure_latency(master: &str, low_latency: bool, warmup: Duration, measure: Duration) -> LatencyFigures {
+/// Plays `master` in hls.js, set up as `player` says, for `warmup` and then `measure`, and
+/// returns the figures of the `measure` span; panics when nothing played. The stream must stay live all that time.
+pub fn measure_latency(master: &str, player: &PlayOptions, warmup: Duration, measure: Duration) -> LatencyFigures {
     let options = PlayOptions {
-        low_latency,
         duration: warmup + measure + Duration::from_secs(10),
         start_timeout: Duration::from_secs(10),
-        ..PlayOptions::default()
+        ..player.clone()
     };
     let report = play(&Source::Playlist(master.to_string()), &options);
     let first_frame = report.first_frame.unwrap_or_else(|| panic!("no frame of {master}:\n{}", report.summary()));
