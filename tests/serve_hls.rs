@@ -421,3 +421,38 @@ fn serve_still_ready(serve: &Serve) {
     let (status, _, _, _) = http_get(&serve.http_url("readyz"));
     assert_eq!(status, 200, "{}", serve.log());
 }
+
+/// A ladder this machine cannot encode in real time (x264 `medium` at 720p30): the
+/// worker says so at once (status problem, metric, warning), and stops saying it when the
+/// publish ends.
+#[test]
+fn a_transcoder_slower_than_real_time_is_reported() {
+    let _serial = media::serial();
+    let heavy = ["--preset", "medium", "--rendition", "720p:1280x720:3000", "--rendition", "480p:854x480:1500"];
+    let serve = Serve::start(&[heavy.as_slice(), &["--reconnect-grace", "1"]].concat(), &[]);
+    let logs = tempfile::tempdir().unwrap();
+    let source = Push { seconds: 60.0, size: "1280x720", rate: 30, gop: 30, audio: true, noise: true };
+    let mut pusher = push(&serve.rtmp_url("live", "heavy"), &source, &logs.path().join("push.log"));
+    let behind_metric = |serve: &Serve| {
+        let (_, _, _, metrics) = http_get(&serve.http_url("metrics"));
+        String::from_utf8_lossy(&metrics)
+            .lines()
+            .find(|line| line.starts_with("livestream_transcoder_behind{"))
+            .and_then(|line| line.rsplit(' ').next().map(str::to_string))
+    };
+    let status = wait_for("the status to report TranscoderBehind", Duration::from_secs(60), || {
+        pusher.assert_running();
+        let (_, _, _, body) = http_get(&serve.http_url("status"));
+        let body = String::from_utf8_lossy(&body).into_owned();
+        body.contains("\"TranscoderBehind\"").then_some(body)
+    });
+    assert!(status.contains("does not keep up with the source"), "{status}");
+    assert_eq!(behind_metric(&serve).as_deref(), Some("1"), "livestream_transcoder_behind");
+    assert!(serve.log().contains("ffmpeg does not keep up with the source"), "{}", serve.log());
+    pusher.kill();
+    wait_for("the problem to clear when the publish ends", Duration::from_secs(90), || {
+        let (_, _, _, body) = http_get(&serve.http_url("status"));
+        (!String::from_utf8_lossy(&body).contains("TranscoderBehind")).then_some(())
+    });
+    assert_eq!(behind_metric(&serve).as_deref(), Some("0"));
+}

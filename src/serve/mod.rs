@@ -77,7 +77,7 @@ pub struct ServeArgs {
     /// source.
     #[arg(long = "rendition", value_name = "NAME:WxH:KBPS")]
     pub renditions: Vec<String>,
-    /// x264 preset.
+    /// x264 preset: ultrafast, superfast, veryfast, faster, fast or medium.
     #[arg(long, default_value = "veryfast")]
     pub preset: String,
     /// Seconds after an encoder disconnects during which a reconnect continues the stream.
@@ -128,6 +128,8 @@ pub enum ServeError {
         "rendition {0:?} is not NAME:WIDTHxHEIGHT:KBPS with even sizes and a positive bitrate, nor NAME:passthrough"
     )]
     Rendition(String),
+    #[error("--preset {0:?} is not one of ultrafast, superfast, veryfast, faster, fast, medium")]
+    Preset(String),
     #[error("--part-duration {0} must be at least 0.1 s and at most half of --segment-duration")]
     PartDuration(f64),
     #[error("--app {0:?} must be a name of letters, digits, '.', '_' or '-'")]
@@ -331,7 +333,7 @@ fn ladder_from_args(args: &ServeArgs) -> Result<LadderSpec, ServeError> {
         .map(|text| parse_rendition(text).ok_or_else(|| ServeError::Rendition(text.clone())))
         .collect::<Result<Vec<_>, _>>()?;
     let preset = serde_json::from_value(serde_json::Value::String(args.preset.clone()))
-        .map_err(|_| ServeError::Rendition(format!("preset {}", args.preset)))?;
+        .map_err(|_| ServeError::Preset(args.preset.clone()))?;
     Ok(LadderSpec {
         renditions,
         preset,

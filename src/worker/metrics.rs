@@ -31,6 +31,7 @@ struct Inner {
     ffmpeg_restarts: Family<StreamLabel, Counter>,
     timestamp_leaps: Family<StreamLabel, Counter>,
     transcode_speed: Family<StreamLabel, Gauge<f64, AtomicU64>>,
+    transcoder_behind: Family<StreamLabel, Gauge>,
     publishes: Family<StreamLabel, Counter>,
 }
 
@@ -75,6 +76,11 @@ impl WorkerMetrics {
             "ffmpeg's processing speed relative to real time",
             m.transcode_speed.clone(),
         );
+        registry.register(
+            "livestream_transcoder_behind",
+            "Whether ffmpeg falls behind the source (1): its input queue stayed full, the encoder is slowed down",
+            m.transcoder_behind.clone(),
+        );
     }
 
     pub fn set_live(&self, stream: &str, live: bool) {
@@ -112,6 +118,10 @@ impl WorkerMetrics {
 
     pub fn set_transcode_speed(&self, stream: &str, speed: f64) {
         self.inner.transcode_speed.get_or_create(&label(stream)).set(speed);
+    }
+
+    pub fn set_transcoder_behind(&self, stream: &str, behind: bool) {
+        self.inner.transcoder_behind.get_or_create(&label(stream)).set(i64::from(behind));
     }
 
     /// Uploaded segments of a stream (for tests and status).

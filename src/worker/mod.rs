@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod outputs;
 pub mod pipeline;
 pub mod publisher;
+pub mod real_time;
 pub mod run;
 pub mod runtime;
 pub mod scratch;

@@ -29,6 +29,7 @@ use crate::transcode::{SupervisorConfig, TranscodeEvent, Transcoder};
 use super::ingest_clock::IngestClock;
 use super::outputs::{Output, OutputQueue, QueueBounds, ReadyPart, ReadySegment};
 use super::publisher::{PublishError, PublishObserver, PublishSettings, Publisher, RenditionOutput};
+use super::real_time::{RealTimeChange, RealTimeWatch};
 use super::source::{ProbeStatus, SourceInfo, SourceProbe};
 use super::source_timeline::SourceTimeline;
 use super::status::ProblemKind;
@@ -50,6 +51,8 @@ pub trait PipelineObserver: PublishObserver {
     fn transcoder_restarted(&self);
     /// The source's timestamps leapt and the timeline closed the leap.
     fn timestamps_leapt(&self);
+    /// ffmpeg fell behind the source (why, in words), or keeps up again (`None`).
+    fn transcoder_behind(&self, behind: Option<String>);
     /// A segment was cut (before it is uploaded).
     fn segment_produced(&self);
 }
@@ -148,6 +151,7 @@ impl Pipeline {
                 break;
             }
         }
+        let mut real_time = RealTimeWatch::new();
         if outcome.is_ok() {
             let mut superseded = self.superseded.clone();
             outcome = loop {
@@ -161,10 +165,17 @@ impl Pipeline {
                     Some(MediaMessage::Tag(tag)) => tag,
                 };
                 let tag = self.received(&clock, &mut timeline, tag);
+                let started = tokio::time::Instant::now();
                 if let Err(e) = forward(&transcoder, tag).await {
                     break Err(e);
                 }
+                if let Some(change) = real_time.record(started, started.elapsed()) {
+                    self.real_time_changed(change);
+                }
             };
+        }
+        if real_time.is_behind() {
+            self.observer.transcoder_behind(None);
         }
         // Whatever ended the publish, ffmpeg flushes its last output into the queue.
         drop(media);
@@ -174,6 +185,30 @@ impl Pipeline {
         let last_run = pump.await.unwrap_or(self.runs);
         self.runs = self.runs.max(last_run);
         outcome
+    }
+
+    fn real_time_changed(&self, change: RealTimeChange) {
+        match change {
+            RealTimeChange::Behind { share } => {
+                let message = format!(
+                    "ffmpeg does not keep up with the source: its input queue was full {:.0} % of the last {} s, \
+                     so the encoder is slowed down and viewers stall; lighten the ladder (fewer or smaller \
+                     renditions, a faster preset) or give the worker more CPU",
+                    share * 100.0,
+                    super::real_time::WINDOW.as_secs()
+                );
+                tracing::warn!(stream = %self.settings.label, "{message}");
+                self.observer.transcoder_behind(Some(message));
+            }
+            RealTimeChange::CaughtUp { share } => {
+                tracing::info!(
+                    stream = %self.settings.label,
+                    waiting = format!("{:.0} %", share * 100.0),
+                    "ffmpeg keeps up with the source again"
+                );
+                self.observer.transcoder_behind(None);
+            }
+        }
     }
 
     /// A tag of the publish, placed on its continuous timeline.

@@ -26,6 +26,8 @@ pub enum ProblemKind {
     TranscoderRestarting,
     /// ffmpeg died too often; the publish was stopped.
     TranscoderFailed,
+    /// ffmpeg does not keep up with the source: the encoder is slowed down, viewers stall.
+    TranscoderBehind,
     /// Media was lost before it reached storage (storage too slow for too long).
     MediaDropped,
     /// Another worker took over the stream's playlists; this one stopped writing.
@@ -39,6 +41,7 @@ impl ProblemKind {
             ProblemKind::StorageUnavailable => "StorageUnavailable",
             ProblemKind::TranscoderRestarting => "TranscoderRestarting",
             ProblemKind::TranscoderFailed => "TranscoderFailed",
+            ProblemKind::TranscoderBehind => "TranscoderBehind",
             ProblemKind::MediaDropped => "MediaDropped",
             ProblemKind::Superseded => "Superseded",
         }

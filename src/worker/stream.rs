@@ -340,6 +340,11 @@ impl PipelineObserver for Stream {
         self.metrics.timestamp_leapt(&self.settings.label);
     }
 
+    fn transcoder_behind(&self, behind: Option<String>) {
+        self.metrics.set_transcoder_behind(&self.settings.label, behind.is_some());
+        self.set_problem(ProblemKind::TranscoderBehind, behind);
+    }
+
     fn segment_produced(&self) {
         self.metrics.segment_produced(&self.settings.label);
     }

@@ -104,11 +104,14 @@ pub struct Push {
     pub gop: u32,
     /// A sine tone beside the picture.
     pub audio: bool,
+    /// Noise over the picture: as costly to encode as camera footage, unlike the bare
+    /// test pattern.
+    pub noise: bool,
 }
 
 impl Default for Push {
     fn default() -> Self {
-        Self { seconds: 6.0, size: "320x180", rate: 25, gop: 25, audio: true }
+        Self { seconds: 6.0, size: "320x180", rate: 25, gop: 25, audio: true, noise: false }
     }
 }
 
@@ -119,7 +122,12 @@ pub fn push(url: &str, options: &Push, log: &Path) -> ManagedProcess {
         "-f",
         "lavfi",
         "-i",
-        &format!("testsrc=size={}:rate={}", options.size, options.rate),
+        &format!(
+            "testsrc=size={}:rate={}{}",
+            options.size,
+            options.rate,
+            if options.noise { ",noise=alls=30:allf=t" } else { "" }
+        ),
     ]);
     if options.audio {
         cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
