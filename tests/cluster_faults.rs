@@ -232,6 +232,14 @@ async fn assert_worker_untouched(stream: &StreamRef, before: &Pod, connections: 
 }
 
 /// The stream's (single) worker pod.
+/// Ends a run whose fault (at `fault_at`) the worker should not have noticed: the same
+/// pod and connections as `before`, and the playlists continuous.
+async fn finish_with_the_worker_spared(run: LiveRun, before: &Pod, fault_at: Instant) {
+    let (stream, _minio, connections, report, push_ended) = finish(run).await;
+    assert_worker_untouched(&stream, before, &connections).await;
+    assert_continuity(&stream, &report, &Expect::worker_spared(fault_at), push_ended).await;
+}
+
 async fn worker(stream: &StreamRef) -> Pod {
     let pods = stream.worker_pods().await;
     assert_eq!(pods.len(), 1, "one worker pod: {:?}", pods.iter().map(|p| p.name_any()).collect::<Vec<_>>());
@@ -374,10 +382,7 @@ async fn a_restarted_api_server_does_not_interrupt_the_stream() {
     let restarted_at = Instant::now();
     tokio::task::block_in_place(|| run.stream.cluster.with_cluster(|c| c.restart_apiserver()));
     eprintln!("apiserver: back after {:.1}s", restarted_at.elapsed().as_secs_f64());
-    let (stream, _minio, connections, report, push_ended) = finish(run).await;
-    assert_worker_untouched(&stream, &worker_before, &connections).await;
-    let expect = Expect::worker_spared(restarted_at);
-    assert_continuity(&stream, &report, &expect, push_ended).await;
+    finish_with_the_worker_spared(run, &worker_before, restarted_at).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -413,8 +418,5 @@ async fn a_restarted_kubelet_leaves_the_running_worker_alone() {
     tokio::task::block_in_place(|| run.stream.cluster.with_cluster(|c| c.restart_kubelet()))
         .unwrap_or_else(|e| panic!("{e}"));
     eprintln!("kubelet: node Ready again after {:.1}s", restarted_at.elapsed().as_secs_f64());
-    let (stream, _minio, connections, report, push_ended) = finish(run).await;
-    assert_worker_untouched(&stream, &worker_before, &connections).await;
-    let expect = Expect::worker_spared(restarted_at);
-    assert_continuity(&stream, &report, &expect, push_ended).await;
+    finish_with_the_worker_spared(run, &worker_before, restarted_at).await;
 }
