@@ -31,6 +31,12 @@ fn hinted(playlist: &MediaPlaylist) -> (u64, u32) {
     (msn, part)
 }
 
+/// Whether a playlist carries the rendition report of `other`, which it can only do
+/// once `other` has a part of its own.
+fn reports(text: &str, other: &str) -> bool {
+    text.contains(&format!("#EXT-X-RENDITION-REPORT:URI=\"../{other}/index.m3u8\","))
+}
+
 /// What every live low-latency playlist must hold (RFC 8216bis).
 fn check_low_latency(text: &str, playlist: &MediaPlaylist, other: &str) {
     assert!(text.contains("#EXT-X-VERSION:9\n"), "{text}");
@@ -74,8 +80,9 @@ fn serve_low_latency_playlists_block_until_the_part_exists() {
     let url = format!("{base}/180p/index.m3u8");
 
     // The first part is playable long before the first segment is complete.
-    let (first, text, cache) = wait_for("the first part", Duration::from_secs(20), || {
-        media_playlist(&url).filter(|(p, _, _)| !p.parts.is_empty())
+    // Each rendition reports the others once they have a part: wait for both.
+    let (first, text, cache) = wait_for("the first part of each rendition", Duration::from_secs(20), || {
+        media_playlist(&url).filter(|(p, text, _)| !p.parts.is_empty() && reports(text, "90p"))
     });
     check_low_latency(&text, &first, "90p");
     assert_eq!(cache, "max-age=1", "a playlist answered without blocking is short-lived");
@@ -189,7 +196,8 @@ reconnectGraceSeconds: 1
     let origin_base = format!("http://127.0.0.1:{origin}/media/keynote");
     let url = format!("{origin_base}/180p/index.m3u8");
     let (playlist, text, _) = wait_for("a low-latency playlist from the origin", Duration::from_secs(20), || {
-        media_playlist(&url).filter(|(p, _, _)| !p.parts.is_empty() && !p.segments.is_empty())
+        media_playlist(&url)
+            .filter(|(p, text, _)| !p.parts.is_empty() && !p.segments.is_empty() && reports(text, "90p"))
     });
     check_low_latency(&text, &playlist, "90p");
     for (uri, _, _) in &playlist.parts {
