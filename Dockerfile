@@ -23,6 +23,7 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY crates ./crates
 RUN cargo build --release --locked --bin livestream
 
 # The runtime stage with a binary built on the host (glibc of bookworm or older).

@@ -6,7 +6,6 @@
 pub mod api;
 pub mod controller;
 pub mod ingest;
-pub mod media;
 pub mod origin;
 pub mod package;
 pub mod serve;
@@ -14,3 +13,6 @@ pub mod storage;
 pub mod telemetry;
 pub mod transcode;
 pub mod worker;
+
+/// The formats, sans IO, from the crate that holds them.
+pub use livestream_protocol::media;

@@ -1,12 +1,7 @@
-//! RTMP ingest: the protocol as sans-IO pieces (handshake, chunk stream, control messages,
-//! commands, the publish session) and a thin tokio listener that connects publishers to
-//! the rest of the worker, handing on each publish's media as FLV tags.
-//!
-//! Depends on `media` (AMF0 and FLV) only.
+//! RTMP ingest: a thin tokio listener that drives the sans-IO RTMP session of
+//! `livestream_protocol::rtmp` (handshake, chunk stream, control messages, commands, the
+//! publish session) over each connection and hands on each publish's media as FLV tags.
 
-pub mod chunk;
-pub mod command;
-pub mod control;
-pub mod handshake;
+pub use livestream_protocol::rtmp::{chunk, command, control, handshake, session};
+
 pub mod listener;
-pub mod session;

@@ -142,7 +142,7 @@ fn ticks_to_duration(ticks: u64, timescale: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::fmp4::tests::{fragment, init_segment};
+    use crate::media::fmp4::testing::{fragment, init_segment};
     use crate::media::fmp4::{FragmentReader, Piece};
 
     fn part(cut: Option<Cut>) -> Placement {

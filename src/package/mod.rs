@@ -10,7 +10,6 @@ pub mod low_latency;
 pub mod master;
 pub mod media_playlist;
 pub mod names;
-pub mod resume;
 pub mod segment;
 pub mod tracker;
 

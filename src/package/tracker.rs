@@ -33,8 +33,8 @@ use thiserror::Error;
 use super::low_latency::{LowLatencyPlaylist, OpenSegmentView, SEGMENTS_WITH_PARTS};
 use super::media_playlist::{PlaylistHeader, PlaylistKind, render_media_playlist};
 use super::names::{self, SegmentFormat};
-use super::resume::{ParseError, ParsedMediaPlaylist, parse_media_playlist};
 use super::segment::{PartRecord, SegmentRecord};
+use livestream_protocol::playlist::{ParseError, ParsedMediaPlaylist, parse_media_playlist};
 
 /// Most segments the live window may hold.
 pub const MAX_WINDOW_SEGMENTS: usize = 1000;

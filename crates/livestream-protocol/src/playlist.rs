@@ -1,7 +1,7 @@
 //! Parsing one of our own media playlists back (from storage, after a restart of the
 //! worker), so the stream continues with the next sequence number and discontinuity.
 //!
-//! The parser accepts what [`super::media_playlist`] writes; unknown tags are ignored,
+//! The parser accepts what the worker's packager (`package::media_playlist`) writes; unknown tags are ignored,
 //! and anything malformed is an error rather than a guess.
 
 use std::time::Duration;

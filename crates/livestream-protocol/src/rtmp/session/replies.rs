@@ -1,8 +1,8 @@
 //! The command messages the server sends in reply to a publishing client.
 
-use crate::ingest::chunk::RtmpMessage;
-use crate::ingest::command::command_message;
 use crate::media::amf0::Amf0Value;
+use crate::rtmp::chunk::RtmpMessage;
+use crate::rtmp::command::command_message;
 
 /// Chunk stream for connection-level command replies.
 pub const COMMAND_CHUNK_STREAM_ID: u32 = 3;

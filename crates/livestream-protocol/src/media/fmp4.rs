@@ -406,11 +406,11 @@ fn read_u64(data: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_be_bytes(data.get(at..at.checked_add(8)?)?.try_into().ok()?))
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
+/// Builders of fMP4 input for tests: boxes, an init segment, fragments.
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing {
 
-    pub(crate) fn make_box(box_type: &[u8; 4], body: &[u8]) -> Vec<u8> {
+    pub fn make_box(box_type: &[u8; 4], body: &[u8]) -> Vec<u8> {
         let mut out = ((body.len() + 8) as u32).to_be_bytes().to_vec();
         out.extend_from_slice(box_type);
         out.extend_from_slice(body);
@@ -439,7 +439,7 @@ pub(crate) mod tests {
 
     /// An init segment with video track 1 (timescale 15360) and audio track 2 (48000),
     /// audio samples defaulting to 1024 ticks and sync.
-    pub(crate) fn init_segment() -> Vec<u8> {
+    pub fn init_segment() -> Vec<u8> {
         let mut trex_audio = 2u32.to_be_bytes().to_vec();
         trex_audio.extend_from_slice(&1u32.to_be_bytes());
         trex_audio.extend_from_slice(&1024u32.to_be_bytes());
@@ -453,7 +453,7 @@ pub(crate) mod tests {
 
     /// A fragment: `video` samples of 512 ticks (the first a keyframe when `key`) from
     /// `video_time`, and 3 audio samples with default durations.
-    pub(crate) fn fragment(sequence: u32, video_time: u64, video: u32, key: bool) -> Vec<u8> {
+    pub fn fragment(sequence: u32, video_time: u64, video: u32, key: bool) -> Vec<u8> {
         let video_traf = {
             let tfhd =
                 full(b"tfhd", 0, 0x02_0000 | 0x08 | 0x20, &[1u32, 512, 0x0101_0000].map(u32::to_be_bytes).concat());
@@ -479,6 +479,12 @@ pub(crate) mod tests {
         let moof = [full(b"mfhd", 0, 0, &sequence.to_be_bytes()), video_traf, audio_traf].concat();
         [make_box(b"moof", &moof), make_box(b"mdat", &vec![0xab; 100 * video as usize + 30])].concat()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
 
     fn read_all(reader: &mut FragmentReader) -> Vec<Piece> {
         let mut pieces = Vec::new();

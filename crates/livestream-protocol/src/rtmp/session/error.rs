@@ -1,9 +1,9 @@
 //! Why a session ended in a protocol error.
 
-use crate::ingest::chunk::ChunkError;
-use crate::ingest::command::CommandError;
-use crate::ingest::control::ControlError;
-use crate::ingest::handshake::HandshakeError;
+use crate::rtmp::chunk::ChunkError;
+use crate::rtmp::command::CommandError;
+use crate::rtmp::control::ControlError;
+use crate::rtmp::handshake::HandshakeError;
 
 /// A protocol error: the connection must be closed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -1,6 +1,6 @@
 //! Settings of one publish session.
 
-use crate::ingest::chunk::ChunkLimits;
+use crate::rtmp::chunk::ChunkLimits;
 
 /// Limits and protocol settings of a [`Session`](super::Session).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

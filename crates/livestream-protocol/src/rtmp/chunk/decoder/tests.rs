@@ -3,7 +3,7 @@
 use bytes::BytesMut;
 
 use super::*;
-use crate::ingest::chunk::ChunkError;
+use crate::rtmp::chunk::ChunkError;
 
 fn decoder() -> ChunkDecoder {
     ChunkDecoder::new(ChunkLimits::default())

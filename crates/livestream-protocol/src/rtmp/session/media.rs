@@ -3,8 +3,8 @@
 
 use bytes::Bytes;
 
-use crate::ingest::chunk::message_type;
 use crate::media::amf0::{Amf0Reader, Amf0Value};
+use crate::rtmp::chunk::message_type;
 
 const SET_DATA_FRAME: &str = "@setDataFrame";
 const ON_METADATA: &str = "onMetaData";

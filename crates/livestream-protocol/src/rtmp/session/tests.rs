@@ -4,10 +4,10 @@
 use bytes::{Bytes, BytesMut};
 
 use super::*;
-use crate::ingest::chunk::{ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, RtmpMessage};
-use crate::ingest::command::{Command, command_message};
-use crate::ingest::handshake::{HANDSHAKE_PACKET_SIZE, ServerHandshake};
 use crate::media::amf0::{self, Amf0Value};
+use crate::rtmp::chunk::{ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, RtmpMessage};
+use crate::rtmp::command::{Command, command_message};
+use crate::rtmp::handshake::{HANDSHAKE_PACKET_SIZE, ServerHandshake};
 
 fn zero_fill(buffer: &mut [u8]) {
     buffer.fill(0);
