@@ -416,6 +416,9 @@ async fn a_livestream_applied_with_kubectl_goes_live_ends_and_is_cleaned() {
     let worker = pods[0].name_any();
     let image = jsonpath(cluster, &["pod", "-n", ns, &worker], "{.status.containerStatuses[0].image}");
     assert_eq!(image, IMAGE);
+    // Scheduled with the CPU its ladder needs (90p and 180p at 30 fps, veryfast).
+    let cpu = jsonpath(cluster, &["pod", "-n", ns, &worker], "{.spec.containers[0].resources.requests.cpu}");
+    assert_eq!(cpu, "150m", "the worker requests the CPU of its ladder");
     let (ok, id) = tokio::task::block_in_place(|| exec(cluster, ns, &worker, &["id", "-u"]));
     assert!(ok && id.trim() == "65532", "the worker runs as non-root: {id}");
     let (ok, touch) = tokio::task::block_in_place(|| exec(cluster, ns, &worker, &["sh", "-c", "touch /probe"]));

@@ -259,6 +259,20 @@ pub enum EncoderPreset {
     Medium,
 }
 
+impl EncoderPreset {
+    /// The preset's name, as x264 spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EncoderPreset::Ultrafast => "ultrafast",
+            EncoderPreset::Superfast => "superfast",
+            EncoderPreset::Veryfast => "veryfast",
+            EncoderPreset::Faster => "faster",
+            EncoderPreset::Fast => "fast",
+            EncoderPreset::Medium => "medium",
+        }
+    }
+}
+
 /// Audio settings: AAC-LC for every rendition.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -526,7 +540,10 @@ pub struct WorkerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024))]
     pub image: Option<String>,
-    /// CPU and memory of the worker container.
+    /// CPU and memory of the worker container. When unset, the worker requests the CPU
+    /// that its ladder needs to transcode in real time (from the pixels per second of each
+    /// rendition and the preset; a rendition without a frame rate counts as 30 fps), and
+    /// sets no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     /// Node labels the worker must run on.

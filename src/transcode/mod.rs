@@ -7,6 +7,7 @@
 //! are FLV tags and plain structs.
 
 pub mod args;
+pub mod cost;
 pub mod gate;
 pub mod lines;
 pub mod local_playlist;

@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::api::{H264Profile, SegmentContainer};
+use crate::api::{H264Profile, LadderSpec, SegmentContainer};
 use crate::ingest::listener::{EndReason, MediaMessage};
 use crate::media::flv::{FlvTag, FlvTagKind};
 use crate::origin::{IndexOptions, LiveIndex};
@@ -306,14 +306,9 @@ impl Pipeline {
     }
 }
 
-/// The transcoding plan and what the master playlist says of each rendition, from the
-/// stream's ladder and what the source turned out to be.
-pub fn plan(
-    settings: &StreamSettings,
-    source: &SourceInfo,
-) -> Result<(TranscodePlan, Vec<RenditionOutput>), PipelineError> {
-    let requests: Vec<RenditionRequest> = settings
-        .ladder
+/// The renditions a ladder asks for, as the transcoding plan takes them.
+pub fn rendition_requests(ladder: &LadderSpec) -> Vec<RenditionRequest> {
+    ladder
         .renditions
         .iter()
         .map(|r| RenditionRequest {
@@ -330,7 +325,16 @@ pub fn plan(
                 H264Profile::High => Profile::High,
             }),
         })
-        .collect();
+        .collect()
+}
+
+/// The transcoding plan and what the master playlist says of each rendition, from the
+/// stream's ladder and what the source turned out to be.
+pub fn plan(
+    settings: &StreamSettings,
+    source: &SourceInfo,
+) -> Result<(TranscodePlan, Vec<RenditionOutput>), PipelineError> {
+    let requests = rendition_requests(&settings.ladder);
     let size = match (source.width, source.height) {
         (Some(width), Some(height)) if width > 0 && height > 0 => Some(SourceSize { width, height }),
         _ => None,
@@ -352,10 +356,7 @@ pub fn plan(
             channels: audio.channels,
         },
         has_audio: source.has_audio,
-        preset: serde_json::to_value(settings.ladder.preset)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_else(|| "veryfast".into()),
+        preset: settings.ladder.preset.as_str().into(),
         keyframe_interval_s: settings.ladder.keyframe_interval_seconds,
         segment_duration_s: settings.hls.segment_duration_seconds,
         container,

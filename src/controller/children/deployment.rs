@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
-    SecretKeySelector, SecurityContext, Volume, VolumeMount,
+    HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SeccompProfile, SecretKeySelector, SecurityContext, Volume, VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
@@ -15,9 +16,11 @@ use kube::ResourceExt;
 use super::BuildError;
 use super::config_map::CONFIG_FILE_KEY;
 use super::names::{Component, child_metadata, labels, selector_labels, worker_name};
-use crate::api::LiveStream;
+use crate::api::{LadderSpec, LiveStream};
 use crate::controller::OperatorConfig;
 use crate::controller::validate::Resolved;
+use crate::transcode::cost::cpu_millicores;
+use crate::worker::pipeline::rendition_requests;
 
 /// Pod template annotation holding the checksum of the worker configuration.
 pub const CONFIG_CHECKSUM_ANNOTATION: &str = "livestream.dev/config-checksum";
@@ -141,7 +144,7 @@ fn worker_container(stream: &LiveStream, config: &OperatorConfig, resolved: &Res
         ]),
         liveness_probe: Some(http_probe("/healthz", 10, 3)),
         readiness_probe: Some(http_probe("/readyz", 5, 1)),
-        resources: worker.resources.clone(),
+        resources: Some(worker.resources.clone().unwrap_or_else(|| ladder_resources(&stream.spec.ladder))),
         security_context: Some(SecurityContext {
             run_as_non_root: Some(true),
             run_as_user: Some(config.worker_uid),
@@ -154,6 +157,17 @@ fn worker_container(stream: &LiveStream, config: &OperatorConfig, resolved: &Res
             ..SecurityContext::default()
         }),
         ..Container::default()
+    }
+}
+
+/// Without resources in the spec, the worker requests the CPU its ladder needs to keep up
+/// with real time, so that the scheduler places it on a node that has that much free. No
+/// limit: a throttled encoder falls behind the live edge, which is worse than sharing.
+fn ladder_resources(ladder: &LadderSpec) -> ResourceRequirements {
+    let millicores = cpu_millicores(&rendition_requests(ladder), ladder.preset.as_str());
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([("cpu".to_string(), Quantity(format!("{millicores}m")))])),
+        ..ResourceRequirements::default()
     }
 }
 
@@ -238,6 +252,26 @@ mod tests {
         assert_eq!(template.annotations.as_ref().unwrap()[CONFIG_CHECKSUM_ANNOTATION], "abc");
         let selector = spec.selector.match_labels.as_ref().unwrap();
         assert!(selector.iter().all(|(k, v)| template.labels.as_ref().unwrap().get(k) == Some(v)));
+    }
+
+    #[test]
+    fn the_cpu_request_follows_the_ladder_unless_resources_are_given() {
+        let cpu = |stream: &LiveStream| {
+            let d = deployment(stream, &OperatorConfig::default(), &resolved(false), "abc").unwrap();
+            let resources = container(&d).resources.clone().unwrap();
+            assert!(resources.limits.is_none(), "no CPU limit to throttle the encoder");
+            resources.requests.unwrap().get("cpu").map(|q| q.0.clone())
+        };
+        let mut stream = fixtures::stream("media", "demo");
+        assert_eq!(cpu(&stream).as_deref(), Some("2350m"), "the default ladder at veryfast");
+        stream.spec.ladder.preset = crate::api::EncoderPreset::Ultrafast;
+        assert_eq!(cpu(&stream).as_deref(), Some("600m"));
+        let given = ResourceRequirements {
+            requests: Some(BTreeMap::from([("memory".to_string(), Quantity("1Gi".into()))])),
+            ..ResourceRequirements::default()
+        };
+        stream.spec.worker.resources = Some(given);
+        assert_eq!(cpu(&stream), None, "resources in the spec are taken as they are");
     }
 
     #[test]

@@ -1,0 +1,100 @@
+//! What a ladder costs in CPU, so that a worker can ask the scheduler for enough of it.
+//!
+//! x264 spends CPU in proportion to the pixels it encodes per second, by a factor that
+//! depends on the preset. The factors are cores per million pixels per second, measured
+//! with the worker's x264 settings (`LOW_DELAY_X264_PARAMS`) on a 1280x720 30 fps source
+//! with film-grain-like noise (harder than a screen capture, easier than sports) on one
+//! core of a 2-core x86-64 cloud machine: 0.53 cores for 720p30 at veryfast, 0.13 at 360p30.
+//! Decoding the source costs about 2 millicores per million pixels per second (0.06 cores
+//! for 1080p30 H.264 at 6 Mbit/s), and the rest of the worker (audio, scaling, packaging)
+//! fits in 100 millicores.
+
+use super::plan::{RenditionRequest, default_ladder};
+
+/// The frame rate assumed for a rendition that keeps the source's, which admission does
+/// not know.
+pub const ASSUMED_FRAME_RATE: u32 = 30;
+
+/// CPU the worker needs besides decoding and encoding, in millicores.
+const BASE_MILLICORES: f64 = 100.0;
+/// Decoding, in millicores per million source pixels per second.
+const DECODE_MILLICORES_PER_MPIXEL: f64 = 2.0;
+
+/// Encoding with x264 at `preset`, in millicores per million pixels per second.
+fn encode_millicores_per_mpixel(preset: &str) -> f64 {
+    match preset {
+        "ultrafast" => 3.3,
+        "superfast" => 9.9,
+        "faster" => 27.2,
+        "fast" => 46.1,
+        "medium" => 56.4,
+        _ => 19.1, // veryfast
+    }
+}
+
+/// The CPU, in millicores rounded up to 50, that a worker needs to transcode `requests`
+/// (the default ladder when empty) at `preset` in real time. The source is taken to be
+/// as large as the largest rendition, and a rendition without a frame rate to run at
+/// [`ASSUMED_FRAME_RATE`]; a passthrough rendition costs nothing beyond the base.
+pub fn cpu_millicores(requests: &[RenditionRequest], preset: &str) -> u32 {
+    let defaults;
+    let requests = if requests.is_empty() {
+        defaults = default_ladder();
+        &defaults[..]
+    } else {
+        requests
+    };
+    let pixel_rates: Vec<f64> = requests
+        .iter()
+        .filter(|r| !r.passthrough)
+        .map(|r| {
+            let pixels = f64::from(r.width.unwrap_or(0)) * f64::from(r.height.unwrap_or(0));
+            pixels * f64::from(r.frame_rate.unwrap_or(ASSUMED_FRAME_RATE)) / 1e6
+        })
+        .collect();
+    let encode: f64 = pixel_rates.iter().sum::<f64>() * encode_millicores_per_mpixel(preset);
+    let decode = pixel_rates.iter().copied().fold(0.0, f64::max) * DECODE_MILLICORES_PER_MPIXEL;
+    let total = (BASE_MILLICORES + encode + decode).ceil();
+    // At most a few hundred thousand millicores for 8 renditions of 8K at 120 fps.
+    let total = total.min(f64::from(u32::MAX)) as u32;
+    total.div_ceil(50) * 50
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendition(width: u32, height: u32, frame_rate: Option<u32>) -> RenditionRequest {
+        RenditionRequest {
+            name: format!("{height}p"),
+            width: Some(width),
+            height: Some(height),
+            video_kbps: Some(1000),
+            frame_rate,
+            ..RenditionRequest::default()
+        }
+    }
+
+    #[test]
+    fn the_default_ladder_needs_more_than_two_cores_at_veryfast() {
+        // 109 Mpixel/s encoded, 62 decoded.
+        assert_eq!(cpu_millicores(&[], "veryfast"), 2350);
+        assert_eq!(cpu_millicores(&[], "ultrafast"), 600);
+    }
+
+    #[test]
+    fn cost_grows_with_pixels_frame_rate_and_preset() {
+        let p720 = [rendition(1280, 720, None)];
+        assert_eq!(cpu_millicores(&p720, "veryfast"), 700);
+        assert_eq!(cpu_millicores(&[rendition(1280, 720, Some(60))], "veryfast"), 1300);
+        assert!(cpu_millicores(&p720, "medium") > 2 * cpu_millicores(&p720, "veryfast"));
+        let small = [rendition(320, 180, None), rendition(160, 90, None)];
+        assert_eq!(cpu_millicores(&small, "veryfast"), 150);
+    }
+
+    #[test]
+    fn a_passthrough_costs_only_the_base() {
+        let copy = RenditionRequest { name: "source".into(), passthrough: true, ..RenditionRequest::default() };
+        assert_eq!(cpu_millicores(&[copy], "veryfast"), 100);
+    }
+}
