@@ -29,6 +29,17 @@ pub enum ParseError {
     /// A segment URI without a preceding `EXTINF`.
     #[error("line {0}: segment URI without EXTINF")]
     UriWithoutDuration(usize),
+    /// A tag that must come before the first segment comes after one.
+    #[error("line {line}: {tag} after the first segment")]
+    AfterFirstSegment {
+        /// 1-based line number.
+        line: usize,
+        /// Tag name.
+        tag: &'static str,
+    },
+    /// A sequence number beyond what 64 bits hold.
+    #[error("line {0}: sequence number out of range")]
+    SequenceOutOfRange(usize),
     /// The playlist lists more segments than accepted.
     #[error("playlist lists more than {MAX_PARSED_SEGMENTS} segments")]
     TooManySegments,
@@ -89,9 +100,15 @@ pub fn parse_media_playlist(text: &str) -> Result<ParsedMediaPlaylist, ParseErro
             playlist.target_duration_s =
                 Some(value.parse().map_err(|_| ParseError::Malformed { line, tag: "EXT-X-TARGETDURATION" })?);
         } else if let Some(value) = content.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
+            if !playlist.segments.is_empty() {
+                return Err(ParseError::AfterFirstSegment { line, tag: "EXT-X-MEDIA-SEQUENCE" });
+            }
             playlist.media_sequence =
                 value.parse().map_err(|_| ParseError::Malformed { line, tag: "EXT-X-MEDIA-SEQUENCE" })?;
         } else if let Some(value) = content.strip_prefix("#EXT-X-DISCONTINUITY-SEQUENCE:") {
+            if !playlist.segments.is_empty() {
+                return Err(ParseError::AfterFirstSegment { line, tag: "EXT-X-DISCONTINUITY-SEQUENCE" });
+            }
             playlist.discontinuity_sequence =
                 value.parse().map_err(|_| ParseError::Malformed { line, tag: "EXT-X-DISCONTINUITY-SEQUENCE" })?;
         } else if content == "#EXT-X-DISCONTINUITY" {
@@ -116,12 +133,17 @@ pub fn parse_media_playlist(text: &str) -> Result<ParsedMediaPlaylist, ParseErro
             if pending_discontinuity {
                 discontinuity_count += 1;
             }
+            let out_of_range = ParseError::SequenceOutOfRange(line);
+            let sequence = playlist.media_sequence.checked_add(playlist.segments.len() as u64).ok_or(out_of_range)?;
+            let out_of_range = ParseError::SequenceOutOfRange(line);
+            let discontinuity_number =
+                playlist.discontinuity_sequence.checked_add(discontinuity_count).ok_or(out_of_range)?;
             playlist.segments.push(ParsedSegment {
-                sequence: playlist.media_sequence + playlist.segments.len() as u64,
+                sequence,
                 uri: content.to_owned(),
                 duration,
                 discontinuity: pending_discontinuity,
-                discontinuity_number: playlist.discontinuity_sequence + discontinuity_count,
+                discontinuity_number,
                 program_date_time: pending_time.take(),
                 map_uri: map_uri.clone(),
             });
@@ -194,6 +216,24 @@ mod tests {
     #[test]
     fn malformed_input_is_an_error() {
         assert_eq!(parse_media_playlist("hello"), Err(ParseError::NotM3u8));
+        // Found by the fuzz target: a sequence set again after a segment, numbers past
+        // 64 bits.
+        assert_eq!(
+            parse_media_playlist("#EXTM3U\n#EXTINF:1,\n5.ts\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:1,\n0.ts\n"),
+            Err(ParseError::AfterFirstSegment { line: 4, tag: "EXT-X-MEDIA-SEQUENCE" })
+        );
+        assert_eq!(
+            parse_media_playlist(
+                "#EXTM3U\n#EXT-X-DISCONTINUITY-SEQUENCE:18446744073709551615\n#EXT-X-DISCONTINUITY\n#EXTINF:1,\n0.ts\n"
+            ),
+            Err(ParseError::SequenceOutOfRange(5))
+        );
+        assert_eq!(
+            parse_media_playlist(
+                "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:18446744073709551615\n#EXTINF:1,\na.ts\n#EXTINF:1,\nb.ts\n"
+            ),
+            Err(ParseError::SequenceOutOfRange(6))
+        );
         assert_eq!(parse_media_playlist("#EXTM3U\n1.ts\n"), Err(ParseError::UriWithoutDuration(2)));
         assert_eq!(
             parse_media_playlist("#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:-1\n"),
