@@ -1,6 +1,6 @@
 //! RTMP ingest against a real ffmpeg publisher: timestamps and an FLV rebuilt from what
 //! was received, refused keys, a second publisher, malformed input, connection limits and
-//! timeouts.
+//! timeouts; RTMPS with a certificate that is renewed while the server runs.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -15,8 +15,8 @@ use livestream::ingest::chunk::{ChunkEncoder, RtmpMessage};
 use livestream::ingest::command::command_message;
 use livestream::ingest::control::{self, ControlMessage};
 use livestream::ingest::listener::{
-    self, EndReason, IngestMetrics, ListenerConfig, MediaMessage, PublishHandler, PublishRequest, PublishSink,
-    Rejection,
+    self, EndReason, Endpoint, IngestMetrics, ListenerConfig, MediaMessage, PublishHandler, PublishRequest,
+    PublishSink, Rejection, TlsFiles, TlsIdentity,
 };
 use livestream::media::amf0::Amf0Value;
 use livestream::media::flv::{self, FlvTag, FlvTagKind};
@@ -148,6 +148,8 @@ impl PublishHandler for TestHandler {
 
 struct TestServer {
     address: SocketAddr,
+    /// The RTMPS port, when started with a certificate.
+    tls_address: Option<SocketAddr>,
     metrics: Arc<IngestMetrics>,
     handler: Arc<TestHandler>,
     accepted: mpsc::UnboundedReceiver<mpsc::Receiver<MediaMessage>>,
@@ -165,9 +167,31 @@ impl TestServer {
         channel_capacity: usize,
         configure: impl FnOnce(&mut ListenerConfig),
     ) -> TestServer {
+        Self::start_endpoints(expected_key, channel_capacity, None, configure).await
+    }
+
+    /// RTMP, and RTMPS with the certificate in `tls`.
+    async fn start_tls(expected_key: &str, tls: TlsFiles, configure: impl FnOnce(&mut ListenerConfig)) -> TestServer {
+        Self::start_endpoints(expected_key, 64, Some(tls), configure).await
+    }
+
+    async fn start_endpoints(
+        expected_key: &str,
+        channel_capacity: usize,
+        tls: Option<TlsFiles>,
+        configure: impl FnOnce(&mut ListenerConfig),
+    ) -> TestServer {
         captured_logs();
         let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = socket.local_addr().unwrap();
+        let mut endpoints = vec![Endpoint::plain(socket)];
+        let mut tls_address = None;
+        if let Some(files) = tls {
+            let identity = Arc::new(TlsIdentity::load(files).expect("the test certificate loads"));
+            let tls_socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tls_address = Some(tls_socket.local_addr().unwrap());
+            endpoints.push(Endpoint::tls(tls_socket, identity));
+        }
         let metrics = Arc::new(IngestMetrics::default());
         let mut config = ListenerConfig { metrics: Arc::clone(&metrics), ..ListenerConfig::default() };
         configure(&mut config);
@@ -181,19 +205,26 @@ impl TestServer {
         });
         let (shutdown, shutdown_receiver) = watch::channel(false);
         let dyn_handler: Arc<dyn PublishHandler> = handler.clone();
-        let task = tokio::spawn(listener::run(socket, config, dyn_handler, shutdown_receiver));
-        TestServer { address, metrics, handler, accepted, shutdown, task }
+        let task = tokio::spawn(listener::run(endpoints, config, dyn_handler, shutdown_receiver));
+        TestServer { address, tls_address, metrics, handler, accepted, shutdown, task }
     }
 
     fn url(&self, key: &str) -> String {
         format!("rtmp://{}/live/{key}", self.address)
     }
 
+    fn tls_url(&self, key: &str) -> String {
+        format!("rtmps://{}/live/{key}", self.tls_address.expect("started with TLS"))
+    }
+
     async fn next_publish(&mut self) -> mpsc::Receiver<MediaMessage> {
-        timeout(STARTUP_TIMEOUT, self.accepted.recv())
-            .await
-            .expect("no publish was accepted in time")
-            .expect("handler dropped")
+        let accepted = timeout(STARTUP_TIMEOUT, self.accepted.recv()).await;
+        let Ok(accepted) = accepted else {
+            let logs = logs_text();
+            let tail = &logs[logs.len().saturating_sub(3000)..];
+            panic!("no publish was accepted in time; the last logs:\n{tail}");
+        };
+        accepted.expect("handler dropped")
     }
 
     fn requests(&self) -> Vec<(String, String)> {
@@ -695,4 +726,133 @@ async fn shutdown_ends_open_publishes() {
     let end = timeout(CLOSE_TIMEOUT, end).await.expect("the publish did not end on shutdown").unwrap();
     assert_eq!(end, EndReason::Shutdown);
     drop(publisher);
+}
+
+// ---------------------------------------------------------------------------------------
+// RTMPS
+
+/// A self-signed certificate for `localhost`, written as PEM files into `dir`.
+fn write_certificate(dir: &Path, name: &str) -> (TlsFiles, Vec<u8>) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let files = TlsFiles { certificate: dir.join(format!("{name}.crt")), private_key: dir.join(format!("{name}.key")) };
+    std::fs::write(&files.certificate, certified.cert.pem()).unwrap();
+    std::fs::write(&files.private_key, certified.signing_key.serialize_pem()).unwrap();
+    (files, certified.cert.der().to_vec())
+}
+
+/// A TLS client that trusts only `trusted` (DER), with the server name `localhost`.
+async fn tls_connect(
+    address: SocketAddr,
+    trusted: &[u8],
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from(trusted.to_vec())).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let stream = TcpStream::connect(address).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    timeout(CLOSE_TIMEOUT, connector.connect(name, stream)).await.map_err(|_| std::io::ErrorKind::TimedOut)?
+}
+
+/// ffmpeg publishes over RTMPS as over RTMP: the same timestamps arrive and the publish
+/// ends cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_publishes_over_rtmps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (files, _) = write_certificate(dir.path(), "ingest");
+    let key = "rtmps-key-81c3e0";
+    let mut server = TestServer::start_tls(key, files, |_| {}).await;
+    let publisher = push(&server.tls_url(key), false);
+    let mut receiver = server.next_publish().await;
+    let (messages, end) = collect_until_end(&mut receiver).await;
+    let output = wait_exit(publisher, "RTMPS publisher").await;
+    assert!(output.status.success(), "ffmpeg failed over RTMPS: {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(end, EndReason::Unpublished);
+    let video: Vec<i64> = messages
+        .iter()
+        .filter_map(|message| match message {
+            MediaMessage::Tag(FlvTag { kind: FlvTagKind::Video, timestamp_ms, data }) if data.get(1) == Some(&1) => {
+                Some(i64::from(*timestamp_ms))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(video, dts_of(&probe_packets(fixture_flv()), "video"), "video timestamps over RTMPS");
+    assert!(logs_text().contains("scheme=\"rtmps\"") || logs_text().contains("scheme=rtmps"), "logs name RTMPS");
+    assert!(!logs_text().contains(key), "the stream key was logged");
+    assert_eq!(server.metrics.tls_failures(), 0);
+
+    server.stop().await;
+}
+
+/// Plain RTMP sent to the RTMPS port, and a socket that never starts TLS, are closed
+/// and counted; TLS clients on that port and plain RTMP on its own go on working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_rtmp_and_silence_on_the_rtmps_port_are_closed_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (files, certificate) = write_certificate(dir.path(), "ingest");
+    let server =
+        TestServer::start_tls("k", files, |config| config.handshake_timeout = Duration::from_millis(500)).await;
+    let tls_address = server.tls_address.unwrap();
+
+    let mut plain = TcpStream::connect(tls_address).await.unwrap();
+    let mut c0c1 = vec![3u8];
+    c0c1.extend_from_slice(&[0u8; 1536]);
+    plain.write_all(&c0c1).await.unwrap();
+    expect_closed(&mut plain, "plain RTMP on the RTMPS port").await;
+
+    let mut silent = TcpStream::connect(tls_address).await.unwrap();
+    expect_closed(&mut silent, "no TLS handshake").await;
+    assert_eq!(server.metrics.tls_failures(), 2, "both failures are counted");
+
+    let mut client = tls_connect(tls_address, &certificate).await.expect("a TLS client still connects");
+    let mut c0c1 = vec![3u8];
+    c0c1.extend_from_slice(&[0u8; 1536]);
+    client.write_all(&c0c1).await.unwrap();
+    let mut reply = vec![0u8; 1 + 2 * 1536];
+    timeout(CLOSE_TIMEOUT, client.read_exact(&mut reply)).await.expect("S0 S1 S2 in time").unwrap();
+    assert_eq!(reply[0], 3, "the RTMP handshake answers inside TLS");
+    let mut beside = TcpStream::connect(server.address).await.unwrap();
+    timeout(CLOSE_TIMEOUT, plain_handshake(&mut beside)).await.expect("plain handshake in time").unwrap();
+    server.stop().await;
+}
+
+/// A renewed certificate (the files replaced, as cert-manager renews a Secret) is served
+/// to new connections within seconds, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_certificate_is_served_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (files, first) = write_certificate(dir.path(), "ingest");
+    let server = TestServer::start_tls("k", files.clone(), |_| {}).await;
+    let tls_address = server.tls_address.unwrap();
+    tls_connect(tls_address, &first).await.expect("the first certificate is served");
+
+    let (renewed_files, renewed) = write_certificate(dir.path(), "renewed");
+    std::fs::rename(&renewed_files.certificate, &files.certificate).unwrap();
+    std::fs::rename(&renewed_files.private_key, &files.private_key).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while tls_connect(tls_address, &renewed).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the renewed certificate was not served within 15 s: {:?}",
+            tls_connect(tls_address, &renewed).await.err()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(tls_connect(tls_address, &first).await.is_err(), "the old certificate is no longer served");
+
+    // Files that do not load leave the renewed certificate in use.
+    std::fs::write(&files.certificate, "not a certificate").unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !logs_text().contains("serving the previous certificate") {
+        assert!(tokio::time::Instant::now() < deadline, "the broken file was not noticed within 15 s");
+        tls_connect(tls_address, &renewed).await.expect("a broken file keeps the last good certificate");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tls_connect(tls_address, &renewed).await.expect("a broken file keeps the last good certificate");
+    server.stop().await;
 }

@@ -456,3 +456,53 @@ fn a_transcoder_slower_than_real_time_is_reported() {
     });
     assert_eq!(behind_metric(&serve).as_deref(), Some("0"));
 }
+
+/// RTMPS: ffmpeg publishes over TLS with the certificate given to `serve`, the stream
+/// plays, the index page names both ingest URLs; a certificate that cannot be read stops
+/// `serve` at start with the file's name.
+#[test]
+fn rtmps_publish_plays_and_a_bad_certificate_is_a_clear_error() {
+    let _serial = media::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let rtmps_port = support::process::free_port();
+    let tls_args = [
+        format!("--tls-cert={}", cert.display()),
+        format!("--tls-key={}", key.display()),
+        format!("--rtmps-addr=127.0.0.1:{rtmps_port}"),
+        "--stream-key=secure=rtmps-k3y-0f9d".to_string(),
+    ];
+    let mut args = ladder_args(&["--reconnect-grace", "1"]);
+    args.extend(tls_args.iter().map(String::as_str));
+    let serve = Serve::start(&args, &[]);
+    let (_, _, _, index) = http_get(&serve.http_url(""));
+    let index = String::from_utf8(index).unwrap();
+    assert!(index.contains(&format!("rtmps://127.0.0.1:{rtmps_port}/live/NAME")), "{index}");
+
+    let logs = tempfile::tempdir().unwrap();
+    let url = format!("rtmps://127.0.0.1:{rtmps_port}/live/rtmps-k3y-0f9d");
+    let mut pusher = push(&url, &Push { seconds: 4.0, ..Push::default() }, &logs.path().join("push.log"));
+    assert!(wait_exit(&mut pusher, Duration::from_secs(30)), "{}", pusher.log_tail(2000));
+    let base = serve.http_url("live/secure");
+    let playlists = wait_ended(&base, &serve);
+    assert_eq!(playlists.len(), 2, "both renditions");
+    let errors = media::decode_errors(&format!("{base}/{}", playlists[0].0), "0");
+    assert!(errors.trim().is_empty(), "{errors}");
+    assert!(!serve.log().contains("rtmps-k3y-0f9d"), "the stream key was logged: {}", serve.log());
+
+    std::fs::write(&key, "not a key").unwrap();
+    let output = Command::new(media::livestream_bin())
+        .arg("serve")
+        .args(["--rtmp-addr=127.0.0.1:0", "--http-addr=127.0.0.1:0", "--rtmps-addr=127.0.0.1:0"])
+        .arg(format!("--data-dir={}", dir.path().join("data").display()))
+        .arg(format!("--tls-cert={}", cert.display()))
+        .arg(format!("--tls-key={}", key.display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "serve started with a broken key: {stderr}");
+    assert!(stderr.contains("TLS private key") && stderr.contains("tls.key"), "{stderr}");
+}

@@ -14,8 +14,9 @@ pub struct Listing {
 }
 
 /// Renders the page. `base` is the origin as the browser reached it, e.g.
-/// `http://localhost:8080`.
-pub fn render(base: &str, rtmp_hint: &str, streams: &[Listing]) -> String {
+/// `http://localhost:8080`; `ingest` the URLs encoders publish to (RTMP, and RTMPS when
+/// configured).
+pub fn render(base: &str, ingest: &[String], streams: &[Listing]) -> String {
     let mut rows = String::new();
     for stream in streams {
         let url = format!("{base}/{}/master.m3u8", stream.path);
@@ -38,8 +39,8 @@ pub fn render(base: &str, rtmp_hint: &str, streams: &[Listing]) -> String {
          <meta http-equiv=\"refresh\" content=\"5\">\n\
          <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.3em 1em;text-align:left}}</style>\n\
          </head><body>\n<h1>Live streams</h1>\n{table}\n\
-         <p>Publish with RTMP to <code>{hint}</code>.</p>\n</body></html>\n",
-        hint = escape(rtmp_hint),
+         <p>Publish to {hint}.</p>\n</body></html>\n",
+        hint = ingest.iter().map(|url| format!("<code>{}</code>", escape(url))).collect::<Vec<_>>().join(" or "),
     )
 }
 
@@ -56,20 +57,25 @@ mod tests {
     fn lists_streams_with_their_playback_urls() {
         let page = render(
             "http://localhost:8080",
-            "rtmp://localhost:1935/live/STREAM",
+            &["rtmp://localhost:1935/live/STREAM".into(), "rtmps://localhost:1936/live/STREAM".into()],
             &[Listing { path: "live/demo".into(), phase: "Live".into(), bitrate_kbps: Some(2500) }],
         );
         assert!(page.contains("<a href=\"http://localhost:8080/live/demo/master.m3u8\">"), "{page}");
         assert!(page.contains("<a href=\"/watch/live/demo\">live/demo</a>"), "a watch page per stream: {page}");
         assert!(page.contains("2500 kbit/s"));
-        assert!(page.contains("rtmp://localhost:1935/live/STREAM"));
+        assert!(
+            page.contains(
+                "<code>rtmp://localhost:1935/live/STREAM</code> or <code>rtmps://localhost:1936/live/STREAM</code>"
+            ),
+            "{page}"
+        );
     }
 
     #[test]
     fn names_are_escaped() {
         let page = render(
             "http://h",
-            "rtmp://h/live/X",
+            &["rtmp://h/live/X".into()],
             &[Listing { path: "<b>".into(), phase: "Live".into(), bitrate_kbps: None }],
         );
         assert!(!page.contains("<b>"));
@@ -78,6 +84,6 @@ mod tests {
 
     #[test]
     fn empty_index_says_so() {
-        assert!(render("http://h", "rtmp://h/live/X", &[]).contains("No stream yet."));
+        assert!(render("http://h", &["rtmp://h/live/X".into()], &[]).contains("No stream yet."));
     }
 }

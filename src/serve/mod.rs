@@ -16,6 +16,7 @@ use axum::response::Html;
 use axum::routing::get;
 
 use crate::api::{HlsSpec, LadderSpec, SegmentContainer};
+use crate::ingest::listener::TlsFiles;
 use crate::origin::{LiveIndex, Origin};
 use crate::storage::{AnyStore, LocalStore, S3Settings, S3Store};
 use crate::worker::config::read_secret_env;
@@ -31,6 +32,16 @@ pub struct ServeArgs {
     /// Where encoders push RTMP.
     #[arg(long, default_value = "0.0.0.0:1935", env = "LIVESTREAM_RTMP_ADDR")]
     pub rtmp_addr: SocketAddr,
+    /// Where encoders push RTMPS (with --tls-cert and --tls-key).
+    #[arg(long, default_value = "0.0.0.0:1936", env = "LIVESTREAM_RTMPS_ADDR")]
+    pub rtmps_addr: SocketAddr,
+    /// PEM certificate chain for RTMPS; with --tls-key, serve RTMPS beside RTMP. A changed
+    /// file is read again within seconds.
+    #[arg(long, env = "LIVESTREAM_TLS_CERT", requires = "tls_key", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "LIVESTREAM_TLS_KEY", requires = "tls_cert", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
     /// The RTMP application encoders publish to (`rtmp://HOST:PORT/APP/NAME`); publishes to
     /// any other application are refused.
     #[arg(long, default_value = "live", env = "LIVESTREAM_RTMP_APP")]
@@ -218,14 +229,26 @@ pub async fn run_until(
     let app = args.app.clone();
     let index_app = args.app.clone();
     let player = watch::PlayerScript::from_option(args.player_script.as_deref());
-    let addresses = Addresses { rtmp: args.rtmp_addr, http: args.http_addr, origin: None };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(certificate), Some(private_key)) => {
+            Some(TlsFiles { certificate: certificate.clone(), private_key: private_key.clone() })
+        }
+        _ => None,
+    };
+    let addresses = Addresses {
+        rtmp: args.rtmp_addr,
+        rtmps: tls.map(|files| (args.rtmps_addr, files)),
+        http: args.http_addr,
+        origin: None,
+    };
     runtime::run(
         settings,
         store,
         addresses,
         ScratchUse::Shared,
         move |manager, index, bound| {
-            routes(manager, index, files, player, Ingest { app: index_app, port: bound.rtmp.port() })
+            let ingest = Ingest { app: index_app, port: bound.rtmp.port(), tls_port: bound.rtmps.map(|a| a.port()) };
+            routes(manager, index, files, player, ingest)
         },
         move |bound, _| {
             announce(bound, &app, open, s3_note.as_deref());
@@ -243,6 +266,9 @@ fn announce(bound: Bound, app: &str, open: bool, s3_bucket: Option<&str>) {
     };
     let rtmp = host(bound.rtmp);
     let http = host(bound.http);
+    if let Some(rtmps) = bound.rtmps {
+        tracing::info!("RTMPS on rtmps://{}/{app}/", host(rtmps));
+    }
     if open {
         tracing::warn!(
             "no stream keys configured: any stream name may publish (use --stream-key NAME=KEY to restrict)"
@@ -272,6 +298,8 @@ struct AppState {
 struct Ingest {
     app: String,
     port: u16,
+    /// The RTMPS port, when serving it.
+    tls_port: Option<u16>,
 }
 
 fn routes(
@@ -312,8 +340,10 @@ async fn index(State(state): State<AppState>, headers: HeaderMap) -> Html<String
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
         _ => host.as_str(),
     };
-    let Ingest { app, port } = &state.ingest;
-    Html(render_index(&format!("http://{host}"), &format!("rtmp://{rtmp_host}:{port}/{app}/NAME"), &listings))
+    let Ingest { app, port, tls_port } = &state.ingest;
+    let mut ingest = vec![format!("rtmp://{rtmp_host}:{port}/{app}/NAME")];
+    ingest.extend(tls_port.map(|port| format!("rtmps://{rtmp_host}:{port}/{app}/NAME")));
+    Html(render_index(&format!("http://{host}"), &ingest, &listings))
 }
 
 async fn status(State(state): State<AppState>) -> axum::Json<serde_json::Value> {

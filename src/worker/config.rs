@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{HlsSpec, LadderSpec};
+use crate::ingest::listener::TlsFiles;
 
 /// Errors reading a configuration file.
 #[derive(Debug, thiserror::Error)]
@@ -83,11 +84,34 @@ pub struct RtmpConfig {
     /// Environment variable holding the stream key (set from a Secret).
     #[serde(default = "default_stream_key_env")]
     pub stream_key_env: String,
+    /// RTMPS beside plain RTMP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RtmpsConfig>,
 }
 
 impl Default for RtmpConfig {
     fn default() -> Self {
-        Self { listen: default_rtmp_listen(), app: default_app(), stream_key_env: default_stream_key_env() }
+        Self { listen: default_rtmp_listen(), app: default_app(), stream_key_env: default_stream_key_env(), tls: None }
+    }
+}
+
+/// RTMPS: a TLS port with a certificate from PEM files (a mounted `kubernetes.io/tls`
+/// Secret), read again when they change.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RtmpsConfig {
+    #[serde(default = "default_rtmps_listen")]
+    pub listen: SocketAddr,
+    /// The certificate chain, PEM.
+    pub certificate_file: PathBuf,
+    /// The private key, PEM.
+    pub private_key_file: PathBuf,
+}
+
+impl RtmpsConfig {
+    /// The files of the certificate.
+    pub fn files(&self) -> TlsFiles {
+        TlsFiles { certificate: self.certificate_file.clone(), private_key: self.private_key_file.clone() }
     }
 }
 
@@ -184,6 +208,9 @@ fn default_reconnect_grace() -> u64 {
 }
 fn default_rtmp_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 1935))
+}
+fn default_rtmps_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 1936))
 }
 fn default_http_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 8080))

@@ -70,6 +70,7 @@ pub async fn run_until(
     let identity = format!("{}/{}", config.stream.namespace, config.stream.name);
     let addresses = Addresses {
         rtmp: with_ip(config.rtmp.listen),
+        rtmps: config.rtmp.tls.as_ref().map(|tls| (with_ip(tls.listen), tls.files())),
         http: with_ip(config.http.listen),
         origin: config.hls.part_target().map(|_| with_ip(config.origin.listen)),
     };
@@ -83,6 +84,7 @@ pub async fn run_until(
             tracing::info!(
                 stream = %identity,
                 rtmp = %bound.rtmp,
+                rtmps = ?bound.rtmps,
                 http = %bound.http,
                 origin = ?bound.origin,
                 "worker ready for a publish"

@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::ingest::listener::{self, IngestMetrics, ListenerConfig};
+use crate::ingest::listener::{self, Endpoint, IngestMetrics, ListenerConfig, TlsError, TlsFiles, TlsIdentity};
 use crate::origin::{LiveIndex, Origin};
 use crate::storage::{AnyStore, InstrumentedStore, StorageMetrics};
 use crate::telemetry::{self, Health, HealthCheck};
@@ -25,6 +25,10 @@ use super::scratch::ScratchDir;
 pub enum RuntimeError {
     #[error("cannot listen for RTMP on {addr}: {source}")]
     BindRtmp { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen for RTMPS on {addr}: {source}")]
+    BindRtmps { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error(transparent)]
     Http(#[from] telemetry::TelemetryServerError),
     #[error("cannot create the scratch directory {path}: {source}")]
@@ -35,15 +39,19 @@ pub enum RuntimeError {
 #[derive(Clone, Copy, Debug)]
 pub struct Bound {
     pub rtmp: SocketAddr,
+    /// The RTMPS port, when TLS is configured.
+    pub rtmps: Option<SocketAddr>,
     pub http: SocketAddr,
     /// The HLS origin's own port (a worker's); `serve` has its origin on `http`.
     pub origin: Option<SocketAddr>,
 }
 
 /// The listen addresses of a process.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Addresses {
     pub rtmp: SocketAddr,
+    /// RTMPS: where, and the certificate to serve.
+    pub rtmps: Option<(SocketAddr, TlsFiles)>,
     pub http: SocketAddr,
     /// A separate port for the HLS origin.
     pub origin: Option<SocketAddr>,
@@ -93,8 +101,20 @@ pub async fn run(
     let index = LiveIndex::new();
     let manager = StreamManager::new(settings, store, index.clone(), worker_metrics, shutdown.clone());
 
+    // A certificate that does not load stops the process before it listens at all.
+    let rtmps = match addresses.rtmps {
+        Some((addr, files)) => Some((addr, Arc::new(TlsIdentity::load(files)?))),
+        None => None,
+    };
     let rtmp =
         TcpListener::bind(rtmp_addr).await.map_err(|source| RuntimeError::BindRtmp { addr: rtmp_addr, source })?;
+    let rtmps = match rtmps {
+        Some((addr, identity)) => {
+            let socket = TcpListener::bind(addr).await.map_err(|source| RuntimeError::BindRtmps { addr, source })?;
+            Some((socket, identity))
+        }
+        None => None,
+    };
     let http = telemetry::bind(http_addr).await?;
     let origin = match addresses.origin {
         Some(addr) => Some(telemetry::bind(addr).await?),
@@ -102,6 +122,7 @@ pub async fn run(
     };
     let bound = Bound {
         rtmp: rtmp.local_addr().unwrap_or(rtmp_addr),
+        rtmps: rtmps.as_ref().and_then(|(socket, _)| socket.local_addr().ok()),
         http: http.local_addr().unwrap_or(http_addr),
         origin: origin.as_ref().and_then(|listener| listener.local_addr().ok()),
     };
@@ -118,7 +139,9 @@ pub async fn run(
     });
 
     let listener_config = ListenerConfig { metrics: ingest_metrics, ..ListenerConfig::default() };
-    let ingest = tokio::spawn(listener::run(rtmp, listener_config, manager.clone(), shutdown.clone()));
+    let mut endpoints = vec![Endpoint::plain(rtmp)];
+    endpoints.extend(rtmps.map(|(socket, identity)| Endpoint::tls(socket, identity)));
+    let ingest = tokio::spawn(listener::run(endpoints, listener_config, manager.clone(), shutdown.clone()));
 
     let extra = routes(manager.clone(), index, bound);
     let mut http_shutdown = shutdown.clone();

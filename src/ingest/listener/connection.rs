@@ -5,13 +5,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{Instant, timeout};
 use tracing::Instrument;
 
 use super::admission::Unauthenticated;
+use super::tls::TlsIdentity;
 use super::{EndReason, ListenerConfig, MediaMessage, PublishHandler, PublishRequest, PublishSink, wait_for_shutdown};
 use crate::ingest::session::{Session, SessionError, SessionEvent, StreamKey};
 use crate::media::flv::{FlvTag, FlvTagKind};
@@ -47,34 +48,67 @@ enum CloseCause {
     ConsumerGone,
 }
 
-/// Serves one accepted connection until it closes.
+/// Serves one accepted connection until it closes: first the TLS handshake when `tls`
+/// is given, within the time of the RTMP handshake.
 pub(super) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
+    tls: Option<Arc<TlsIdentity>>,
     context: Arc<ConnectionContext>,
     unauthenticated: Unauthenticated,
     shutdown: watch::Receiver<bool>,
 ) {
-    let span = tracing::info_span!("rtmp_connection", %peer, app = tracing::field::Empty);
+    let scheme = if tls.is_some() { "rtmps" } else { "rtmp" };
+    let span = tracing::info_span!("rtmp_connection", %peer, scheme, app = tracing::field::Empty);
     async move {
         let _active = context.config.metrics.record_accepted();
         tracing::debug!("connection accepted");
-        let mut connection = Connection {
-            stream,
-            peer,
-            session: Session::new(context.config.session),
-            sink: None,
-            context: &context,
-            shutdown,
-            read_buffer: vec![0u8; context.config.read_buffer_size.max(1)],
-            unauthenticated,
-            last_media: Instant::now(),
-        };
-        let closed = connection.run().await;
-        connection.finish(closed).await;
+        let accepted = Instant::now();
+        match tls {
+            None => serve_stream(stream, accepted, peer, &context, unauthenticated, shutdown).await,
+            Some(identity) => {
+                let handshake = timeout(context.config.handshake_timeout, identity.acceptor().accept(stream));
+                match handshake.await {
+                    Ok(Ok(stream)) => serve_stream(stream, accepted, peer, &context, unauthenticated, shutdown).await,
+                    Ok(Err(error)) => {
+                        context.config.metrics.record_tls_failure();
+                        tracing::info!(%error, "TLS handshake failed");
+                    }
+                    Err(_) => {
+                        context.config.metrics.record_tls_failure();
+                        tracing::info!("TLS handshake timed out");
+                    }
+                }
+            }
+        }
     }
     .instrument(span)
     .await;
+}
+
+/// Runs the RTMP session over an established byte stream.
+async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    accepted: Instant,
+    peer: SocketAddr,
+    context: &ConnectionContext,
+    unauthenticated: Unauthenticated,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut connection = Connection {
+        stream,
+        accepted,
+        peer,
+        session: Session::new(context.config.session),
+        sink: None,
+        context,
+        shutdown,
+        read_buffer: vec![0u8; context.config.read_buffer_size.max(1)],
+        unauthenticated,
+        last_media: Instant::now(),
+    };
+    let closed = connection.run().await;
+    connection.finish(closed).await;
 }
 
 /// The first path segment of an application name.
@@ -82,8 +116,10 @@ fn first_segment(app: &str) -> &str {
     app.split('/').next().unwrap_or_default()
 }
 
-struct Connection<'a> {
-    stream: TcpStream,
+struct Connection<'a, S> {
+    stream: S,
+    /// When the TCP connection was accepted: the deadlines count from here.
+    accepted: Instant,
     peer: SocketAddr,
     session: Session,
     sink: Option<PublishSink>,
@@ -96,9 +132,9 @@ struct Connection<'a> {
     last_media: Instant,
 }
 
-impl Connection<'_> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
     async fn run(&mut self) -> CloseCause {
-        let now = Instant::now();
+        let now = self.accepted;
         let config = &self.context.config;
         let handshake_deadline = now.checked_add(config.handshake_timeout).unwrap_or(now);
         let publish_deadline = now.checked_add(config.publish_timeout).unwrap_or(now);

@@ -21,6 +21,7 @@ pub struct IngestMetrics {
     connections_refused: Counter,
     publishes_rejected: Family<RejectionLabels, Counter>,
     protocol_errors: Counter,
+    tls_failures: Counter,
     bytes_received: Counter,
     active_connections: Gauge,
 }
@@ -44,6 +45,11 @@ impl IngestMetrics {
             "RTMP connections closed because of a protocol error",
             self.protocol_errors.clone(),
         );
+        registry.register(
+            "rtmp_tls_handshake_failures",
+            "RTMPS connections closed because their TLS handshake failed or timed out",
+            self.tls_failures.clone(),
+        );
         registry.register("rtmp_received_bytes", "Bytes received from RTMP clients", self.bytes_received.clone());
         registry.register("rtmp_active_connections", "Open RTMP connections", self.active_connections.clone());
     }
@@ -66,6 +72,11 @@ impl IngestMetrics {
     /// Connections closed for a protocol error so far.
     pub fn protocol_errors(&self) -> u64 {
         self.protocol_errors.get()
+    }
+
+    /// RTMPS connections whose TLS handshake failed or timed out so far.
+    pub fn tls_failures(&self) -> u64 {
+        self.tls_failures.get()
     }
 
     /// Bytes received so far.
@@ -94,6 +105,10 @@ impl IngestMetrics {
 
     pub(super) fn record_protocol_error(&self) {
         self.protocol_errors.inc();
+    }
+
+    pub(super) fn record_tls_failure(&self) {
+        self.tls_failures.inc();
     }
 
     pub(super) fn record_bytes(&self, count: usize) {
