@@ -104,6 +104,7 @@ async fn minimal_example_is_accepted_with_documented_defaults() {
             stream_key_secret_ref: None,
             app: "live".into(),
             service: IngestServiceSpec { type_: ServiceType::LoadBalancer, port: 1935, ..Default::default() },
+            tls: None,
         },
         ladder: LadderSpec {
             renditions: vec![],
@@ -159,6 +160,12 @@ async fn full_example_is_accepted_and_kept_whole() {
 fn invalid_cases() -> Vec<(&'static str, Value, &'static [&'static str])> {
     let rendition = |name: &str, width: u32, height: u32, kbps: u32| json!({"name": name, "width": width, "height": height, "videoBitrateKbps": kbps});
     vec![
+        (
+            "RTMPS on the RTMP port",
+            json!({"ingest": {"service": {"port": 1935}, "tls": {"secretName": "ingest-tls", "port": 1935}}}),
+            &["spec.ingest.tls.port", "the RTMPS port must differ from the RTMP port"],
+        ),
+        ("RTMPS without a Secret", json!({"ingest": {"tls": {"port": 443}}}), &["spec.ingest.tls.secretName"]),
         (
             "duplicate rendition names",
             json!({"ladder": {"renditions": [rendition("hd", 1280, 720, 3000), rendition("hd", 640, 360, 800)]}}),
@@ -343,6 +350,7 @@ async fn status_subresource_and_printer_columns() {
         ],
         observed_generation: Some(generation),
         ingest_url: Some("rtmp://203.0.113.7:1935/live".into()),
+        secure_ingest_url: Some("rtmps://203.0.113.7:1936/live".into()),
         playback_url: Some("https://cdn.example.com/status-columns/demo/master.m3u8".into()),
         low_latency_playback_url: Some("https://live.example.com/status-columns/demo/master.m3u8".into()),
         live: None,

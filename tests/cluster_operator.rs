@@ -382,8 +382,35 @@ async fn a_livestream_applied_with_kubectl_goes_live_ends_and_is_cleaned() {
         name: name.into(),
         operator_namespace: ops.into(),
     };
-    let spec = StreamSpec { renditions: &[("90p", 160, 90, 100), ("180p", 320, 180, 250)], ..StreamSpec::default() };
+    // The stream takes RTMPS with a certificate from a kubernetes.io/tls Secret, created
+    // after the stream: until then the stream says what is missing.
+    let spec = StreamSpec {
+        renditions: &[("90p", 160, 90, 100), ("180p", 320, 180, 250)],
+        tls_secret: Some("ingest-tls"),
+        ..StreamSpec::default()
+    };
     kubectl_apply(cluster.kubectl(), &stream_yaml(ns, name, &minio, &spec));
+    let waiting = stream
+        .wait_for("Ready False for the missing TLS Secret", Duration::from_secs(30), |s| {
+            condition_reason(s, "Ready").as_deref() == Some("TlsSecretNotFound")
+        })
+        .await;
+    assert_eq!(phase(&waiting), Some(Phase::Failed), "{:?}", waiting.status);
+    let certificates = tempfile::tempdir().expect("certificate dir");
+    let certified = rcgen::generate_simple_self_signed(vec![cluster.node_ip.to_string()]).expect("a certificate");
+    let (cert_file, key_file) = (certificates.path().join("tls.crt"), certificates.path().join("tls.key"));
+    std::fs::write(&cert_file, certified.cert.pem()).expect("write tls.crt");
+    std::fs::write(&key_file, certified.signing_key.serialize_pem()).expect("write tls.key");
+    let created = tokio::task::block_in_place(|| {
+        cluster
+            .kubectl()
+            .args(["create", "secret", "tls", "ingest-tls", "-n", ns])
+            .arg(format!("--cert={}", cert_file.display()))
+            .arg(format!("--key={}", key_file.display()))
+            .output()
+            .expect("kubectl create secret tls")
+    });
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
 
     let started = Instant::now();
     let wait = tokio::task::block_in_place(|| {
@@ -408,6 +435,10 @@ async fn a_livestream_applied_with_kubectl_goes_live_ends_and_is_cleaned() {
     let ingest_url = status.ingest_url.clone().expect("status.ingestUrl");
     let node_port = jsonpath(cluster, &["service", "-n", ns, &format!("{name}-ingest")], "{.spec.ports[0].nodePort}");
     assert_eq!(ingest_url, format!("rtmp://{}:{node_port}/live", cluster.node_ip), "the ingest URL is the NodePort");
+    let secure_ingest_url = status.secure_ingest_url.clone().expect("status.secureIngestUrl");
+    let tls_node_port =
+        jsonpath(cluster, &["service", "-n", ns, &format!("{name}-ingest")], "{.spec.ports[1].nodePort}");
+    assert_eq!(secure_ingest_url, format!("rtmps://{}:{tls_node_port}/live", cluster.node_ip));
     let playback_url = status.playback_url.clone().expect("status.playbackUrl");
     assert_eq!(playback_url, format!("{}/live/{ns}/{name}/master.m3u8", minio.endpoint()));
 
@@ -426,9 +457,9 @@ async fn a_livestream_applied_with_kubectl_goes_live_ends_and_is_cleaned() {
 
     let key = stream.stream_key().await;
     let logs = tempfile::tempdir().expect("log dir");
-    tokio::task::block_in_place(|| wait_until_reachable(&ingest_url, Duration::from_secs(30)));
+    tokio::task::block_in_place(|| wait_until_reachable(&secure_ingest_url, Duration::from_secs(30)));
     let watch = PlaylistWatch::start(&playback_url);
-    let encoder = Encoder::start(format!("{ingest_url}/{key}"), Duration::from_secs(12), logs.path());
+    let encoder = Encoder::start(format!("{secure_ingest_url}/{key}"), Duration::from_secs(12), logs.path());
     let live = stream
         .wait_for("phase Live with figures", Duration::from_secs(40), |s| {
             phase(s) == Some(Phase::Live)
@@ -482,6 +513,7 @@ async fn a_livestream_applied_with_kubectl_goes_live_ends_and_is_cleaned() {
     assert!(!worker_log.is_empty(), "the worker logged");
     assert!(!worker_log.contains(&key), "the stream key appears in the worker's log");
     assert!(!worker_log.contains(minio.secret_key()), "the storage secret appears in the worker's log");
+    assert!(worker_log.contains("rtmps"), "the worker names its RTMPS listener: {worker_log}");
 
     let uid = stream.api().get(name).await.expect("the LiveStream").uid().expect("uid");
     stream.api().delete(name, &DeleteParams::default()).await.expect("delete the LiveStream");

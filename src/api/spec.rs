@@ -69,6 +69,7 @@ pub struct LiveStreamSpec {
 
 /// Where encoders push and how they authenticate.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("!has(self.tls) || !has(self.service) || self.tls.port != self.service.port").message("the RTMPS port must differ from the RTMP port").field_path(".tls.port"))]
 #[serde(rename_all = "camelCase")]
 pub struct IngestSpec {
     /// The Secret key that holds the stream key. When omitted, the operator generates a
@@ -82,12 +83,39 @@ pub struct IngestSpec {
     /// The Service that exposes the RTMP port.
     #[serde(default)]
     pub service: IngestServiceSpec,
+    /// RTMPS beside RTMP: TLS with the certificate of a Secret, on its own port of the
+    /// same Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<IngestTlsSpec>,
 }
 
 impl Default for IngestSpec {
     fn default() -> Self {
-        Self { stream_key_secret_ref: None, app: default_app(), service: IngestServiceSpec::default() }
+        Self { stream_key_secret_ref: None, app: default_app(), service: IngestServiceSpec::default(), tls: None }
     }
+}
+
+/// RTMPS: the certificate and the port.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestTlsSpec {
+    /// A Secret of type `kubernetes.io/tls` (keys `tls.crt` and `tls.key`, PEM), such as
+    /// cert-manager's Certificate writes. A renewed certificate is served within a
+    /// minute, without restarting the worker.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub secret_name: String,
+    /// The RTMPS port of the ingest Service.
+    #[serde(default = "default_rtmps_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// A fixed node port for RTMPS, for NodePort and LoadBalancer Services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 30000, max = 32767))]
+    pub node_port: Option<i32>,
+}
+
+fn default_rtmps_port() -> i32 {
+    1936
 }
 
 fn default_app() -> String {

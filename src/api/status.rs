@@ -24,6 +24,9 @@ pub struct LiveStreamStatus {
     /// Where encoders push: `rtmp://HOST:PORT/APP`, to which they append the stream key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingest_url: Option<String>,
+    /// Where encoders push RTMPS, when `spec.ingest.tls` is set: `rtmps://HOST:PORT/APP`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure_ingest_url: Option<String>,
     /// Where viewers play: the master playlist in storage (standard HLS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub playback_url: Option<String>,

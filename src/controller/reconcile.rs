@@ -264,7 +264,16 @@ async fn resolve_references(
         Some(reference) => secrets.get_opt(&reference.name).await?,
         None => None,
     };
-    Ok(validate::resolve(stream, key_secret.as_ref(), credentials_secret.as_ref()))
+    let tls_secret = match &stream.spec.ingest.tls {
+        Some(tls) => secrets.get_opt(&tls.secret_name).await?,
+        None => None,
+    };
+    let fetched = validate::Fetched {
+        stream_key: key_secret.as_ref(),
+        credentials: credentials_secret.as_ref(),
+        tls: tls_secret.as_ref(),
+    };
+    Ok(validate::resolve(stream, fetched))
 }
 
 /// Creates the generated stream-key Secret. Never overwrites: if it appeared meanwhile,

@@ -279,8 +279,8 @@ async fn run_reconcilers(
     info!("the LiveStream controller stopped");
 }
 
-/// The LiveStreams that use `secret`: as their stream key (generated or referenced) or as
-/// their storage credentials.
+/// The LiveStreams that use `secret`: as their stream key (generated or referenced), their
+/// storage credentials or their RTMPS certificate.
 fn streams_referencing(
     streams: &kube::runtime::reflector::Store<LiveStream>,
     secret: &Secret,
@@ -292,11 +292,9 @@ fn streams_referencing(
         .iter()
         .filter(|stream| stream.metadata.namespace.as_deref() == namespace)
         .filter(|stream| {
-            let spec = &stream.spec;
-            let key = spec.ingest.stream_key_secret_ref.as_ref().map(|r| r.name.as_str());
             let generated = stream.metadata.name.as_deref().map(super::children::generated_secret_name);
-            let credentials = spec.storage.credentials_secret_ref.as_ref().map(|r| r.name.as_str());
-            key == Some(name) || credentials == Some(name) || generated.as_deref() == Some(name)
+            super::validate::referenced_secrets(stream).any(|referenced| referenced == name)
+                || generated.as_deref() == Some(name)
         })
         .map(|stream| kube::runtime::reflector::ObjectRef::from_obj(stream.as_ref()))
         .collect()

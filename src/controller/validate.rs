@@ -6,6 +6,11 @@ use kube::ResourceExt;
 
 use super::children::{GENERATED_STREAM_KEY_KEY, MAX_STREAM_NAME_LEN, generated_secret_name};
 use crate::api::{CredentialsSecretRef, LiveStream, SecretKeyRef};
+use crate::ingest::listener::check_pem;
+
+/// The keys of a `kubernetes.io/tls` Secret.
+pub const TLS_CERTIFICATE_KEY: &str = "tls.crt";
+pub const TLS_PRIVATE_KEY_KEY: &str = "tls.key";
 
 /// Why a stream cannot run, as a condition reason and a message naming what to fix.
 /// Messages name Secrets and keys, never their values.
@@ -24,6 +29,8 @@ pub struct Resolved {
     pub stream_key: SecretKeyRef,
     /// Where the worker reads its storage credentials, if anywhere.
     pub credentials: Option<CredentialsSecretRef>,
+    /// The `kubernetes.io/tls` Secret of RTMPS, checked to hold a certificate and its key.
+    pub tls_secret: Option<String>,
 }
 
 /// Whether the stream uses the generated stream-key Secret.
@@ -56,14 +63,32 @@ pub fn check_spec(stream: &LiveStream) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// Checks the fetched Secrets against the stream's references. `stream_key_secret` is the
-/// Secret named by [`stream_key_ref`]; `credentials_secret` the one named by
-/// `spec.storage.credentialsSecretRef` (ignored when there is none).
-pub fn resolve(
-    stream: &LiveStream,
-    stream_key_secret: Option<&Secret>,
-    credentials_secret: Option<&Secret>,
-) -> Result<Resolved, Invalid> {
+/// The Secrets a stream reads, fetched by the caller.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Fetched<'a> {
+    /// The Secret named by [`stream_key_ref`].
+    pub stream_key: Option<&'a Secret>,
+    /// The one named by `spec.storage.credentialsSecretRef` (ignored when there is none).
+    pub credentials: Option<&'a Secret>,
+    /// The one named by `spec.ingest.tls.secretName` (ignored when there is none).
+    pub tls: Option<&'a Secret>,
+}
+
+/// The names of the Secrets that `stream` reads (besides the generated stream key).
+pub fn referenced_secrets(stream: &LiveStream) -> impl Iterator<Item = &str> {
+    let spec = &stream.spec;
+    [
+        spec.ingest.stream_key_secret_ref.as_ref().map(|r| r.name.as_str()),
+        spec.storage.credentials_secret_ref.as_ref().map(|r| r.name.as_str()),
+        spec.ingest.tls.as_ref().map(|tls| tls.secret_name.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// Checks the fetched Secrets against the stream's references.
+pub fn resolve(stream: &LiveStream, fetched: Fetched<'_>) -> Result<Resolved, Invalid> {
+    let Fetched { stream_key: stream_key_secret, credentials: credentials_secret, tls: tls_secret } = fetched;
     check_spec(stream)?;
     let stream_key = stream_key_ref(stream);
     let Some(secret) = stream_key_secret else {
@@ -101,7 +126,33 @@ pub fn resolve(
             }
         }
     }
-    Ok(Resolved { stream_key, credentials })
+    let tls = stream.spec.ingest.tls.as_ref().map(|tls| tls.secret_name.clone());
+    if let Some(name) = &tls {
+        check_tls_secret(name, tls_secret)?;
+    }
+    Ok(Resolved { stream_key, credentials, tls_secret: tls })
+}
+
+/// A TLS Secret must hold a certificate chain and its private key, PEM, that serve
+/// together: a worker started with anything else would stop at once.
+fn check_tls_secret(name: &str, secret: Option<&Secret>) -> Result<(), Invalid> {
+    let Some(secret) = secret else {
+        return Err(Invalid {
+            reason: "TlsSecretNotFound",
+            message: format!("Secret {name:?} (spec.ingest.tls.secretName) does not exist"),
+        });
+    };
+    let value = |key: &str| secret.data.as_ref().and_then(|data| data.get(key)).map(|v| v.0.as_slice());
+    let (Some(certificate), Some(private_key)) = (value(TLS_CERTIFICATE_KEY), value(TLS_PRIVATE_KEY_KEY)) else {
+        return Err(Invalid {
+            reason: "TlsKeyMissing",
+            message: format!(
+                "Secret {name:?} needs the keys {TLS_CERTIFICATE_KEY:?} and {TLS_PRIVATE_KEY_KEY:?} (a kubernetes.io/tls Secret)"
+            ),
+        });
+    };
+    check_pem(certificate, private_key)
+        .map_err(|problem| Invalid { reason: "TlsCertificateInvalid", message: format!("Secret {name:?}: {problem}") })
 }
 
 /// Whether `secret` holds a non-empty value under `key`.
@@ -136,7 +187,9 @@ mod tests {
     fn generated_key_is_used_when_no_reference_is_given() {
         let stream = fixtures::stream("media", "demo");
         assert!(uses_generated_stream_key(&stream));
-        let resolved = resolve(&stream, Some(&secret(&[("streamKey", "abc")])), None).unwrap();
+        let resolved =
+            resolve(&stream, Fetched { stream_key: Some(&secret(&[("streamKey", "abc")])), ..Fetched::default() })
+                .unwrap();
         assert_eq!(resolved.stream_key, SecretKeyRef { name: "demo-stream-key".into(), key: "streamKey".into() });
         assert_eq!(resolved.credentials, None);
     }
@@ -145,13 +198,16 @@ mod tests {
     fn missing_secret_and_missing_key_have_clear_reasons_without_values() {
         let mut stream = fixtures::stream("media", "demo");
         stream.spec.ingest.stream_key_secret_ref = Some(SecretKeyRef { name: "keys".into(), key: "demo".into() });
-        let err = resolve(&stream, None, None).unwrap_err();
+        let err = resolve(&stream, Fetched::default()).unwrap_err();
         assert_eq!(err.reason, "StreamKeySecretNotFound");
         assert!(err.message.contains("\"keys\""), "{}", err.message);
-        let err = resolve(&stream, Some(&secret(&[("other", "hunter2")])), None).unwrap_err();
+        let err =
+            resolve(&stream, Fetched { stream_key: Some(&secret(&[("other", "hunter2")])), ..Fetched::default() })
+                .unwrap_err();
         assert_eq!(err.reason, "StreamKeyMissing");
         assert!(err.message.contains("\"demo\"") && !err.message.contains("hunter2"), "{}", err.message);
-        let err = resolve(&stream, Some(&secret(&[("demo", "")])), None).unwrap_err();
+        let err =
+            resolve(&stream, Fetched { stream_key: Some(&secret(&[("demo", "")])), ..Fetched::default() }).unwrap_err();
         assert_eq!(err.reason, "StreamKeyMissing");
     }
 
@@ -164,13 +220,42 @@ mod tests {
             secret_access_key_key: "secretAccessKey".into(),
         });
         let key = secret(&[("streamKey", "abc")]);
-        assert_eq!(resolve(&stream, Some(&key), None).unwrap_err().reason, "CredentialsSecretNotFound");
+        assert_eq!(
+            resolve(&stream, Fetched { stream_key: Some(&key), ..Fetched::default() }).unwrap_err().reason,
+            "CredentialsSecretNotFound"
+        );
         let half = secret(&[("accessKeyId", "AKIA")]);
-        let err = resolve(&stream, Some(&key), Some(&half)).unwrap_err();
+        let err = resolve(&stream, Fetched { stream_key: Some(&key), credentials: Some(&half), ..Fetched::default() })
+            .unwrap_err();
         assert_eq!(err.reason, "CredentialsKeyMissing");
         assert!(err.message.contains("secretAccessKey"));
         let full = secret(&[("accessKeyId", "AKIA"), ("secretAccessKey", "s")]);
-        assert!(resolve(&stream, Some(&key), Some(&full)).unwrap().credentials.is_some());
+        assert!(
+            resolve(&stream, Fetched { stream_key: Some(&key), credentials: Some(&full), ..Fetched::default() })
+                .unwrap()
+                .credentials
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_tls_secret_must_hold_a_certificate_and_its_key() {
+        let mut stream = fixtures::stream("media", "demo");
+        stream.spec.ingest.tls =
+            Some(crate::api::IngestTlsSpec { secret_name: "ingest-tls".into(), port: 1936, node_port: None });
+        let key = secret(&[("streamKey", "abc")]);
+        let with =
+            |tls: Option<&Secret>| resolve(&stream, Fetched { stream_key: Some(&key), tls, ..Fetched::default() });
+        assert_eq!(with(None).unwrap_err().reason, "TlsSecretNotFound");
+        assert_eq!(with(Some(&secret(&[("tls.crt", "x")]))).unwrap_err().reason, "TlsKeyMissing");
+        let err = with(Some(&secret(&[("tls.crt", "x"), ("tls.key", "hunter2")]))).unwrap_err();
+        assert_eq!(err.reason, "TlsCertificateInvalid");
+        assert!(err.message.contains("\"ingest-tls\"") && !err.message.contains("hunter2"), "{}", err.message);
+        let certified = rcgen::generate_simple_self_signed(vec!["ingest.example".into()]).unwrap();
+        let (pem, private) = (certified.cert.pem(), certified.signing_key.serialize_pem());
+        let good = secret(&[("tls.crt", pem.as_str()), ("tls.key", private.as_str())]);
+        assert_eq!(with(Some(&good)).unwrap().tls_secret.as_deref(), Some("ingest-tls"));
+        assert_eq!(referenced_secrets(&stream).collect::<Vec<_>>(), vec!["ingest-tls"]);
     }
 
     #[test]

@@ -34,11 +34,13 @@ pub struct StreamSpec<'a> {
     pub retention: &'a str,
     pub window: u32,
     pub bucket: &'a str,
+    /// The `kubernetes.io/tls` Secret of RTMPS, when the stream takes RTMPS.
+    pub tls_secret: Option<&'a str>,
 }
 
 impl Default for StreamSpec<'_> {
     fn default() -> Self {
-        Self { renditions: &[("90p", 160, 90, 100)], retention: "Delete", window: 10, bucket: "live" }
+        Self { renditions: &[("90p", 160, 90, 100)], retention: "Delete", window: 10, bucket: "live", tls_secret: None }
     }
 }
 
@@ -76,7 +78,7 @@ spec:
   ingest:
     service:
       type: NodePort
-  ladder:
+{tls}  ladder:
     keyframeIntervalSeconds: 1
     renditions:
 {renditions}  hls:
@@ -93,6 +95,7 @@ spec:
     retention: {retention}
 ",
         window = spec.window,
+        tls = spec.tls_secret.map(|secret| format!("    tls:\n      secretName: {secret}\n")).unwrap_or_default(),
         bucket = spec.bucket,
         endpoint = minio.endpoint(),
         retention = spec.retention,

@@ -40,7 +40,11 @@ pub fn kubectl_output(mut kubectl: Command) -> String {
 /// routes only once kube-proxy has programmed the endpoint, a moment after the pod is
 /// Ready); the probe closes at once, as a load balancer's health check does.
 pub fn wait_until_reachable(rtmp_url: &str, timeout: Duration) {
-    let authority = rtmp_url.strip_prefix("rtmp://").and_then(|r| r.split('/').next()).expect("an rtmp:// URL");
+    let authority = ["rtmp://", "rtmps://"]
+        .iter()
+        .find_map(|scheme| rtmp_url.strip_prefix(scheme))
+        .and_then(|r| r.split('/').next())
+        .expect("an rtmp:// or rtmps:// URL");
     let addr: std::net::SocketAddr = authority.parse().expect("HOST:PORT in the ingest URL");
     super::process::wait_for(&format!("{authority} to accept connections"), timeout, || {
         std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()

@@ -1,18 +1,21 @@
 //! The worker's configuration file and the ConfigMap that carries it.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
 use sha2::{Digest, Sha256};
 
 use super::BuildError;
+use super::deployment::{RTMPS_PORT, TLS_MOUNT_DIR};
 use super::names::{Component, child_metadata, storage_prefix, worker_name};
 use crate::api::LiveStream;
 use crate::controller::status::urls::media_base_url;
+use crate::controller::validate::{TLS_CERTIFICATE_KEY, TLS_PRIVATE_KEY_KEY};
 use crate::worker::config::{
-    HttpConfig, OriginConfig, RtmpConfig, S3Config, StorageConfig, StreamIdentity, WorkerConfig,
+    HttpConfig, OriginConfig, RtmpConfig, RtmpsConfig, S3Config, StorageConfig, StreamIdentity, WorkerConfig,
 };
 
 /// The ConfigMap key (and file name) of the worker configuration.
@@ -25,7 +28,15 @@ pub fn worker_config(stream: &LiveStream) -> Result<WorkerConfig, BuildError> {
     let storage = &stream.spec.storage;
     Ok(WorkerConfig {
         stream: StreamIdentity { namespace, name: stream.name_any() },
-        rtmp: RtmpConfig { app: stream.spec.ingest.app.clone(), ..RtmpConfig::default() },
+        rtmp: RtmpConfig {
+            app: stream.spec.ingest.app.clone(),
+            tls: stream.spec.ingest.tls.as_ref().map(|_| RtmpsConfig {
+                listen: SocketAddr::from(([0, 0, 0, 0], RTMPS_PORT as u16)),
+                certificate_file: Path::new(TLS_MOUNT_DIR).join(TLS_CERTIFICATE_KEY),
+                private_key_file: Path::new(TLS_MOUNT_DIR).join(TLS_PRIVATE_KEY_KEY),
+            }),
+            ..RtmpConfig::default()
+        },
         http: HttpConfig::default(),
         origin: OriginConfig { media_base_url: Some(media_base_url(stream)), ..OriginConfig::default() },
         ladder: stream.spec.ladder.clone(),
@@ -85,6 +96,15 @@ mod tests {
         assert_eq!(s3.endpoint.as_deref(), Some("http://minio:9000"));
         assert!(s3.force_path_style);
         assert_eq!(s3.access_key_id_env, "AWS_ACCESS_KEY_ID");
+        assert_eq!(parsed.rtmp.tls, None, "no RTMPS without a TLS Secret");
+
+        stream.spec.ingest.tls =
+            Some(crate::api::IngestTlsSpec { secret_name: "ingest-tls".into(), port: 443, node_port: None });
+        let parsed: WorkerConfig = serde_yaml::from_str(&worker_config_yaml(&stream).unwrap()).unwrap();
+        let tls = parsed.rtmp.tls.expect("RTMPS configured");
+        assert_eq!(tls.listen.port(), 1936, "the worker's own port; the Service maps 443 to it");
+        assert_eq!(tls.certificate_file, Path::new("/etc/livestream-tls/tls.crt"));
+        assert_eq!(tls.private_key_file, Path::new("/etc/livestream-tls/tls.key"));
     }
 
     #[test]

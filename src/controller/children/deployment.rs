@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-    SeccompProfile, SecretKeySelector, SecurityContext, Volume, VolumeMount,
+    HTTPGetAction, KeyToPath, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -18,7 +18,7 @@ use super::config_map::CONFIG_FILE_KEY;
 use super::names::{Component, child_metadata, labels, selector_labels, worker_name};
 use crate::api::{LadderSpec, LiveStream};
 use crate::controller::OperatorConfig;
-use crate::controller::validate::Resolved;
+use crate::controller::validate::{Resolved, TLS_CERTIFICATE_KEY, TLS_PRIVATE_KEY_KEY};
 use crate::transcode::cost::cpu_millicores;
 use crate::worker::pipeline::rendition_requests;
 
@@ -30,6 +30,10 @@ pub const CONFIG_MOUNT_DIR: &str = "/etc/livestream";
 pub const STREAM_KEY_ENV: &str = "LIVESTREAM_STREAM_KEY";
 /// The worker's RTMP port.
 pub const RTMP_PORT: i32 = 1935;
+/// The worker's RTMPS port, when the stream has a TLS Secret.
+pub const RTMPS_PORT: i32 = 1936;
+/// Where the TLS Secret is mounted in the worker.
+pub const TLS_MOUNT_DIR: &str = "/etc/livestream-tls";
 /// The worker's HTTP port (health, metrics, `/status`).
 pub const HTTP_PORT: i32 = 8080;
 /// The worker's HLS origin port (low-latency playlists).
@@ -65,21 +69,26 @@ pub fn deployment(
                 ..PodSecurityContext::default()
             }),
             containers: vec![worker_container(stream, config, resolved)],
-            volumes: Some(vec![
-                Volume {
-                    name: "config".into(),
-                    config_map: Some(ConfigMapVolumeSource {
-                        name: worker_name(&name),
-                        ..ConfigMapVolumeSource::default()
-                    }),
-                    ..Volume::default()
-                },
-                Volume {
-                    name: "scratch".into(),
-                    empty_dir: Some(EmptyDirVolumeSource::default()),
-                    ..Volume::default()
-                },
-            ]),
+            volumes: Some(
+                [
+                    Volume {
+                        name: "config".into(),
+                        config_map: Some(ConfigMapVolumeSource {
+                            name: worker_name(&name),
+                            ..ConfigMapVolumeSource::default()
+                        }),
+                        ..Volume::default()
+                    },
+                    Volume {
+                        name: "scratch".into(),
+                        empty_dir: Some(EmptyDirVolumeSource::default()),
+                        ..Volume::default()
+                    },
+                ]
+                .into_iter()
+                .chain(resolved.tls_secret.as_ref().map(|secret| tls_volume(secret)))
+                .collect(),
+            ),
             node_selector: (!worker.node_selector.is_empty()).then(|| worker.node_selector.clone()),
             tolerations: (!worker.tolerations.is_empty()).then(|| worker.tolerations.clone()),
             termination_grace_period_seconds: Some(30),
@@ -132,16 +141,31 @@ fn worker_container(stream: &LiveStream, config: &OperatorConfig, resolved: &Res
             "$(POD_IP)".into(),
         ]),
         env: Some(env),
-        ports: Some(vec![port("rtmp", RTMP_PORT), port("http", HTTP_PORT), port("origin", ORIGIN_PORT)]),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "config".into(),
-                mount_path: CONFIG_MOUNT_DIR.into(),
+        ports: Some(
+            [port("rtmp", RTMP_PORT), port("http", HTTP_PORT), port("origin", ORIGIN_PORT)]
+                .into_iter()
+                .chain(resolved.tls_secret.is_some().then(|| port("rtmps", RTMPS_PORT)))
+                .collect(),
+        ),
+        volume_mounts: Some(
+            [
+                VolumeMount {
+                    name: "config".into(),
+                    mount_path: CONFIG_MOUNT_DIR.into(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                },
+                VolumeMount { name: "scratch".into(), mount_path: SCRATCH_DIR.into(), ..VolumeMount::default() },
+            ]
+            .into_iter()
+            .chain(resolved.tls_secret.is_some().then(|| VolumeMount {
+                name: "tls".into(),
+                mount_path: TLS_MOUNT_DIR.into(),
                 read_only: Some(true),
                 ..VolumeMount::default()
-            },
-            VolumeMount { name: "scratch".into(), mount_path: SCRATCH_DIR.into(), ..VolumeMount::default() },
-        ]),
+            }))
+            .collect(),
+        ),
         liveness_probe: Some(http_probe("/healthz", 10, 3)),
         readiness_probe: Some(http_probe("/readyz", 5, 1)),
         resources: Some(worker.resources.clone().unwrap_or_else(|| ladder_resources(&stream.spec.ladder))),
@@ -168,6 +192,26 @@ fn ladder_resources(ladder: &LadderSpec) -> ResourceRequirements {
     ResourceRequirements {
         requests: Some(BTreeMap::from([("cpu".to_string(), Quantity(format!("{millicores}m")))])),
         ..ResourceRequirements::default()
+    }
+}
+
+/// The TLS Secret as files, readable by the worker's group only. Mounted whole (no
+/// subPath), so the kubelet swaps in a renewed certificate and the worker reads it again.
+fn tls_volume(secret: &str) -> Volume {
+    Volume {
+        name: "tls".into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret.to_string()),
+            default_mode: Some(0o440),
+            items: Some(
+                [TLS_CERTIFICATE_KEY, TLS_PRIVATE_KEY_KEY]
+                    .map(|key| KeyToPath { key: key.into(), path: key.into(), ..KeyToPath::default() })
+                    .to_vec(),
+            ),
+            optional: Some(false),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
     }
 }
 
@@ -223,6 +267,7 @@ mod tests {
                 access_key_id_key: "id".into(),
                 secret_access_key_key: "secret".into(),
             }),
+            tls_secret: None,
         }
     }
 
@@ -292,6 +337,26 @@ mod tests {
         assert_eq!(env(c, "TMPDIR").unwrap().value.as_deref(), Some("/tmp"));
         let without = deployment(&stream, &OperatorConfig::default(), &resolved(false), "abc").unwrap();
         assert!(env(container(&without), "AWS_ACCESS_KEY_ID").is_none());
+    }
+
+    #[test]
+    fn a_tls_secret_is_mounted_whole_and_rtmps_exposed() {
+        let stream = fixtures::stream("media", "demo");
+        let with_tls = Resolved { tls_secret: Some("ingest-tls".into()), ..resolved(false) };
+        let d = deployment(&stream, &OperatorConfig::default(), &with_tls, "abc").unwrap();
+        let pod = d.spec.template.spec.as_ref().unwrap();
+        let volume = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "tls").expect("a tls volume");
+        let secret = volume.secret.as_ref().unwrap();
+        assert_eq!(secret.secret_name.as_deref(), Some("ingest-tls"));
+        assert_eq!(secret.default_mode, Some(0o440), "the key is not readable by others");
+        let c = container(&d);
+        let mount = c.volume_mounts.as_ref().unwrap().iter().find(|m| m.name == "tls").expect("mounted");
+        assert_eq!((mount.mount_path.as_str(), mount.sub_path.as_deref()), (TLS_MOUNT_DIR, None));
+        assert!(
+            c.ports.as_ref().unwrap().iter().any(|p| p.name.as_deref() == Some("rtmps") && p.container_port == 1936)
+        );
+        let without = deployment(&stream, &OperatorConfig::default(), &resolved(false), "abc").unwrap();
+        assert!(!container(&without).ports.as_ref().unwrap().iter().any(|p| p.name.as_deref() == Some("rtmps")));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The Services of a stream: the ingest Service (the worker's RTMP port) and the origin
+//! The Services of a stream: the ingest Service (the worker's RTMP port, and its RTMPS
+//! port when the stream has a certificate) and the origin
 //! Service (its HLS origin), exposed as the spec asks.
 
 use std::collections::BTreeMap;
@@ -15,8 +16,14 @@ use crate::api::{LiveStream, ServiceType};
 pub fn ingest_service(stream: &LiveStream) -> Result<Service, BuildError> {
     let spec = &stream.spec.ingest.service;
     let name = ingest_service_name(&stream.name_any());
-    let port = Exposed { port: spec.port, node_port: spec.node_port, target: "rtmp" };
-    service(stream, name, Component::Ingest, spec.type_, port, &spec.annotations)
+    let rtmp = Exposed { port: spec.port, node_port: spec.node_port, target: "rtmp" };
+    let rtmps = stream.spec.ingest.tls.as_ref().map(|tls| Exposed {
+        port: tls.port,
+        node_port: tls.node_port,
+        target: "rtmps",
+    });
+    let ports: Vec<Exposed> = std::iter::once(rtmp).chain(rtmps).collect();
+    service(stream, name, Component::Ingest, spec.type_, ports, &spec.annotations)
 }
 
 /// The origin Service of `stream`: as the spec asks while Low-Latency HLS is on, a
@@ -27,7 +34,7 @@ pub fn origin_service(stream: &LiveStream) -> Result<Service, BuildError> {
     let low_latency = stream.spec.hls.part_target().is_some();
     let type_ = if low_latency { spec.type_ } else { ServiceType::ClusterIP };
     let port = Exposed { port: spec.port, node_port: spec.node_port, target: "origin" };
-    service(stream, name, Component::Origin, type_, port, &spec.annotations)
+    service(stream, name, Component::Origin, type_, vec![port], &spec.annotations)
 }
 
 /// One port of a Service and the container port it targets.
@@ -42,7 +49,7 @@ fn service(
     name: String,
     component: Component,
     type_: ServiceType,
-    port: Exposed,
+    ports: Vec<Exposed>,
     annotations: &BTreeMap<String, String>,
 ) -> Result<Service, BuildError> {
     let mut metadata = child_metadata(stream, name, component)?;
@@ -59,17 +66,22 @@ fn service(
         spec: Some(ServiceSpec {
             type_: Some(type_name.into()),
             selector: Some(selector_labels(&stream.name_any())),
-            ports: Some(vec![ServicePort {
-                name: Some(port.target.into()),
-                port: port.port,
-                target_port: Some(IntOrString::String(port.target.into())),
-                node_port: match type_ {
-                    ServiceType::ClusterIP => None,
-                    _ => port.node_port,
-                },
-                protocol: Some("TCP".into()),
-                ..ServicePort::default()
-            }]),
+            ports: Some(
+                ports
+                    .into_iter()
+                    .map(|port| ServicePort {
+                        name: Some(port.target.into()),
+                        port: port.port,
+                        target_port: Some(IntOrString::String(port.target.into())),
+                        node_port: match type_ {
+                            ServiceType::ClusterIP => None,
+                            _ => port.node_port,
+                        },
+                        protocol: Some("TCP".into()),
+                        ..ServicePort::default()
+                    })
+                    .collect(),
+            ),
             ..ServiceSpec::default()
         }),
         status: None,
@@ -97,6 +109,17 @@ mod tests {
         assert_eq!((port.port, port.node_port), (1936, Some(31935)));
         assert_eq!(port.target_port, Some(IntOrString::String("rtmp".into())));
         assert_eq!(spec.selector.unwrap()["app.kubernetes.io/component"], "worker");
+    }
+
+    #[test]
+    fn rtmps_is_a_second_port_of_the_ingest_service() {
+        let mut stream = fixtures::stream("media", "demo");
+        stream.spec.ingest.tls =
+            Some(crate::api::IngestTlsSpec { secret_name: "ingest-tls".into(), port: 443, node_port: Some(31443) });
+        let ports = ingest_service(&stream).unwrap().spec.unwrap().ports.unwrap();
+        let named: Vec<_> = ports.iter().map(|p| (p.name.as_deref().unwrap(), p.port, p.node_port)).collect();
+        assert_eq!(named, vec![("rtmp", 1935, None), ("rtmps", 443, Some(31443))]);
+        assert_eq!(ports[1].target_port, Some(IntOrString::String("rtmps".into())));
     }
 
     #[test]

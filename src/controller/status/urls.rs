@@ -12,6 +12,13 @@ pub fn ingest_url(stream: &LiveStream, service: Option<&Service>, node_address: 
     Some(format!("rtmp://{host}:{port}/{}", stream.spec.ingest.app))
 }
 
+/// `rtmps://HOST:PORT/APP` for the ingest Service's RTMPS port, when the stream has one.
+pub fn secure_ingest_url(stream: &LiveStream, service: Option<&Service>, node_address: Option<&str>) -> Option<String> {
+    stream.spec.ingest.tls.as_ref()?;
+    let (host, port) = service_address(service?, "rtmps", stream.spec.ingest.service.type_, node_address)?;
+    Some(format!("rtmps://{host}:{port}/{}", stream.spec.ingest.app))
+}
+
 /// The low-latency master playlist, while Low-Latency HLS is on: under the CDN's
 /// low-latency base URL when there is one, else at the origin Service's address.
 pub fn low_latency_playback_url(
@@ -115,6 +122,15 @@ mod tests {
         assert_eq!(ingest_url(&stream, Some(&svc), None).unwrap(), "rtmp://10.96.0.10:1935/live");
         assert_eq!(ingest_url(&stream, Some(&svc), Some("2001:db8::1")).unwrap(), "rtmp://[2001:db8::1]:31000/live");
         assert_eq!(ingest_url(&stream, None, None), None);
+        assert_eq!(secure_ingest_url(&stream, Some(&svc), None), None, "no TLS in the spec");
+
+        let mut secure = stream.clone();
+        secure.spec.ingest.tls =
+            Some(crate::api::IngestTlsSpec { secret_name: "t".into(), port: 443, node_port: None });
+        let lb = LoadBalancerIngress { ip: Some("203.0.113.7".into()), ..Default::default() };
+        let svc = service(&secure, "10.96.0.10", None, Some(lb));
+        assert_eq!(secure_ingest_url(&secure, Some(&svc), None).unwrap(), "rtmps://203.0.113.7:443/live");
+        assert_eq!(ingest_url(&secure, Some(&svc), None).unwrap(), "rtmp://203.0.113.7:1935/live");
     }
 
     #[test]
