@@ -171,6 +171,17 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq -o=Dpkg::Use-Pty=0 --no-install-recommends "$@" >/dev/null
 }
 
+# Two RTMP clients besides ffmpeg's own for the ingest tests: GStreamer's rtmp2sink and
+# its rtmpsink on librtmp (the rtmpdump library that OBS's RTMP output descends from).
+install_gstreamer() {
+  if command -v gst-launch-1.0 >/dev/null && gst-inspect-1.0 rtmp2sink >/dev/null 2>&1 &&
+    gst-inspect-1.0 rtmpsink >/dev/null 2>&1 && gst-inspect-1.0 flvdemux >/dev/null 2>&1; then
+    return
+  fi
+  log "installing GStreamer (tools, good and bad plugins) from Debian"
+  apt_install gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+}
+
 install_chromium() {
   local missing=()
   command -v chromium >/dev/null || missing+=(chromium)
@@ -332,6 +343,7 @@ debian_mirror() {
 
 command -v go >/dev/null || { log "Go is required to build the test components"; exit 1; }
 install_ffmpeg
+install_gstreamer
 install_chromium
 install_nginx
 install_player_modules

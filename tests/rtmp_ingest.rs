@@ -264,6 +264,19 @@ async fn wait_exit(child: Child, what: &str) -> std::process::Output {
         .unwrap()
 }
 
+/// Timestamps of the coded video frames (not the sequence header) among `messages`.
+fn coded_video_timestamps(messages: &[MediaMessage]) -> Vec<i64> {
+    messages
+        .iter()
+        .filter_map(|message| match message {
+            MediaMessage::Tag(FlvTag { kind: FlvTagKind::Video, timestamp_ms, data }) if data.get(1) == Some(&1) => {
+                Some(i64::from(*timestamp_ms))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// Receives media until End, within a deadline.
 async fn collect_until_end(receiver: &mut mpsc::Receiver<MediaMessage>) -> (Vec<MediaMessage>, EndReason) {
     let mut messages = Vec::new();
@@ -349,15 +362,7 @@ async fn ffmpeg_publish_keeps_timestamps_and_rebuilds_a_decodable_flv() {
 
     // Timestamps of coded frames equal the packet timestamps in the file.
     let file_packets = probe_packets(fixture_flv());
-    let received_video: Vec<i64> = messages
-        .iter()
-        .filter_map(|message| match message {
-            MediaMessage::Tag(FlvTag { kind: FlvTagKind::Video, timestamp_ms, data }) if data.get(1) == Some(&1) => {
-                Some(i64::from(*timestamp_ms))
-            }
-            _ => None,
-        })
-        .collect();
+    let received_video = coded_video_timestamps(&messages);
     let received_audio: Vec<i64> = messages
         .iter()
         .filter_map(|message| match message {
@@ -772,15 +777,7 @@ async fn ffmpeg_publishes_over_rtmps() {
     let output = wait_exit(publisher, "RTMPS publisher").await;
     assert!(output.status.success(), "ffmpeg failed over RTMPS: {}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(end, EndReason::Unpublished);
-    let video: Vec<i64> = messages
-        .iter()
-        .filter_map(|message| match message {
-            MediaMessage::Tag(FlvTag { kind: FlvTagKind::Video, timestamp_ms, data }) if data.get(1) == Some(&1) => {
-                Some(i64::from(*timestamp_ms))
-            }
-            _ => None,
-        })
-        .collect();
+    let video = coded_video_timestamps(&messages);
     assert_eq!(video, dts_of(&probe_packets(fixture_flv()), "video"), "video timestamps over RTMPS");
     assert!(logs_text().contains("scheme=\"rtmps\"") || logs_text().contains("scheme=rtmps"), "logs name RTMPS");
     assert!(!logs_text().contains(key), "the stream key was logged");
@@ -855,4 +852,55 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
     }
     tls_connect(tls_address, &renewed).await.expect("a broken file keeps the last good certificate");
     server.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Other RTMP clients: GStreamer's own (rtmp2sink) and librtmp, the library of rtmpdump
+// from which OBS's RTMP output descends (GStreamer's rtmpsink).
+
+/// GStreamer remuxing the fixture to `url` with `sink`, in real time (the sink syncs to
+/// the clock).
+fn gstreamer_push(sink: &str, url: &str) -> Child {
+    Command::new("gst-launch-1.0")
+        .arg("-q")
+        .arg("filesrc")
+        .arg(format!("location={}", fixture_flv().display()))
+        .args(["!", "flvdemux", "name=demux"])
+        .args(["demux.video", "!", "queue", "!", "h264parse", "!", "mux."])
+        .args(["demux.audio", "!", "queue", "!", "aacparse", "!", "mux."])
+        .args(["flvmux", "name=mux", "streamable=true", "!", sink])
+        .arg(format!("location={url}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("gst-launch-1.0 must be on PATH (scripts/testenv.sh installs it)")
+}
+
+/// GStreamer's rtmp2sink and librtmp (rtmpsink) publish: every video frame arrives with
+/// its timestamp, the publish ends as the client ends it, and the key is not logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gstreamer_and_librtmp_publish_every_frame() {
+    let expected = dts_of(&probe_packets(fixture_flv()), "video");
+    for sink in ["rtmp2sink", "rtmpsink"] {
+        let key = format!("{sink}-key-2d94b1");
+        let mut server = TestServer::start(&key, |_| {}).await;
+        let publisher = gstreamer_push(sink, &server.url(&key));
+        let mut receiver = server.next_publish().await;
+        let (messages, end) = collect_until_end(&mut receiver).await;
+        let output = wait_exit(publisher, sink).await;
+        assert!(output.status.success(), "{sink} failed: {}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(end, EndReason::Unpublished, "{sink} unpublishes at the end of its input");
+        assert_eq!(server.requests(), vec![("live".to_owned(), key.clone())], "{sink}");
+        assert!(
+            messages.iter().any(|m| matches!(m, MediaMessage::Tag(tag) if tag.avc_decoder_configuration().is_some())),
+            "{sink}: the AVC sequence header arrives"
+        );
+        assert_eq!(coded_video_timestamps(&messages), expected, "{sink}: video timestamps");
+        let audio = messages.iter().filter(|m| matches!(m, MediaMessage::Tag(t) if t.kind == FlvTagKind::Audio));
+        assert!(audio.count() > 100, "{sink}: the audio arrives");
+        assert!(!logs_text().contains(&key), "{sink}: the stream key was logged");
+        server.stop().await;
+    }
 }

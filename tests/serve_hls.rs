@@ -506,3 +506,67 @@ fn rtmps_publish_plays_and_a_bad_certificate_is_a_clear_error() {
     assert!(!output.status.success(), "serve started with a broken key: {stderr}");
     assert!(stderr.contains("TLS private key") && stderr.contains("tls.key"), "{stderr}");
 }
+
+/// Encoders other than ffmpeg: GStreamer's rtmp2sink over RTMPS and librtmp (GStreamer's
+/// rtmpsink, the RTMP library OBS's output descends from) over RTMP, each remuxing an
+/// ffmpeg-made H.264/AAC file; both streams play and decode.
+#[test]
+fn gstreamer_and_librtmp_publishes_play() {
+    let _serial = media::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source.flv");
+    let made = Command::new(support::process::testenv_bin("ffmpeg"))
+        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x180:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "4"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac"])
+        .arg(&source)
+        .status()
+        .unwrap();
+    assert!(made.success(), "ffmpeg made no source file");
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let rtmps_port = support::process::free_port();
+    let tls_args = [
+        format!("--tls-cert={}", cert.display()),
+        format!("--tls-key={}", key.display()),
+        format!("--rtmps-addr=127.0.0.1:{rtmps_port}"),
+    ];
+    let mut args = ladder_args(&["--reconnect-grace", "1"]);
+    args.extend(tls_args.iter().map(String::as_str));
+    let serve = Serve::start(&args, &[]);
+    let publishes = [
+        ("rtmp2sink", format!("rtmps://127.0.0.1:{rtmps_port}/live/gstreamer"), Some("tls-validation-flags=0")),
+        ("rtmpsink", serve.rtmp_url("live", "librtmp"), None),
+    ];
+    for (sink, url, extra) in publishes {
+        let log = dir.path().join(format!("{sink}.log"));
+        let mut command = Command::new("gst-launch-1.0");
+        command
+            .arg("-q")
+            .arg("filesrc")
+            .arg(format!("location={}", source.display()))
+            .args(["!", "flvdemux", "name=demux", "demux.video", "!", "queue", "!", "h264parse", "!", "mux."])
+            .args(["demux.audio", "!", "queue", "!", "aacparse", "!", "mux."])
+            .args(["flvmux", "name=mux", "streamable=true", "!", sink])
+            .arg(format!("location={url}"))
+            .args(extra);
+        let mut publisher = support::process::ManagedProcess::spawn(sink, command, &log);
+        assert!(wait_exit(&mut publisher, Duration::from_secs(30)), "{sink}: {}", publisher.log_tail(2000));
+        let name = url.rsplit('/').next().unwrap();
+        let base = serve.http_url(&format!("live/{name}"));
+        let playlists = wait_ended(&base, &serve);
+        assert_eq!(playlists.len(), 2, "{sink}: both renditions");
+        let (_, _, _, master) = http_get(&format!("{base}/master.m3u8"));
+        let master = String::from_utf8(master).unwrap();
+        for (attributes, _) in parse_master(&master) {
+            let codecs = media::attribute(&attributes, "CODECS").expect("CODECS");
+            assert!(codecs.starts_with("avc1.") && codecs.contains("mp4a.40.2"), "{sink}: {codecs}");
+        }
+        let total: f64 = playlists[0].1.segments.iter().map(|(_, duration, _, _)| duration).sum();
+        assert!(total > 3.0, "{sink}: {total} s of the 4 s source in the playlist");
+        let errors = media::decode_errors(&format!("{base}/{}", playlists[0].0), "0");
+        assert!(errors.trim().is_empty(), "{sink}: {errors}");
+    }
+}

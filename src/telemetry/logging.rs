@@ -14,11 +14,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. The level comes from `RUST_LOG` (default `info`).
+/// Installs the global subscriber. The level comes from `RUST_LOG` (default `info`, with
+/// rustls at `error`: its warnings are about clients' quirks, such as an IP address sent
+/// as the TLS server name, and the listener logs each failed TLS handshake itself).
 /// Colours only when standard error is a terminal: a pod's log, a file or a pipe gets plain
 /// text. Calling it twice is harmless: the second call keeps the first subscriber.
 pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rustls=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -228,7 +228,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
 
     fn decide_publish(&mut self, app: String, stream_key: StreamKey) -> Result<(), CloseCause> {
         let key_fingerprint = stream_key.fingerprint();
-        tracing::Span::current().record("app", clip(&app).as_str());
         let request = PublishRequest { app, stream_key, peer: self.peer };
         match self.context.handler.authorize(&request) {
             Ok(sink) => {
