@@ -570,3 +570,109 @@ fn gstreamer_and_librtmp_publishes_play() {
         assert!(errors.trim().is_empty(), "{sink}: {errors}");
     }
 }
+
+/// Pushes `seconds` of a test pattern and a tone with ffmpeg, encoded with `video` (the
+/// libx264 arguments and the source's rate), and waits for the push to end.
+fn push_encoded(serve: &Serve, name: &str, rate: &str, size: &str, video: &[&str], seconds: u32) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(support::process::testenv_bin("ffmpeg"));
+    command
+        .args(["-hide_banner", "-nostdin", "-loglevel", "warning", "-re"])
+        .args(["-f", "lavfi", "-i", &format!("testsrc2=size={size}:rate={rate}")])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &seconds.to_string(), "-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .args(video)
+        .args(["-c:a", "aac", "-f", "flv"])
+        .arg(serve.rtmp_url("live", name));
+    let mut pusher = support::process::ManagedProcess::spawn(name, command, &dir.path().join("push.log"));
+    let limit = Duration::from_secs(u64::from(seconds) * 4 + 20);
+    assert!(wait_exit(&mut pusher, limit), "{name}: {}", pusher.log_tail(2000));
+}
+
+/// What players need of every stream, whatever its source: the renditions end, decode
+/// without an error, have the same segment boundaries (so a player switches between them
+/// anywhere), segments no longer than the target duration, and all the media pushed.
+/// Returns the master playlist.
+fn assert_plays_aligned(serve: &Serve, name: &str, seconds: f64) -> String {
+    let base = serve.http_url(&format!("live/{name}"));
+    let playlists = wait_ended(&base, serve);
+    assert_eq!(playlists.len(), 2, "{name}: both renditions: {playlists:?}");
+    let durations: Vec<Vec<f64>> =
+        playlists.iter().map(|(_, p)| p.segments.iter().map(|segment| segment.1).collect()).collect();
+    assert_eq!(durations[0].len(), durations[1].len(), "{name}: the renditions have the same segments");
+    for (top, bottom) in durations[0].iter().zip(&durations[1]) {
+        assert!((top - bottom).abs() < 0.05, "{name}: segment boundaries differ: {durations:?}");
+    }
+    for (uri, playlist) in &playlists {
+        for (segment, duration, _, _) in &playlist.segments {
+            assert!(
+                *duration <= playlist.target_duration as f64 + 0.05,
+                "{name}: {uri} {segment} lasts {duration} s, past the target {}",
+                playlist.target_duration
+            );
+        }
+        let total: f64 = playlist.segments.iter().map(|segment| segment.1).sum();
+        assert!((total - seconds).abs() <= 1.0, "{name}: {uri} holds {total} s of the {seconds} s pushed");
+        assert!(playlist.segments.iter().all(|segment| !segment.2), "{name}: {uri}: one publish, no discontinuity");
+        let errors = media::decode_errors(&format!("{base}/{uri}"), "0");
+        assert!(errors.trim().is_empty(), "{name}: {uri} does not decode cleanly: {errors}");
+    }
+    String::from_utf8(http_get(&format!("{base}/master.m3u8")).3).unwrap()
+}
+
+/// Sources that players trip on: B-frames, a 4 s GOP and irregular keyframes (the ladder
+/// still cuts at its own keyframes, aligned across renditions), 25 and 29.97 fps, and
+/// 1080p60 High profile (superfast: x264's ultrafast would make it Constrained Baseline).
+#[test]
+fn sources_players_trip_on_play_aligned() {
+    let _serial = media::serial();
+    let serve = Serve::start(&ladder_args(&["--reconnect-grace", "1"]), &[]);
+    let sources: [(&str, &str, &str, &[&str], &str); 5] = [
+        ("bframes", "25", "640x360", &["-preset", "veryfast", "-bf", "3", "-g", "50", "-profile:v", "main"], "25.000"),
+        ("gop4s", "25", "320x180", &["-preset", "ultrafast", "-g", "100"], "25.000"),
+        (
+            "irregular",
+            "25",
+            "320x180",
+            &["-preset", "ultrafast", "-g", "1000", "-force_key_frames", "0,0.7,1.1,2.9,3.0,4.6"],
+            "25.000",
+        ),
+        ("ntsc", "30000/1001", "320x180", &["-preset", "ultrafast", "-g", "30"], "29.970"),
+        ("hd60", "60", "1920x1080", &["-preset", "superfast", "-profile:v", "high", "-g", "120"], "60.000"),
+    ];
+    for (name, rate, size, video, frame_rate) in sources {
+        push_encoded(&serve, name, rate, size, video, 6);
+        let master = assert_plays_aligned(&serve, name, 6.0);
+        for (attributes, _) in parse_master(&master) {
+            assert_eq!(media::attribute(&attributes, "FRAME-RATE"), Some(frame_rate), "{name}: {master}");
+        }
+    }
+}
+
+/// A source whose picture size changes mid-stream (a new sequence header, as an encoder
+/// sends when its output is reconfigured) goes on in the same renditions and sizes.
+#[test]
+fn a_resolution_change_mid_stream_keeps_the_renditions() {
+    use support::rtmp_publisher::{self, Scheduled};
+    let _serial = media::serial();
+    let serve = Serve::start(&ladder_args(&["--reconnect-grace", "1"]), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let first = rtmp_publisher::encoded_tags_sized(dir.path(), 3, "640x360");
+    let second = rtmp_publisher::encoded_tags_sized(dir.path(), 3, "480x270");
+    let offset = 3_000;
+    let tags: Vec<Scheduled> = first
+        .into_iter()
+        .chain(second.into_iter().map(|mut tag| {
+            tag.timestamp_ms += offset;
+            tag
+        }))
+        .map(|tag| Scheduled { at: Duration::from_millis(u64::from(tag.timestamp_ms)), tag })
+        .collect();
+    rtmp_publisher::publish(serve.rtmp_port, "live", "resized", &tags).expect("the publish goes through");
+    let master = assert_plays_aligned(&serve, "resized", 6.0);
+    let sizes: Vec<_> = parse_master(&master)
+        .iter()
+        .map(|(attributes, _)| media::attribute(attributes, "RESOLUTION").unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(sizes, ["320x180", "160x90"], "the ladder keeps its sizes: {master}");
+}

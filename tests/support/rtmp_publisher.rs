@@ -18,10 +18,15 @@ use super::process::testenv_bin;
 
 /// H.264 + AAC tags of `seconds` of a test pattern, as ffmpeg writes them to an FLV file.
 pub fn encoded_tags(dir: &Path, seconds: u32) -> Vec<FlvTag> {
-    let path = dir.join("source.flv");
+    encoded_tags_sized(dir, seconds, "320x180")
+}
+
+/// As [`encoded_tags`], at the picture size `size` (`WIDTHxHEIGHT`).
+pub fn encoded_tags_sized(dir: &Path, seconds: u32, size: &str) -> Vec<FlvTag> {
+    let path = dir.join(format!("source-{size}.flv"));
     let status = Command::new(testenv_bin("ffmpeg"))
         .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-y"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=25"])
+        .args(["-f", "lavfi", "-i", &format!("testsrc=size={size}:rate=25")])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(["-t", &seconds.to_string()])
         .args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25"])
