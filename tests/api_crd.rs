@@ -112,6 +112,7 @@ async fn minimal_example_is_accepted_with_documented_defaults() {
             audio: AudioSpec { bitrate_kbps: 128, sample_rate: SampleRate::Hz48000, channels: 2 },
             preset: EncoderPreset::Veryfast,
             keyframe_interval_seconds: 2,
+            when_behind: livestream::api::BehindPolicy::FasterPreset,
         },
         hls: HlsSpec {
             segment_duration_seconds: 2,

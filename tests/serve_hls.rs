@@ -429,7 +429,7 @@ fn serve_still_ready(serve: &Serve) {
 fn a_transcoder_slower_than_real_time_is_reported() {
     let _serial = media::serial();
     let heavy = ["--preset", "medium", "--rendition", "720p:1280x720:3000", "--rendition", "480p:854x480:1500"];
-    let serve = Serve::start(&[heavy.as_slice(), &["--reconnect-grace", "1"]].concat(), &[]);
+    let serve = Serve::start(&[heavy.as_slice(), &["--reconnect-grace", "1", "--when-behind", "report"]].concat(), &[]);
     let logs = tempfile::tempdir().unwrap();
     let source = Push { seconds: 60.0, size: "1280x720", rate: 30, gop: 30, audio: true, noise: true };
     let mut pusher = push(&serve.rtmp_url("live", "heavy"), &source, &logs.path().join("push.log"));
@@ -455,6 +455,63 @@ fn a_transcoder_slower_than_real_time_is_reported() {
         (!String::from_utf8_lossy(&body).contains("TranscoderBehind")).then_some(())
     });
     assert_eq!(behind_metric(&serve).as_deref(), Some("0"));
+}
+
+/// The same transcoder slower than real time, under the default policy: ffmpeg is
+/// restarted at a faster preset chosen from the speed it reached, keeps up from then on,
+/// and the stream plays on across one discontinuity.
+#[test]
+fn a_transcoder_behind_is_restarted_at_a_faster_preset_and_keeps_up() {
+    let _serial = media::serial();
+    let heavy = ["--preset", "medium", "--rendition", "720p:1280x720:3000", "--rendition", "480p:854x480:1500"];
+    let serve = Serve::start(&[heavy.as_slice(), &["--reconnect-grace", "1"]].concat(), &[]);
+    let logs = tempfile::tempdir().unwrap();
+    let source = Push { seconds: 40.0, size: "1280x720", rate: 30, gop: 30, audio: true, noise: true };
+    let mut pusher = push(&serve.rtmp_url("live", "shed"), &source, &logs.path().join("push.log"));
+    let metric = |serve: &Serve, name: &str| {
+        let (_, _, _, metrics) = http_get(&serve.http_url("metrics"));
+        String::from_utf8_lossy(&metrics)
+            .lines()
+            .find(|line| line.starts_with(&format!("{name}{{")))
+            .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    wait_for("the preset to be lowered", Duration::from_secs(60), || {
+        pusher.assert_running();
+        metric(&serve, "livestream_transcoder_presets_lowered_total").filter(|n| *n >= 1.0)
+    });
+    let log = serve.log();
+    let lowered = log.lines().find(|l| l.contains("restarting it at a faster preset")).unwrap_or_default();
+    assert!(lowered.contains("from=\"medium\"") || lowered.contains("from=medium"), "{lowered}");
+    // Kept up from then on: the input never waits long enough to be judged behind.
+    let mut polls = 0;
+    while pusher.is_running() {
+        assert_eq!(
+            metric(&serve, "livestream_transcoder_behind"),
+            Some(0.0),
+            "behind after the change:\n{}",
+            serve.log()
+        );
+        polls += 1;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(polls > 10, "the push ended too soon after the change to judge it");
+    let base = serve.http_url("live/shed");
+    let playlists = wait_ended(&base, &serve);
+    let changes = metric(&serve, "livestream_transcoder_presets_lowered_total").unwrap_or_default() as u64;
+    for line in serve.log().lines().filter(|l| l.contains("at a faster preset")) {
+        eprintln!("{line}");
+    }
+    for (uri, playlist) in &playlists {
+        let breaks = playlist.segments.iter().filter(|segment| segment.2).count() as u64;
+        assert_eq!(
+            playlist.discontinuity_sequence + breaks,
+            changes,
+            "{uri}: one discontinuity for each preset change: {playlist:?}"
+        );
+        let errors = media::decode_errors(&format!("{base}/{uri}"), "0");
+        assert!(errors.trim().is_empty(), "{uri} does not decode cleanly: {errors}");
+    }
+    assert!(!serve.log().contains("died; restarting"), "a preset change is not a crash: {}", serve.log());
 }
 
 /// RTMPS: ffmpeg publishes over TLS with the certificate given to `serve`, the stream

@@ -206,6 +206,12 @@ pub struct LadderSpec {
     #[serde(default = "default_keyframe_interval")]
     #[schemars(range(min = 1, max = 10))]
     pub keyframe_interval_seconds: u32,
+    /// What the worker does when ffmpeg cannot encode the ladder in real time (the
+    /// `TranscoderBehind` problem): `FasterPreset` restarts ffmpeg at a faster preset,
+    /// chosen from the speed it reached, so the stream stays live at a lower quality per
+    /// bit; `Report` only reports it, and viewers stall.
+    #[serde(default)]
+    pub when_behind: BehindPolicy,
 }
 
 impl Default for LadderSpec {
@@ -216,8 +222,20 @@ impl Default for LadderSpec {
             audio: AudioSpec::default(),
             preset: EncoderPreset::default(),
             keyframe_interval_seconds: default_keyframe_interval(),
+            when_behind: BehindPolicy::default(),
         }
     }
+}
+
+/// What to shed when the transcoder falls behind real time.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BehindPolicy {
+    /// Report `TranscoderBehind` and change nothing.
+    Report,
+    /// Restart ffmpeg at a faster x264 preset (down to `ultrafast`), with a discontinuity
+    /// in the playlists; the renditions stay.
+    #[default]
+    FasterPreset,
 }
 
 fn default_keyframe_interval() -> u32 {
@@ -288,6 +306,21 @@ pub enum EncoderPreset {
 }
 
 impl EncoderPreset {
+    /// Every preset, slowest first.
+    pub const ALL: [EncoderPreset; 6] = [
+        EncoderPreset::Medium,
+        EncoderPreset::Fast,
+        EncoderPreset::Faster,
+        EncoderPreset::Veryfast,
+        EncoderPreset::Superfast,
+        EncoderPreset::Ultrafast,
+    ];
+
+    /// The preset named `name`, as x264 spells it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|preset| preset.as_str() == name)
+    }
+
     /// The preset's name, as x264 spells it.
     pub fn as_str(self) -> &'static str {
         match self {

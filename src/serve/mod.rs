@@ -15,7 +15,7 @@ use axum::http::HeaderMap;
 use axum::response::Html;
 use axum::routing::get;
 
-use crate::api::{HlsSpec, LadderSpec, SegmentContainer};
+use crate::api::{BehindPolicy, HlsSpec, LadderSpec, SegmentContainer};
 use crate::ingest::listener::TlsFiles;
 use crate::origin::{LiveIndex, Origin};
 use crate::storage::{AnyStore, LocalStore, S3Settings, S3Store};
@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// x264 preset: ultrafast, superfast, veryfast, faster, fast or medium.
     #[arg(long, default_value = "veryfast")]
     pub preset: String,
+    /// When ffmpeg cannot encode the ladder in real time: restart it at a faster preset
+    /// (faster-preset), or only report it (report).
+    #[arg(long, value_enum, default_value_t = WhenBehind::FasterPreset)]
+    pub when_behind: WhenBehind,
     /// Seconds after an encoder disconnects during which a reconnect continues the stream.
     #[arg(long, default_value_t = 10)]
     pub reconnect_grace: u64,
@@ -128,6 +132,13 @@ pub struct ServeArgs {
 pub enum Container {
     Fmp4,
     Ts,
+}
+
+/// `--when-behind` on the command line.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhenBehind {
+    FasterPreset,
+    Report,
 }
 
 /// Errors of `livestream serve` before it runs.
@@ -369,6 +380,10 @@ fn ladder_from_args(args: &ServeArgs) -> Result<LadderSpec, ServeError> {
         preset,
         // Keyframes every 2 s where that divides the segment duration, else once a segment.
         keyframe_interval_seconds: if args.segment_duration.is_multiple_of(2) { 2 } else { args.segment_duration },
+        when_behind: match args.when_behind {
+            WhenBehind::FasterPreset => BehindPolicy::FasterPreset,
+            WhenBehind::Report => BehindPolicy::Report,
+        },
         ..LadderSpec::default()
     })
 }

@@ -10,6 +10,11 @@
 //! fits in 100 millicores.
 
 use super::plan::{RenditionRequest, default_ladder};
+use crate::api::EncoderPreset;
+
+/// The share of a core's time that a faster preset is chosen to leave free: the measured
+/// speed includes decoding and scaling, which a preset does not change.
+const SPEED_HEADROOM: f64 = 0.8;
 
 /// The frame rate assumed for a rendition that keeps the source's, which admission does
 /// not know.
@@ -30,6 +35,26 @@ fn encode_millicores_per_mpixel(preset: &str) -> f64 {
         "medium" => 56.4,
         _ => 19.1, // veryfast
     }
+}
+
+/// The preset to restart at when ffmpeg encoded at `current` ran at `speed` times real
+/// time (below 1): the slowest faster preset whose encoding cost, scaled by the speed
+/// reached, fits with some headroom; one step faster when the speed is unknown. `None`
+/// when no preset is faster.
+pub fn faster_preset(current: EncoderPreset, speed: Option<f64>) -> Option<EncoderPreset> {
+    let mut faster = EncoderPreset::ALL.into_iter().skip_while(|p| *p != current).skip(1);
+    let Some(speed) = speed.filter(|s| s.is_finite() && *s > 0.0) else {
+        return faster.next();
+    };
+    let budget = encode_millicores_per_mpixel(current.as_str()) * speed.min(1.0) * SPEED_HEADROOM;
+    let mut chosen = None;
+    for preset in faster {
+        chosen = Some(preset);
+        if encode_millicores_per_mpixel(preset.as_str()) <= budget {
+            break;
+        }
+    }
+    chosen
 }
 
 /// The CPU, in millicores rounded up to 50, that a worker needs to transcode `requests`
@@ -73,6 +98,20 @@ mod tests {
             frame_rate,
             ..RenditionRequest::default()
         }
+    }
+
+    #[test]
+    fn a_faster_preset_is_chosen_from_the_speed_reached() {
+        use EncoderPreset::*;
+        // medium at half speed: 56.4 * 0.5 * 0.8 = 22.6 fits veryfast (19.1).
+        assert_eq!(faster_preset(Medium, Some(0.5)), Some(Veryfast));
+        // Nearly real time: the next preset suffices.
+        assert_eq!(faster_preset(Veryfast, Some(0.95)), Some(Superfast));
+        // Far behind: as fast as there is.
+        assert_eq!(faster_preset(Veryfast, Some(0.1)), Some(Ultrafast));
+        assert_eq!(faster_preset(Fast, None), Some(Faster), "one step without a speed");
+        assert_eq!(faster_preset(Ultrafast, Some(0.5)), None, "nothing is faster");
+        assert_eq!(faster_preset(Superfast, Some(f64::NAN)), Some(Ultrafast));
     }
 
     #[test]

@@ -216,6 +216,8 @@ pub enum TranscodeError {
 #[derive(Debug)]
 pub struct Transcoder {
     input: mpsc::Sender<FlvTag>,
+    /// The x264 preset asked for; a change restarts ffmpeg at the next keyframe.
+    preset: watch::Sender<String>,
     pid: watch::Receiver<Option<u32>>,
     task: JoinHandle<Result<(), TranscodeError>>,
 }
@@ -227,14 +229,32 @@ impl Transcoder {
         let (input_tx, input_rx) = mpsc::channel(config.input_capacity.max(1));
         let (events_tx, events_rx) = mpsc::channel(config.event_capacity.max(1));
         let (pid_tx, pid_rx) = watch::channel(None);
+        let (preset_tx, preset_rx) = watch::channel(config.plan.preset.clone());
         let run = {
             let _guard = runtime.enter();
             Run::spawn(&config, config.first_run, &events_tx)?
         };
-        let supervisor =
-            Supervisor { config, events: events_tx, pid: pid_tx, gate: InputGate::new(), restarts: VecDeque::new() };
+        let supervisor = Supervisor {
+            config,
+            events: events_tx,
+            pid: pid_tx,
+            gate: InputGate::new(),
+            restarts: VecDeque::new(),
+            preset: preset_rx,
+        };
         let task = runtime.spawn(supervisor.run(run, input_rx));
-        Ok((Self { input: input_tx, pid: pid_rx, task }, events_rx))
+        Ok((Self { input: input_tx, preset: preset_tx, pid: pid_rx, task }, events_rx))
+    }
+
+    /// Restarts ffmpeg at x264 preset `preset`: the current run ends as at the end of the
+    /// input (its last segments are flushed), and the next starts at the source's next
+    /// keyframe. Not counted as a restart.
+    pub fn change_preset(&self, preset: &str) {
+        self.preset.send_if_modified(|current| {
+            let changed = current != preset;
+            preset.clone_into(current);
+            changed
+        });
     }
 
     /// Queues one tag for ffmpeg, waiting while the queue is full.
@@ -269,6 +289,8 @@ struct Run {
 /// Why feeding a run stopped.
 enum RunEnd {
     InputClosed,
+    /// Another preset was asked for.
+    PresetChanged,
     Exited,
     WriteFailed,
     Stalled,
@@ -385,6 +407,7 @@ struct Supervisor {
     pid: watch::Sender<Option<u32>>,
     gate: InputGate,
     restarts: VecDeque<Instant>,
+    preset: watch::Receiver<String>,
 }
 
 impl Supervisor {
@@ -400,6 +423,26 @@ impl Supervisor {
                 info!(run = number, ?status, "ffmpeg finished");
                 self.emit(TranscodeEvent::Exited { run: number, status, will_restart: false }).await;
                 return Ok(());
+            }
+            if let RunEnd::PresetChanged = end {
+                let status = run.end(false, self.config.finish_timeout).await;
+                self.pid.send_replace(None);
+                let preset = self.preset.borrow_and_update().clone();
+                info!(run = number, ?status, %preset, "ffmpeg ended for a preset change");
+                self.emit(TranscodeEvent::Exited { run: number, status, will_restart: false }).await;
+                self.config.plan.preset = preset;
+                let next = number.saturating_add(1);
+                match Run::spawn(&self.config, next, &self.events) {
+                    Ok(next) => run = next,
+                    Err(error) => {
+                        warn!(run = next, %error, "starting ffmpeg at the new preset failed");
+                        match self.restart(next, None, &mut input).await? {
+                            Some(next) => run = next,
+                            None => return Ok(()),
+                        }
+                    }
+                }
+                continue;
             }
             let status = run.end(true, Duration::from_secs(2)).await;
             self.pid.send_replace(None);
@@ -420,6 +463,12 @@ impl Supervisor {
         loop {
             let tag = tokio::select! {
                 _ = run.child.wait() => return RunEnd::Exited,
+                Ok(()) = self.preset.changed() => {
+                    if *self.preset.borrow() != self.config.plan.preset {
+                        return RunEnd::PresetChanged;
+                    }
+                    continue;
+                }
                 tag = input.recv() => tag,
             };
             let Some(tag) = tag else { return RunEnd::InputClosed };
@@ -504,6 +553,7 @@ impl RunEnd {
     fn describe(&self) -> &'static str {
         match self {
             RunEnd::InputClosed => "input closed",
+            RunEnd::PresetChanged => "preset changed",
             RunEnd::Exited => "ffmpeg exited",
             RunEnd::WriteFailed => "writing to ffmpeg failed",
             RunEnd::Stalled => "ffmpeg stopped reading its input",

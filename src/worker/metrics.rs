@@ -32,6 +32,7 @@ struct Inner {
     timestamp_leaps: Family<StreamLabel, Counter>,
     transcode_speed: Family<StreamLabel, Gauge<f64, AtomicU64>>,
     transcoder_behind: Family<StreamLabel, Gauge>,
+    presets_lowered: Family<StreamLabel, Counter>,
     publishes: Family<StreamLabel, Counter>,
 }
 
@@ -81,6 +82,11 @@ impl WorkerMetrics {
             "Whether ffmpeg falls behind the source (1): its input queue stayed full, the encoder is slowed down",
             m.transcoder_behind.clone(),
         );
+        registry.register(
+            "livestream_transcoder_presets_lowered",
+            "Restarts of ffmpeg at a faster x264 preset because it fell behind the source (ladder.whenBehind: FasterPreset)",
+            m.presets_lowered.clone(),
+        );
     }
 
     pub fn set_live(&self, stream: &str, live: bool) {
@@ -122,6 +128,10 @@ impl WorkerMetrics {
 
     pub fn set_transcoder_behind(&self, stream: &str, behind: bool) {
         self.inner.transcoder_behind.get_or_create(&label(stream)).set(i64::from(behind));
+    }
+
+    pub fn preset_lowered(&self, stream: &str) {
+        self.inner.presets_lowered.get_or_create(&label(stream)).inc();
     }
 
     /// Uploaded segments of a stream (for tests and status).

@@ -14,13 +14,14 @@ use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::api::{H264Profile, LadderSpec, SegmentContainer};
+use crate::api::{BehindPolicy, EncoderPreset, H264Profile, LadderSpec, SegmentContainer};
 use crate::ingest::listener::{EndReason, MediaMessage};
 use crate::media::flv::{FlvTag, FlvTagKind};
 use crate::origin::{IndexOptions, LiveIndex};
 use crate::package::cutter::{Cut, Cutter};
 use crate::package::{BandwidthFloor, SegmentFormat};
 use crate::storage::{AnyStore, InstrumentedStore};
+use crate::transcode::cost::faster_preset;
 use crate::transcode::plan::{
     AudioPlan, Container, PlannedRendition, Profile, RenditionRequest, SourceSize, TranscodePlan, select_ladder,
 };
@@ -35,6 +36,9 @@ use super::source_timeline::SourceTimeline;
 use super::status::ProblemKind;
 use super::stream::{Publication, StreamSettings};
 
+/// After a preset change, how long the input's waits are not judged: ffmpeg flushes,
+/// restarts and waits for a keyframe meanwhile.
+const PRESET_CHANGE_SETTLE: Duration = Duration::from_secs(3);
 /// How long a publish may take to show its video configuration.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Media waiting for storage before the oldest is dropped: about ten minutes of parts of
@@ -53,6 +57,8 @@ pub trait PipelineObserver: PublishObserver {
     fn timestamps_leapt(&self);
     /// ffmpeg fell behind the source (why, in words), or keeps up again (`None`).
     fn transcoder_behind(&self, behind: Option<String>);
+    /// ffmpeg is restarted at a faster preset to keep up.
+    fn preset_lowered(&self, preset: EncoderPreset);
     /// A segment was cut (before it is uploaded).
     fn segment_produced(&self);
 }
@@ -142,7 +148,9 @@ impl Pipeline {
             .iter()
             .map(|r| Cutter::new(segment_duration, matches!(r, PlannedRendition::Encoded { .. })))
             .collect();
-        let pump = tokio::spawn(pump(events, queue, names, cutters, clock.clone(), self.observer.clone()));
+        let (speed_tx, speed) = watch::channel(None);
+        let sinks = PumpSinks { queue, observer: self.observer.clone(), speed: speed_tx };
+        let pump = tokio::spawn(pump(events, sinks, names, cutters, clock.clone()));
 
         let mut outcome = Ok(EndReason::Disconnected);
         for tag in probe.held {
@@ -152,6 +160,8 @@ impl Pipeline {
             }
         }
         let mut real_time = RealTimeWatch::new();
+        // After a preset change, the wait while ffmpeg restarts is not held against it.
+        let mut judged_from = tokio::time::Instant::now();
         if outcome.is_ok() {
             let mut superseded = self.superseded.clone();
             outcome = loop {
@@ -169,8 +179,22 @@ impl Pipeline {
                 if let Err(e) = forward(&transcoder, tag).await {
                     break Err(e);
                 }
-                if let Some(change) = real_time.record(started, started.elapsed()) {
-                    self.real_time_changed(change);
+                if started < judged_from {
+                    continue;
+                }
+                match real_time.record(started, started.elapsed()) {
+                    Some(RealTimeChange::Behind { .. }) if speed.borrow().is_some_and(|s| s >= 1.0) => {
+                        // Faster than real time: ffmpeg works off a backlog (after a
+                        // restart, say); judged again from scratch.
+                        real_time = RealTimeWatch::new();
+                    }
+                    Some(RealTimeChange::Behind { share }) if self.shed(&transcoder, *speed.borrow()) => {
+                        tracing::debug!(stream = %self.settings.label, share, "behind; preset lowered");
+                        real_time = RealTimeWatch::new();
+                        judged_from = tokio::time::Instant::now() + PRESET_CHANGE_SETTLE;
+                    }
+                    Some(change) => self.real_time_changed(change),
+                    None => {}
                 }
             };
         }
@@ -185,6 +209,31 @@ impl Pipeline {
         let last_run = pump.await.unwrap_or(self.runs);
         self.runs = self.runs.max(last_run);
         outcome
+    }
+
+    /// Under [`BehindPolicy::FasterPreset`], restarts ffmpeg at a faster preset chosen from
+    /// the speed it reached; `false` when the policy is to report, or no preset is faster.
+    /// Later publishes of the stream keep the faster preset.
+    fn shed(&mut self, transcoder: &Transcoder, speed: Option<f64>) -> bool {
+        if self.settings.ladder.when_behind != BehindPolicy::FasterPreset {
+            return false;
+        }
+        let Some((plan, _)) = self.plan.as_mut() else { return false };
+        let Some(current) = EncoderPreset::from_name(&plan.preset) else { return false };
+        let Some(faster) = faster_preset(current, speed) else { return false };
+        tracing::warn!(
+            stream = %self.settings.label,
+            from = current.as_str(),
+            to = faster.as_str(),
+            speed = speed.map(|s| format!("{s:.2}x")),
+            "ffmpeg does not keep up with the source; restarting it at a faster preset to stay live"
+        );
+        plan.preset = faster.as_str().to_string();
+        transcoder.change_preset(faster.as_str());
+        self.observer.preset_lowered(faster);
+        // Judged again at the new preset, from scratch.
+        self.observer.transcoder_behind(None);
+        true
     }
 
     fn real_time_changed(&self, change: RealTimeChange) {
@@ -393,17 +442,24 @@ async fn forward(transcoder: &Transcoder, tag: FlvTag) -> Result<(), PipelineErr
     transcoder.send(tag).await.map_err(|e| PipelineError::Transcode(e.to_string()))
 }
 
+/// Where the pump delivers: the publisher's queue, the observer, and ffmpeg's latest speed.
+struct PumpSinks {
+    queue: OutputQueue,
+    observer: Arc<dyn PipelineObserver>,
+    speed: watch::Sender<Option<f64>>,
+}
+
 /// Moves the transcoder's output into the publisher's queue, placing fragments into parts
 /// and segments and dating each part by the ingest time of its first frame; never waits on
 /// storage. Returns the last run number seen.
 async fn pump(
     mut events: mpsc::Receiver<TranscodeEvent>,
-    queue: OutputQueue,
+    sinks: PumpSinks,
     names: Vec<String>,
     mut cutters: Vec<Cutter>,
     clock: Arc<Mutex<IngestClock>>,
-    observer: Arc<dyn PipelineObserver>,
 ) -> u32 {
+    let PumpSinks { queue, observer, speed: speed_sink } = sinks;
     // Fragments that join the next part of their rendition.
     let mut joined: Vec<Vec<bytes::Bytes>> = vec![Vec::new(); names.len()];
     let mut run_starts: Vec<(u32, u32)> = Vec::new();
@@ -422,6 +478,7 @@ async fn pump(
             TranscodeEvent::Progress { progress, .. } => {
                 if let Some(speed) = progress.speed {
                     observer.transcode_speed(speed);
+                    speed_sink.send_replace(Some(speed));
                 }
                 observer.problem(ProblemKind::TranscoderRestarting, None);
             }

@@ -348,4 +348,8 @@ impl PipelineObserver for Stream {
     fn segment_produced(&self) {
         self.metrics.segment_produced(&self.settings.label);
     }
+
+    fn preset_lowered(&self, _preset: crate::api::EncoderPreset) {
+        self.metrics.preset_lowered(&self.settings.label);
+    }
 }
