@@ -186,6 +186,7 @@ fn bare_ffmpeg(input: &Path, dir: &Path) -> f64 {
         fragment_duration: Some(Duration::from_millis(500)),
         ffmpeg: testenv_bin("ffmpeg"),
         scratch_dir: out.clone(),
+        poster: None,
     };
     let args: Vec<String> =
         ffmpeg_args(&plan, &out, Some(30.0)).into_iter().map(|a| a.to_string_lossy().into_owned()).collect();

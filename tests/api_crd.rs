@@ -354,6 +354,7 @@ async fn status_subresource_and_printer_columns() {
         secure_ingest_url: Some("rtmps://203.0.113.7:1936/live".into()),
         playback_url: Some("https://cdn.example.com/status-columns/demo/master.m3u8".into()),
         low_latency_playback_url: Some("https://live.example.com/status-columns/demo/master.m3u8".into()),
+        poster_url: Some("https://cdn.example.com/status-columns/demo/poster.jpg".into()),
         live: None,
     };
     api.patch_status(

@@ -487,6 +487,14 @@ async fn a_livestream_applied_with_kubectl_goes_live_ends_and_is_cleaned() {
         assert!(reasons.iter().any(|r| r == reason), "an event {reason} among {reasons:?}");
     }
     let base = playback_url.trim_end_matches("/master.m3u8").to_string();
+    let poster_url = ended.status.as_ref().and_then(|s| s.poster_url.clone()).expect("status.posterUrl");
+    assert_eq!(poster_url, format!("{base}/poster.jpg"));
+    let poster = reqwest::get(&poster_url).await.expect("GET the poster");
+    assert_eq!(poster.status(), 200, "the poster is in storage");
+    let content_type = poster.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+    assert_eq!(content_type.as_deref(), Some("image/jpeg"));
+    let jpeg = poster.bytes().await.expect("the poster's bytes");
+    assert!(jpeg.starts_with(&[0xFF, 0xD8]) && jpeg.ends_with(&[0xFF, 0xD9]), "a whole JPEG");
     let playlists = stream
         .wait_playlists("ENDLIST in every media playlist", Duration::from_secs(20), &playback_url, |p| {
             p.iter().all(|(_, m)| m.ended)

@@ -733,3 +733,35 @@ fn a_resolution_change_mid_stream_keeps_the_renditions() {
         .collect();
     assert_eq!(sizes, ["320x180", "160x90"], "the ladder keeps its sizes: {master}");
 }
+
+/// The poster: a JPEG of the top rendition's picture, beside the playlists, served with a
+/// short cache lifetime and replaced by a newer picture as the stream goes on.
+#[test]
+fn a_poster_of_the_top_rendition_is_kept_fresh() {
+    let _serial = media::serial();
+    let serve = Serve::start(&ladder_args(&["--reconnect-grace", "1"]), &[]);
+    let logs = tempfile::tempdir().unwrap();
+    let source = Push { seconds: 14.0, ..Push::default() };
+    let mut pusher = push(&serve.rtmp_url("live", "poster"), &source, &logs.path().join("push.log"));
+    let url = serve.http_url("live/poster/poster.jpg");
+    let (content_type, cache_control, first) = wait_for("a poster", Duration::from_secs(20), || {
+        pusher.assert_running();
+        let (status, content_type, cache_control, body) = http_get(&url);
+        (status == 200).then_some((content_type, cache_control, body))
+    });
+    assert_eq!((content_type.as_str(), cache_control.as_str()), ("image/jpeg", "max-age=2"));
+    wait_for("a newer poster", Duration::from_secs(20), || {
+        let (status, _, _, body) = http_get(&url);
+        (status == 200 && body != first).then_some(())
+    });
+    assert!(wait_exit(&mut pusher, Duration::from_secs(30)), "{}", pusher.log_tail(2000));
+    let poster = serve.data_dir.join("live/poster/poster.jpg");
+    let probe = Command::new(support::process::testenv_bin("ffprobe"))
+        .args(["-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0"])
+        .arg(&poster)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "mjpeg,320,180", "the top rendition's size");
+    let errors = media::decode_errors(poster.to_str().unwrap(), "0");
+    assert!(errors.trim().is_empty(), "the poster decodes: {errors}");
+}

@@ -81,6 +81,7 @@ fn plan(scratch: &Path, container: Container) -> TranscodePlan {
         fragment_duration: Some(PART),
         ffmpeg: PathBuf::from("ffmpeg"),
         scratch_dir: scratch.to_path_buf(),
+        poster: None,
     }
 }
 

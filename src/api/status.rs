@@ -34,6 +34,12 @@ pub struct LiveStreamStatus {
     /// origin (its playlists name the media in storage). Set while Low-Latency HLS is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub low_latency_playback_url: Option<String>,
+    /// A JPEG of the stream's latest picture (the top rendition's), beside the master
+    /// playlist, refreshed every few seconds while the stream is live: for a player's
+    /// poster or a list of streams. Set with the playback URL; the object exists once the
+    /// stream has been live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poster_url: Option<String>,
     /// Figures of the running stream, from the worker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live: Option<LiveFigures>,

@@ -14,6 +14,8 @@
 //!   way; 30 s absorbs a burst of viewers at an edge, and is still short enough that when
 //!   the same stream goes live again, new viewers see the live playlist within half a
 //!   minute.
+//! - The poster (`poster.jpg`, the latest picture of the stream, rewritten every few
+//!   seconds): `max-age=2`, so a page that shows it sees a picture a few seconds old.
 //! - Segments, parts and init segments: `max-age=31536000, immutable`. A name is never reused for
 //!   different bytes, so caches may keep them for a year without revalidating.
 
@@ -36,6 +38,8 @@ pub enum ObjectKind {
     Segment(SegmentFormat),
     /// A part of an fMP4 media segment (LL-HLS).
     Part,
+    /// The stream's poster: a JPEG of its latest picture, rewritten as the stream goes on.
+    Poster,
 }
 
 impl ObjectKind {
@@ -46,6 +50,7 @@ impl ObjectKind {
             Self::InitSegment => "video/mp4",
             Self::Segment(SegmentFormat::Fmp4) | Self::Part => "video/iso.segment",
             Self::Segment(SegmentFormat::Ts) => "video/mp2t",
+            Self::Poster => "image/jpeg",
         }
     }
 
@@ -56,6 +61,7 @@ impl ObjectKind {
             Self::MasterPlaylist | Self::MediaPlaylist => "max-age=1",
             Self::VodPlaylist => "max-age=30",
             Self::InitSegment | Self::Segment(_) | Self::Part => "max-age=31536000, immutable",
+            Self::Poster => "max-age=2",
         }
     }
 
@@ -74,6 +80,7 @@ impl ObjectKind {
             Self::Segment(SegmentFormat::Fmp4) => "segment_fmp4",
             Self::Segment(SegmentFormat::Ts) => "segment_ts",
             Self::Part => "part",
+            Self::Poster => "poster",
         }
     }
 
@@ -88,6 +95,7 @@ impl ObjectKind {
             "mp4" => Some(Self::InitSegment),
             "m4s" => Some(Self::Segment(SegmentFormat::Fmp4)),
             "ts" => Some(Self::Segment(SegmentFormat::Ts)),
+            "jpg" => Some(Self::Poster),
             _ => None,
         }
     }
@@ -97,7 +105,7 @@ impl ObjectKind {
 mod tests {
     use super::*;
 
-    const ALL: [ObjectKind; 7] = [
+    const ALL: [ObjectKind; 8] = [
         ObjectKind::MasterPlaylist,
         ObjectKind::MediaPlaylist,
         ObjectKind::VodPlaylist,
@@ -105,6 +113,7 @@ mod tests {
         ObjectKind::Segment(SegmentFormat::Fmp4),
         ObjectKind::Segment(SegmentFormat::Ts),
         ObjectKind::Part,
+        ObjectKind::Poster,
     ];
 
     #[test]
@@ -119,7 +128,8 @@ mod tests {
                 "video/mp4",
                 "video/iso.segment",
                 "video/mp2t",
-                "video/iso.segment"
+                "video/iso.segment",
+                "image/jpeg"
             ]
         );
     }
@@ -136,7 +146,8 @@ mod tests {
                 "max-age=31536000, immutable",
                 "max-age=31536000, immutable",
                 "max-age=31536000, immutable",
-                "max-age=31536000, immutable"
+                "max-age=31536000, immutable",
+                "max-age=2"
             ]
         );
         assert!(ALL.iter().all(|k| k.is_playlist() == k.content_type().ends_with("mpegurl")));
@@ -159,6 +170,7 @@ mod tests {
             Some(ObjectKind::Segment(SegmentFormat::Fmp4))
         );
         assert_eq!(ObjectKind::from_key("a/seg1.ts"), Some(ObjectKind::Segment(SegmentFormat::Ts)));
+        assert_eq!(ObjectKind::from_key("live/demo/poster.jpg"), Some(ObjectKind::Poster));
         assert_eq!(ObjectKind::from_key("a/index.html"), None);
         assert_eq!(ObjectKind::from_key("m3u8"), None);
         assert_eq!(ObjectKind::from_key("a/playlist.M3U8"), None);

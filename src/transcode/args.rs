@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::plan::{Container, PlannedRendition, TranscodePlan};
+use super::poster::{POSTER_FILE, POSTER_INTERVAL};
 
 /// Name of ffmpeg's local media playlist inside each rendition folder (MPEG-TS).
 pub const LOCAL_PLAYLIST: &str = "index.m3u8";
@@ -54,15 +55,26 @@ pub fn ffmpeg_args(plan: &TranscodePlan, output_dir: &Path, source_frame_rate: O
         .enumerate()
         .filter(|(_, rendition)| matches!(rendition, PlannedRendition::Encoded { .. }))
         .collect();
+    let poster = plan.poster.filter(|_| !encoded.is_empty());
     if !encoded.is_empty() {
-        args.push_all(["-filter_complex", &filter_graph(&encoded)]);
+        args.push_all(["-filter_complex", &filter_graph(&encoded, poster)]);
     }
     args.push_all(["-progress", "pipe:1", "-nostats"]);
     match plan.container {
         Container::Fmp4 => fragmented_outputs(&mut args, plan, output_dir, source_frame_rate),
         Container::Ts => hls_output(&mut args, plan, output_dir, source_frame_rate),
     }
+    if poster.is_some() {
+        poster_output(&mut args, output_dir);
+    }
     args.0
+}
+
+/// The poster: one JPEG every [`POSTER_INTERVAL`], written over the last atomically.
+fn poster_output(args: &mut Args, output_dir: &Path) {
+    args.push_all(["-map", "[poster]", "-an", "-c:v", "mjpeg", "-q:v", "5", "-fps_mode", "passthrough"]);
+    args.push_all(["-f", "image2", "-update", "1", "-atomic_writing", "1"]);
+    args.push(output_dir.join(POSTER_FILE));
 }
 
 /// One fragmented MP4 output per rendition, each with its own video and audio stream.
@@ -156,16 +168,23 @@ fn hls_output(args: &mut Args, plan: &TranscodePlan, output_dir: &Path, source_f
     args.push(output_dir.join("%v").join(LOCAL_PLAYLIST));
 }
 
-/// `[0:v]split=N[s0][s1]...;[s0]fps=30,scale=...[v0];...`, labelled by rendition index.
-fn filter_graph(encoded: &[(usize, &PlannedRendition)]) -> String {
-    let mut chains = Vec::with_capacity(encoded.len() + 1);
-    let inputs: Vec<String> = if encoded.len() == 1 {
+/// `[0:v]split=N[s0][s1]...;[s0]fps=30,scale=...[v0];...`, labelled by rendition index,
+/// and with a poster size, a branch `[poster]` of one picture per [`POSTER_INTERVAL`].
+fn filter_graph(encoded: &[(usize, &PlannedRendition)], poster: Option<(u32, u32)>) -> String {
+    let mut chains = Vec::with_capacity(encoded.len() + 2);
+    let branches = encoded.len() + usize::from(poster.is_some());
+    let inputs: Vec<String> = if branches == 1 {
         vec!["[0:v]".to_string()]
     } else {
-        let labels: Vec<String> = encoded.iter().map(|(index, _)| format!("[s{index}]")).collect();
-        chains.push(format!("[0:v]split={}{}", encoded.len(), labels.concat()));
+        let mut labels: Vec<String> = encoded.iter().map(|(index, _)| format!("[s{index}]")).collect();
+        labels.extend(poster.map(|_| "[sposter]".to_string()));
+        chains.push(format!("[0:v]split={branches}{}", labels.concat()));
         labels
     };
+    if let Some((width, height)) = poster {
+        let every = POSTER_INTERVAL.as_secs().max(1);
+        chains.push(format!("[sposter]fps=1/{every},scale=w={width}:h={height},setsar=1,format=yuvj420p[poster]"));
+    }
     for ((index, rendition), input) in encoded.iter().zip(inputs) {
         let PlannedRendition::Encoded { width, height, frame_rate, .. } = rendition else { continue };
         let fps = frame_rate.map(|rate| format!("fps={rate},")).unwrap_or_default();
@@ -261,6 +280,7 @@ mod tests {
             fragment_duration: Some(Duration::from_millis(500)),
             ffmpeg: PathBuf::from("ffmpeg"),
             scratch_dir: PathBuf::from("/scratch"),
+            poster: None,
         }
     }
 
@@ -401,6 +421,28 @@ mod tests {
         let args = strings(&ffmpeg_args(&ts, Path::new("/out"), Some(30.0)));
         assert!(!args.iter().any(|a| a.starts_with("0:a") || a.starts_with("-c:a")), "{args:?}");
         assert_eq!(value(&args, "-var_stream_map"), "v:0,name:a v:1,name:b");
+    }
+
+    #[test]
+    fn the_poster_is_a_branch_of_the_same_decode_written_over_itself() {
+        let mut one = plan(vec![rendition("a", 640, 360, None)], Container::Fmp4);
+        one.poster = Some((640, 360));
+        let args = strings(&ffmpeg_args(&one, Path::new("/out"), Some(30.0)));
+        let graph = value(&args, "-filter_complex");
+        assert!(graph.starts_with("[0:v]split=2[s0][sposter];"), "{graph}");
+        assert!(graph.contains("[sposter]fps=1/4,scale=w=640:h=360,setsar=1,format=yuvj420p[poster]"), "{graph}");
+        let output = args.iter().position(|a| a == "[poster]").expect("the poster is mapped");
+        let tail = &args[output..];
+        assert!(
+            tail.windows(2).any(|w| w == ["-update", "1"]) && tail.windows(2).any(|w| w == ["-atomic_writing", "1"])
+        );
+        assert_eq!(tail.last().map(String::as_str), Some("/out/poster.jpg"));
+        let without = strings(&ffmpeg_args(
+            &plan(vec![rendition("a", 640, 360, None)], Container::Fmp4),
+            Path::new("/out"),
+            None,
+        ));
+        assert!(!without.iter().any(|a| a.contains("poster")), "no poster unless planned");
     }
 
     #[test]

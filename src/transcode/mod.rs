@@ -12,6 +12,7 @@ pub mod gate;
 pub mod lines;
 pub mod local_playlist;
 pub mod plan;
+pub mod poster;
 pub mod progress;
 pub mod supervisor;
 

@@ -126,9 +126,19 @@ pub struct TranscodePlan {
     pub ffmpeg: PathBuf,
     /// Folder for ffmpeg's local output; each run writes into its own sub-folder.
     pub scratch_dir: PathBuf,
+    /// The poster's picture size (the top encoded rendition's); `None` makes no poster.
+    pub poster: Option<(u32, u32)>,
 }
 
 impl TranscodePlan {
+    /// The poster size of `renditions`: the first encoded rendition's picture.
+    pub fn poster_size(renditions: &[PlannedRendition]) -> Option<(u32, u32)> {
+        renditions.iter().find_map(|rendition| match rendition {
+            PlannedRendition::Encoded { width, height, .. } => Some((*width, *height)),
+            PlannedRendition::Passthrough { .. } => None,
+        })
+    }
+
     /// Whether a rendition copies the source.
     pub fn has_passthrough(&self) -> bool {
         self.renditions.iter().any(|rendition| matches!(rendition, PlannedRendition::Passthrough { .. }))

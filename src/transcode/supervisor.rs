@@ -35,6 +35,7 @@ use super::gate::InputGate;
 use super::lines::read_bounded_line;
 use super::local_playlist::{SegmentCursor, parse_local_playlist};
 use super::plan::{Container, TranscodePlan};
+use super::poster::watch_poster;
 use super::progress::{Progress, ProgressParser};
 use crate::media::flv::FlvTag;
 use crate::media::fmp4::{Fragment, FragmentReader, InitSegment, Piece};
@@ -149,6 +150,8 @@ pub enum TranscodeEvent {
     Fragment { run: u32, rendition: usize, fragment: Fragment },
     /// A rendition's fMP4 stream of run `run` ended (ffmpeg closed it).
     OutputEnded { run: u32, rendition: usize },
+    /// A new poster of run `run`: a whole JPEG.
+    Poster { run: u32, jpeg: Bytes },
     /// ffmpeg run `run` ended.
     Exited {
         /// Run number.
@@ -346,6 +349,9 @@ impl Run {
                     config.poll_interval,
                 )));
             }
+        }
+        if plan.poster.is_some() {
+            tasks.push(tokio::spawn(watch_poster(number, dir.clone(), events.clone(), stop_rx.clone())));
         }
         let mut child = Command::new(&plan.ffmpeg)
             .args(ffmpeg_args(plan, &dir, config.source_frame_rate))

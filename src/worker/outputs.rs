@@ -66,6 +66,8 @@ pub enum Output {
         run: u32,
     },
     Segment(ReadySegment),
+    /// A new poster of the stream (a whole JPEG); only the newest waits.
+    Poster(Bytes),
     /// End the playlists (ENDLIST, recording); the result goes back on the channel.
     EndStream(oneshot::Sender<Result<(), super::publisher::PublishError>>),
 }
@@ -84,7 +86,7 @@ impl Output {
             Output::Part(part) => Some(part.rendition),
             Output::Segment(segment) => Some(segment.rendition),
             Output::Init { rendition, .. } | Output::RunEnded { rendition, .. } => Some(*rendition),
-            Output::EndStream(_) => None,
+            Output::EndStream(_) | Output::Poster(_) => None,
         }
     }
 }
@@ -151,6 +153,10 @@ impl OutputQueue {
             if let Some(bytes) = output.media_bytes() {
                 state.media_items += 1;
                 state.bytes += bytes;
+            }
+            if matches!(output, Output::Poster(_)) {
+                // A newer picture replaces one that was not uploaded yet.
+                state.outputs.retain(|waiting| !matches!(waiting, Output::Poster(_)));
             }
             state.outputs.push_back(output);
             let mut dropped = Vec::new();

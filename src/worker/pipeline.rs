@@ -398,6 +398,7 @@ pub fn plan(
     // The bandwidth a rendition announces counts audio only when there is audio.
     let audio_kbps = if source.has_audio { audio.bitrate_kbps } else { 0 };
     let plan = TranscodePlan {
+        poster: TranscodePlan::poster_size(&renditions),
         renditions,
         audio: AudioPlan {
             bitrate_kbps: audio.bitrate_kbps,
@@ -526,6 +527,7 @@ async fn pump(
                     starts_at,
                 }));
             }
+            TranscodeEvent::Poster { jpeg, .. } => push(Output::Poster(jpeg)),
             TranscodeEvent::OutputEnded { run, rendition } => {
                 if let Some(held) = joined.get_mut(rendition) {
                     held.clear();

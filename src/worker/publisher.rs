@@ -36,6 +36,7 @@ use crate::package::{
     render_master_playlist,
 };
 use crate::storage::{self, Expect, InstrumentedStore, ObjectKind, RetryError, RetryPolicy, Store, StoreError};
+use crate::transcode::poster::POSTER_FILE;
 
 use super::outputs::{Next, Output, OutputQueue, ReadyPart, ReadySegment};
 use super::status::ProblemKind;
@@ -208,6 +209,7 @@ impl<S: Store> Publisher<S> {
                 Next::StalePart(part) => self.publish_part(part, false).await,
                 Next::Output(Output::RunEnded { rendition, run }) => self.run_ended(rendition, run).await,
                 Next::Output(Output::Segment(segment)) => self.publish_file(segment).await,
+                Next::Output(Output::Poster(jpeg)) => self.put(POSTER_FILE, jpeg, ObjectKind::Poster).await,
                 Next::Output(Output::EndStream(reply)) => {
                     let _ = reply.send(self.end().await);
                     Ok(())

@@ -5,6 +5,7 @@ use k8s_openapi::api::core::v1::Service;
 use crate::api::{LiveStream, ServiceType};
 use crate::controller::children::storage_prefix;
 use crate::storage::bucket_url;
+use crate::transcode::poster::POSTER_FILE;
 
 /// `rtmp://HOST:PORT/APP` for the ingest Service. Never carries the stream key.
 pub fn ingest_url(stream: &LiveStream, service: Option<&Service>, node_address: Option<&str>) -> Option<String> {
@@ -68,6 +69,12 @@ fn service_address(
 /// The master playlist: under the CDN when there is one, else straight from storage.
 pub fn playback_url(stream: &LiveStream) -> String {
     format!("{}/master.m3u8", media_base_url(stream))
+}
+
+/// The stream's poster (a JPEG of its latest picture, refreshed every few seconds while
+/// it is live), beside the master playlist.
+pub fn poster_url(stream: &LiveStream) -> String {
+    format!("{}/{POSTER_FILE}", media_base_url(stream))
 }
 
 /// The URL at which viewers reach the stream's storage prefix: under the CDN when there is
