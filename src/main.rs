@@ -37,6 +37,8 @@ enum Command {
     Controller(Box<livestream::controller::ControllerArgs>),
     /// Print the LiveStream CustomResourceDefinition as YAML.
     Crd,
+    /// Print the reference of every LiveStream field as Markdown (docs/reference.md).
+    Reference,
     /// Print the version.
     Version,
 }
@@ -56,6 +58,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Crd => {
             print!("{}", livestream::api::crd_yaml()?);
+            Ok(())
+        }
+        Command::Reference => {
+            print!("{}", livestream::api::reference::markdown());
             Ok(())
         }
         Command::Version => {

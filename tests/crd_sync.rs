@@ -1,5 +1,6 @@
-//! `crds/livestream.yaml` and the Helm chart's copy are what `livestream crd` prints, byte
-//! for byte: the Rust types are the one source, the files are generated from them.
+//! `crds/livestream.yaml` and the Helm chart's copy are what `livestream crd` prints, and
+//! `docs/reference.md` what `livestream reference` prints, byte for byte: the Rust types
+//! are the one source, the files are generated from them.
 
 use std::process::Command;
 
@@ -23,6 +24,18 @@ fn crd_files_match_livestream_crd_output() {
         "{} out of date: regenerate with `cargo run -- crd | tee {} >/dev/null`",
         stale.join(" and "),
         CRD_FILES.join(" ")
+    );
+}
+
+#[test]
+fn the_field_reference_matches_livestream_reference_output() {
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_livestream")).arg("reference").output().expect("run livestream reference");
+    assert!(out.status.success(), "livestream reference failed: {}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8(out.stdout).expect("UTF-8 reference");
+    assert!(
+        read("docs/reference.md") == printed,
+        "docs/reference.md out of date: regenerate with `cargo run -- reference > docs/reference.md`"
     );
 }
 

@@ -1,5 +1,6 @@
 //! The `LiveStream` API (`livestream.dev/v1alpha1`): spec, status and the CRD.
 
+pub mod reference;
 mod spec;
 mod status;
 
