@@ -388,6 +388,7 @@ async fn killed_ffmpeg_restarts_and_playlists_continue() {
             window_segments: 100,
             recording: false,
             max_parts_per_segment: 7,
+            expiry_grace: std::time::Duration::ZERO,
         })
         .unwrap();
         let mut sequences = Vec::new();

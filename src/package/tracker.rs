@@ -55,6 +55,11 @@ pub struct TrackConfig {
     /// Parts a segment can have at most (LL-HLS), for deleting the parts of segments
     /// whose count is unknown (resumed from a playlist); 0 when parts are never stored.
     pub max_parts_per_segment: u32,
+    /// How long at least an object stays in storage after the playlists stop naming it,
+    /// besides a window's worth of later segments: a player that read a playlist just
+    /// before a burst of segments (storage catching up after an outage) still finds what
+    /// it names.
+    pub expiry_grace: std::time::Duration,
 }
 
 /// The target duration for a stream: the segment duration for encoded renditions (their
@@ -206,7 +211,8 @@ pub struct MediaTrack {
     next_sequence: u64,
     last: Option<Position>,
     window: VecDeque<SegmentRecord>,
-    retired: VecDeque<SegmentRecord>,
+    /// Segments that left the window, and when.
+    retired: VecDeque<(SegmentRecord, std::time::Instant)>,
     recording: Vec<SegmentRecord>,
     ended: bool,
     /// The segment being filled with parts (fMP4), named by `next_sequence`.
@@ -271,7 +277,7 @@ impl MediaTrack {
         };
         while track.window.len() > track.config.window_segments {
             if let Some(record) = track.window.pop_front() {
-                track.retired.push_back(record);
+                track.retired.push_back((record, std::time::Instant::now()));
             }
         }
         Ok(track)
@@ -472,16 +478,23 @@ impl MediaTrack {
         while self.window.len() > self.config.window_segments {
             let Some(record) = self.window.pop_front() else { break };
             if !self.config.recording {
-                self.retired.push_back(record);
+                self.retired.push_back((record, std::time::Instant::now()));
             }
         }
         let mut expired = Vec::new();
-        while self.retired.len() > self.config.window_segments {
-            let Some(record) = self.retired.pop_front() else { break };
+        while self.retired.len() > self.config.window_segments
+            && self.retired.front().is_some_and(|(_, at)| at.elapsed() >= self.config.expiry_grace)
+        {
+            let Some((record, _)) = self.retired.pop_front() else { break };
             expired.push(names::segment_key(&self.config.rendition, record.sequence, self.config.format));
             let parts = record.parts.unwrap_or(self.config.max_parts_per_segment);
             expired.extend((0..parts).map(|index| names::part_key(&self.config.rendition, record.sequence, index)));
-            let next_number = self.retired.front().or(self.window.front()).map(|next| next.discontinuity_number);
+            let next_number = self
+                .retired
+                .front()
+                .map(|(next, _)| next)
+                .or(self.window.front())
+                .map(|next| next.discontinuity_number);
             if self.config.format == SegmentFormat::Fmp4 && next_number != Some(record.discontinuity_number) {
                 expired.push(names::init_key(&self.config.rendition, record.discontinuity_number));
             }
@@ -640,6 +653,7 @@ mod tests {
             window_segments: window,
             recording,
             max_parts_per_segment: 0,
+            expiry_grace: std::time::Duration::ZERO,
         }
     }
 
@@ -680,6 +694,19 @@ mod tests {
         assert!(expired[..6].iter().all(Vec::is_empty));
         assert_eq!(expired[6], vec!["720p/0.m4s".to_string()]);
         assert_eq!(expired[7], vec!["720p/1.m4s".to_string()]);
+    }
+
+    #[test]
+    fn a_burst_of_segments_expires_nothing_before_the_grace_time() {
+        // Storage catching up after an outage commits many segments at once: what left the
+        // window stays until the grace time has passed, however many segments follow.
+        let grace = TrackConfig { expiry_grace: Duration::from_secs(3600), ..config(SegmentFormat::Fmp4, 3, false) };
+        let mut track = MediaTrack::new(grace).unwrap();
+        for index in 0..20 {
+            let (_, committed) = push(&mut track, 1, 2000, 2.0 * f64::from(index + 1));
+            assert!(committed.expired.is_empty(), "segment {index} expired objects within the grace time");
+        }
+        assert_eq!(track.window().map(|record| record.sequence).collect::<Vec<_>>(), vec![17, 18, 19]);
     }
 
     #[test]

@@ -582,6 +582,11 @@ async fn open_tracks<S: Store>(
             window_segments: settings.window_segments,
             recording: settings.recording,
             max_parts_per_segment,
+            // As long as a window lasts, the longest a playlist read just before a burst of
+            // segments can be in use.
+            expiry_grace: Duration::from_secs(
+                u64::from(target_duration_s).saturating_mul(settings.window_segments as u64),
+            ),
         };
         let live_key = join(&settings.prefix, &names::media_playlist_key(&output.name));
         let (track, stored_playlist) = match read_bounded(store, &live_key).await? {
