@@ -26,14 +26,14 @@ const BASE_MILLICORES: f64 = 100.0;
 const DECODE_MILLICORES_PER_MPIXEL: f64 = 2.0;
 
 /// Encoding with x264 at `preset`, in millicores per million pixels per second.
-fn encode_millicores_per_mpixel(preset: &str) -> f64 {
+fn encode_millicores_per_mpixel(preset: EncoderPreset) -> f64 {
     match preset {
-        "ultrafast" => 3.3,
-        "superfast" => 9.9,
-        "faster" => 27.2,
-        "fast" => 46.1,
-        "medium" => 56.4,
-        _ => 19.1, // veryfast
+        EncoderPreset::Ultrafast => 3.3,
+        EncoderPreset::Superfast => 9.9,
+        EncoderPreset::Veryfast => 19.1,
+        EncoderPreset::Faster => 27.2,
+        EncoderPreset::Fast => 46.1,
+        EncoderPreset::Medium => 56.4,
     }
 }
 
@@ -46,11 +46,11 @@ pub fn faster_preset(current: EncoderPreset, speed: Option<f64>) -> Option<Encod
     let Some(speed) = speed.filter(|s| s.is_finite() && *s > 0.0) else {
         return faster.next();
     };
-    let budget = encode_millicores_per_mpixel(current.as_str()) * speed.min(1.0) * SPEED_HEADROOM;
+    let budget = encode_millicores_per_mpixel(current) * speed.min(1.0) * SPEED_HEADROOM;
     let mut chosen = None;
     for preset in faster {
         chosen = Some(preset);
-        if encode_millicores_per_mpixel(preset.as_str()) <= budget {
+        if encode_millicores_per_mpixel(preset) <= budget {
             break;
         }
     }
@@ -61,7 +61,7 @@ pub fn faster_preset(current: EncoderPreset, speed: Option<f64>) -> Option<Encod
 /// (the default ladder when empty) at `preset` in real time. The source is taken to be
 /// as large as the largest rendition, and a rendition without a frame rate to run at
 /// [`ASSUMED_FRAME_RATE`]; a passthrough rendition costs nothing beyond the base.
-pub fn cpu_millicores(requests: &[RenditionRequest], preset: &str) -> u32 {
+pub fn cpu_millicores(requests: &[RenditionRequest], preset: EncoderPreset) -> u32 {
     let defaults;
     let requests = if requests.is_empty() {
         defaults = default_ladder();
@@ -117,23 +117,23 @@ mod tests {
     #[test]
     fn the_default_ladder_needs_more_than_two_cores_at_veryfast() {
         // 109 Mpixel/s encoded, 62 decoded.
-        assert_eq!(cpu_millicores(&[], "veryfast"), 2350);
-        assert_eq!(cpu_millicores(&[], "ultrafast"), 600);
+        assert_eq!(cpu_millicores(&[], EncoderPreset::Veryfast), 2350);
+        assert_eq!(cpu_millicores(&[], EncoderPreset::Ultrafast), 600);
     }
 
     #[test]
     fn cost_grows_with_pixels_frame_rate_and_preset() {
         let p720 = [rendition(1280, 720, None)];
-        assert_eq!(cpu_millicores(&p720, "veryfast"), 700);
-        assert_eq!(cpu_millicores(&[rendition(1280, 720, Some(60))], "veryfast"), 1300);
-        assert!(cpu_millicores(&p720, "medium") > 2 * cpu_millicores(&p720, "veryfast"));
+        assert_eq!(cpu_millicores(&p720, EncoderPreset::Veryfast), 700);
+        assert_eq!(cpu_millicores(&[rendition(1280, 720, Some(60))], EncoderPreset::Veryfast), 1300);
+        assert!(cpu_millicores(&p720, EncoderPreset::Medium) > 2 * cpu_millicores(&p720, EncoderPreset::Veryfast));
         let small = [rendition(320, 180, None), rendition(160, 90, None)];
-        assert_eq!(cpu_millicores(&small, "veryfast"), 150);
+        assert_eq!(cpu_millicores(&small, EncoderPreset::Veryfast), 150);
     }
 
     #[test]
     fn a_passthrough_costs_only_the_base() {
         let copy = RenditionRequest { name: "source".into(), passthrough: true, ..RenditionRequest::default() };
-        assert_eq!(cpu_millicores(&[copy], "veryfast"), 100);
+        assert_eq!(cpu_millicores(&[copy], EncoderPreset::Veryfast), 100);
     }
 }

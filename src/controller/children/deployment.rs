@@ -188,7 +188,7 @@ fn worker_container(stream: &LiveStream, config: &OperatorConfig, resolved: &Res
 /// with real time, so that the scheduler places it on a node that has that much free. No
 /// limit: a throttled encoder falls behind the live edge, which is worse than sharing.
 fn ladder_resources(ladder: &LadderSpec) -> ResourceRequirements {
-    let millicores = cpu_millicores(&rendition_requests(ladder), ladder.preset.as_str());
+    let millicores = cpu_millicores(&rendition_requests(ladder), ladder.preset);
     ResourceRequirements {
         requests: Some(BTreeMap::from([("cpu".to_string(), Quantity(format!("{millicores}m")))])),
         ..ResourceRequirements::default()
