@@ -25,6 +25,8 @@ pub struct TlsFiles {
 /// Why the TLS identity cannot be used. Names files, never their contents.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    #[error("cannot read the TLS {what} {}: {source}", path.display())]
+    Read { what: &'static str, path: PathBuf, source: std::io::Error },
     #[error("cannot read the TLS certificate {}: {source}", path.display())]
     Certificate { path: PathBuf, source: rustls::pki_types::pem::Error },
     #[error("the TLS certificate file {} holds no PEM certificate", path.display())]
@@ -43,7 +45,7 @@ pub struct TlsIdentity {
 
 struct Current {
     acceptor: TlsAcceptor,
-    stamp: Option<FileStamp>,
+    stamp: FileStamp,
     checked: Instant,
 }
 
@@ -52,17 +54,19 @@ struct Current {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct FileStamp([u8; 32]);
 
+/// The contents of the certificate and key files, read once for both the stamp and the
+/// server configuration.
+struct PemFiles {
+    certificate: Vec<u8>,
+    private_key: Vec<u8>,
+}
+
 impl TlsIdentity {
     /// Reads the files; an error here stops the process with a clear message.
     pub fn load(files: TlsFiles) -> Result<Self, TlsError> {
-        let stamp = FileStamp::read(&files);
-        let acceptor = build_acceptor(&files)?;
-        Ok(Self { files, current: Mutex::new(Current { acceptor, stamp, checked: Instant::now() }) })
-    }
-
-    /// The files this identity is read from.
-    pub fn files(&self) -> &TlsFiles {
-        &self.files
+        let pem = PemFiles::read(&files)?;
+        let acceptor = pem.acceptor(&files)?;
+        Ok(Self { files, current: Mutex::new(Current { acceptor, stamp: pem.stamp(), checked: Instant::now() }) })
     }
 
     /// The acceptor for a new connection: of the files as they are now, checked at most
@@ -72,17 +76,19 @@ impl TlsIdentity {
         let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         if current.checked.elapsed() >= RELOAD_CHECK_INTERVAL {
             current.checked = Instant::now();
-            let stamp = FileStamp::read(&self.files);
-            if stamp != current.stamp {
-                match build_acceptor(&self.files) {
-                    Ok(acceptor) => {
-                        tracing::info!(certificate = %self.files.certificate.display(), "TLS certificate reloaded");
-                        current.acceptor = acceptor;
-                        current.stamp = stamp;
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "the changed TLS files do not load; serving the previous certificate");
-                    }
+            let reloaded = PemFiles::read(&self.files).and_then(|pem| {
+                let stamp = pem.stamp();
+                if stamp == current.stamp { Ok(None) } else { Ok(Some((pem.acceptor(&self.files)?, stamp))) }
+            });
+            match reloaded {
+                Ok(None) => {}
+                Ok(Some((acceptor, stamp))) => {
+                    tracing::info!(certificate = %self.files.certificate.display(), "TLS certificate reloaded");
+                    current.acceptor = acceptor;
+                    current.stamp = stamp;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the changed TLS files do not load; serving the previous certificate");
                 }
             }
         }
@@ -90,56 +96,74 @@ impl TlsIdentity {
     }
 }
 
-impl FileStamp {
-    fn read(files: &TlsFiles) -> Option<Self> {
+impl PemFiles {
+    fn read(files: &TlsFiles) -> Result<Self, TlsError> {
+        let read = |what, path: &PathBuf| {
+            std::fs::read(path).map_err(|source| TlsError::Read { what, path: path.clone(), source })
+        };
+        Ok(Self {
+            certificate: read("certificate", &files.certificate)?,
+            private_key: read("private key", &files.private_key)?,
+        })
+    }
+
+    fn stamp(&self) -> FileStamp {
         use sha2::Digest;
         let mut digest = sha2::Sha256::new();
-        for path in [&files.certificate, &files.private_key] {
-            let contents = std::fs::read(path).ok()?;
+        for contents in [&self.certificate, &self.private_key] {
             digest.update((contents.len() as u64).to_be_bytes());
-            digest.update(&contents);
+            digest.update(contents);
         }
-        Some(Self(digest.finalize().into()))
+        FileStamp(digest.finalize().into())
+    }
+
+    /// A TLS 1.2/1.3 server on the ring provider; errors name `files`.
+    fn acceptor(&self, files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
+        let config = server_config(&self.certificate, &self.private_key).map_err(|problem| match problem {
+            PemProblem::Certificate(source) => TlsError::Certificate { path: files.certificate.clone(), source },
+            PemProblem::NoCertificate => TlsError::NoCertificate { path: files.certificate.clone() },
+            PemProblem::PrivateKey(source) => TlsError::PrivateKey { path: files.private_key.clone(), source },
+            PemProblem::Identity(error) => TlsError::Identity(error),
+        })?;
+        Ok(TlsAcceptor::from(Arc::new(config)))
     }
 }
 
-/// Reads the PEM files into a TLS 1.2/1.3 server on the ring provider.
-fn build_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
-    let certificate_error = |source| TlsError::Certificate { path: files.certificate.clone(), source };
-    let chain = CertificateDer::pem_file_iter(&files.certificate)
-        .map_err(certificate_error)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(certificate_error)?;
+/// What is wrong with a PEM certificate chain and key, wherever they came from.
+enum PemProblem {
+    Certificate(rustls::pki_types::pem::Error),
+    NoCertificate,
+    PrivateKey(rustls::pki_types::pem::Error),
+    Identity(rustls::Error),
+}
+
+/// The server configuration of a PEM certificate chain and its private key: what both
+/// the listener and [`check_pem`] build.
+fn server_config(certificate: &[u8], private_key: &[u8]) -> Result<ServerConfig, PemProblem> {
+    let chain =
+        CertificateDer::pem_slice_iter(certificate).collect::<Result<Vec<_>, _>>().map_err(PemProblem::Certificate)?;
     if chain.is_empty() {
-        return Err(TlsError::NoCertificate { path: files.certificate.clone() });
+        return Err(PemProblem::NoCertificate);
     }
-    let key = PrivateKeyDer::from_pem_file(&files.private_key)
-        .map_err(|source| TlsError::PrivateKey { path: files.private_key.clone(), source })?;
-    Ok(TlsAcceptor::from(Arc::new(server_config(chain, key)?)))
-}
-
-fn server_config(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<ServerConfig, TlsError> {
+    let key = PrivateKeyDer::from_pem_slice(private_key).map_err(PemProblem::PrivateKey)?;
     ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
-        .map_err(TlsError::Identity)?
+        .map_err(PemProblem::Identity)?
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .map_err(TlsError::Identity)
+        .map_err(PemProblem::Identity)
 }
 
 /// Whether a PEM certificate chain and private key (the contents of a `kubernetes.io/tls`
 /// Secret) would serve: what the operator checks before it starts a worker with them.
 /// The message names what is wrong, never the key.
 pub fn check_pem(certificate: &[u8], private_key: &[u8]) -> Result<(), String> {
-    let chain = CertificateDer::pem_slice_iter(certificate)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| format!("tls.crt is not a PEM certificate chain: {error}"))?;
-    if chain.is_empty() {
-        return Err("tls.crt holds no PEM certificate".into());
-    }
-    let key = PrivateKeyDer::from_pem_slice(private_key)
-        .map_err(|error| format!("tls.key is not a PEM private key: {error}"))?;
-    server_config(chain, key).map(drop).map_err(|error| error.to_string())
+    server_config(certificate, private_key).map(drop).map_err(|problem| match problem {
+        PemProblem::Certificate(error) => format!("tls.crt is not a PEM certificate chain: {error}"),
+        PemProblem::NoCertificate => "tls.crt holds no PEM certificate".into(),
+        PemProblem::PrivateKey(error) => format!("tls.key is not a PEM private key: {error}"),
+        PemProblem::Identity(error) => TlsError::Identity(error).to_string(),
+    })
 }
 
 #[cfg(test)]
