@@ -468,16 +468,9 @@ fn a_transcoder_behind_is_restarted_at_a_faster_preset_and_keeps_up() {
     let logs = tempfile::tempdir().unwrap();
     let source = Push { seconds: 40.0, size: "1280x720", rate: 30, gop: 30, audio: true, noise: true };
     let mut pusher = push(&serve.rtmp_url("live", "shed"), &source, &logs.path().join("push.log"));
-    let metric = |serve: &Serve, name: &str| {
-        let (_, _, _, metrics) = http_get(&serve.http_url("metrics"));
-        String::from_utf8_lossy(&metrics)
-            .lines()
-            .find(|line| line.starts_with(&format!("{name}{{")))
-            .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-    };
     wait_for("the preset to be lowered", Duration::from_secs(60), || {
         pusher.assert_running();
-        metric(&serve, "livestream_transcoder_presets_lowered_total").filter(|n| *n >= 1.0)
+        serve.metric("livestream_transcoder_presets_lowered_total").filter(|n| *n >= 1.0)
     });
     let log = serve.log();
     let lowered = log.lines().find(|l| l.contains("restarting it at a faster preset")).unwrap_or_default();
@@ -486,7 +479,7 @@ fn a_transcoder_behind_is_restarted_at_a_faster_preset_and_keeps_up() {
     let mut polls = 0;
     while pusher.is_running() {
         assert_eq!(
-            metric(&serve, "livestream_transcoder_behind"),
+            serve.metric("livestream_transcoder_behind"),
             Some(0.0),
             "behind after the change:\n{}",
             serve.log()
@@ -497,7 +490,7 @@ fn a_transcoder_behind_is_restarted_at_a_faster_preset_and_keeps_up() {
     assert!(polls > 10, "the push ended too soon after the change to judge it");
     let base = serve.http_url("live/shed");
     let playlists = wait_ended(&base, &serve);
-    let changes = metric(&serve, "livestream_transcoder_presets_lowered_total").unwrap_or_default() as u64;
+    let changes = serve.metric("livestream_transcoder_presets_lowered_total").unwrap_or_default() as u64;
     for line in serve.log().lines().filter(|l| l.contains("at a faster preset")) {
         eprintln!("{line}");
     }
@@ -514,6 +507,22 @@ fn a_transcoder_behind_is_restarted_at_a_faster_preset_and_keeps_up() {
     assert!(!serve.log().contains("died; restarting"), "a preset change is not a crash: {}", serve.log());
 }
 
+/// A self-signed certificate for `localhost` written as `tls.crt` and `tls.key` into
+/// `dir`, and the arguments that make `serve` take RTMPS with it on a free port.
+fn rtmps_args(dir: &std::path::Path) -> (Vec<String>, u16) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let port = support::process::free_port();
+    let args = vec![
+        format!("--tls-cert={}", cert.display()),
+        format!("--tls-key={}", key.display()),
+        format!("--rtmps-addr=127.0.0.1:{port}"),
+    ];
+    (args, port)
+}
+
 /// RTMPS: ffmpeg publishes over TLS with the certificate given to `serve`, the stream
 /// plays, the index page names both ingest URLs; a certificate that cannot be read stops
 /// `serve` at start with the file's name.
@@ -521,17 +530,10 @@ fn a_transcoder_behind_is_restarted_at_a_faster_preset_and_keeps_up() {
 fn rtmps_publish_plays_and_a_bad_certificate_is_a_clear_error() {
     let _serial = media::serial();
     let dir = tempfile::tempdir().unwrap();
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-    let rtmps_port = support::process::free_port();
-    let tls_args = [
-        format!("--tls-cert={}", cert.display()),
-        format!("--tls-key={}", key.display()),
-        format!("--rtmps-addr=127.0.0.1:{rtmps_port}"),
-        "--stream-key=secure=rtmps-k3y-0f9d".to_string(),
-    ];
+    let (mut tls_args, rtmps_port) = rtmps_args(dir.path());
+    tls_args.push("--stream-key=secure=rtmps-k3y-0f9d".to_string());
+    let key = dir.path().join("tls.key");
+    let cert = dir.path().join("tls.crt");
     let mut args = ladder_args(&["--reconnect-grace", "1"]);
     args.extend(tls_args.iter().map(String::as_str));
     let serve = Serve::start(&args, &[]);
@@ -580,16 +582,7 @@ fn gstreamer_and_librtmp_publishes_play() {
         .status()
         .unwrap();
     assert!(made.success(), "ffmpeg made no source file");
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-    let rtmps_port = support::process::free_port();
-    let tls_args = [
-        format!("--tls-cert={}", cert.display()),
-        format!("--tls-key={}", key.display()),
-        format!("--rtmps-addr=127.0.0.1:{rtmps_port}"),
-    ];
+    let (tls_args, rtmps_port) = rtmps_args(dir.path());
     let mut args = ladder_args(&["--reconnect-grace", "1"]);
     args.extend(tls_args.iter().map(String::as_str));
     let serve = Serve::start(&args, &[]);

@@ -86,10 +86,16 @@ impl Serve {
 
     /// The transcoder's current speed (1.0 is real time), from the metrics.
     pub fn transcode_speed(&self) -> Option<f64> {
+        self.metric("livestream_transcode_speed")
+    }
+
+    /// The value of the first series of metric `name` (one with labels), if it exists.
+    pub fn metric(&self, name: &str) -> Option<f64> {
         let (_, _, _, metrics) = http_get(&self.http_url("metrics"));
+        let series = format!("{name}{{");
         String::from_utf8_lossy(&metrics)
             .lines()
-            .find(|l| l.starts_with("livestream_transcode_speed"))
+            .find(|l| l.starts_with(&series))
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
     }
 }
