@@ -1,11 +1,13 @@
 //! The `CODECS` attribute of a variant (RFC 6381 strings), read from the streams actually
-//! produced: an fMP4 init segment (`avcC`, `esds`) or an MPEG-TS segment (SPS, ADTS).
+//! produced: an fMP4 init segment (`avcC`, `hvcC`, `av1C`, `esds`) or an MPEG-TS segment (SPS, ADTS).
 
 use std::fmt;
 
 use thiserror::Error;
 
+use super::av1::{Av1Config, Av1Error};
 use super::h264::{self, AvcDecoderConfig, H264Error};
+use super::hevc::{HevcDecoderConfig, HevcError};
 use super::mp4::{self, Mp4Error};
 use super::mpegts::{self, TsError};
 
@@ -21,6 +23,12 @@ pub enum CodecsError {
     /// The H.264 configuration is malformed.
     #[error(transparent)]
     H264(#[from] H264Error),
+    /// The HEVC configuration is malformed.
+    #[error(transparent)]
+    Hevc(#[from] HevcError),
+    /// The AV1 configuration is malformed.
+    #[error(transparent)]
+    Av1(#[from] Av1Error),
     /// The `esds` descriptors are malformed.
     #[error("malformed esds: {0}")]
     Esds(&'static str),
@@ -73,6 +81,17 @@ pub fn codecs_from_init_segment(init: &[u8]) -> Result<StreamCodecs, CodecsError
                         let code =
                             h264::avc1_codec_string(config.profile_idc, config.constraint_flags, config.level_idc);
                         codecs.video = Some(code.replacen("avc1", prefix, 1));
+                    }
+                }
+                b"hvc1" | b"hev1" if codecs.video.is_none() => {
+                    if let Some(hvcc) = mp4::find_box(children, b"hvcC")? {
+                        let entry = if &entry.box_type == b"hev1" { "hev1" } else { "hvc1" };
+                        codecs.video = Some(HevcDecoderConfig::parse(hvcc)?.codec_string(entry));
+                    }
+                }
+                b"av01" if codecs.video.is_none() => {
+                    if let Some(av1c) = mp4::find_box(children, b"av1C")? {
+                        codecs.video = Some(Av1Config::parse(av1c)?.codec_string());
                     }
                 }
                 b"mp4a" | b"enca" if codecs.audio.is_none() => {

@@ -9,6 +9,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
+use super::video_tag::{VideoCodec, VideoPacket, VideoPacketKind};
+
 /// Length of the FLV file header plus the first (zero) previous-tag-size field.
 pub const FILE_HEADER_LEN: usize = 13;
 /// Length of an FLV tag header.
@@ -21,13 +23,10 @@ pub const FILE_HEADER: [u8; FILE_HEADER_LEN] = *b"FLV\x01\x05\x00\x00\x00\x09\x0
 
 const AUDIO_PRESENT_FLAG: u8 = 0x04;
 const VIDEO_PRESENT_FLAG: u8 = 0x01;
-const CODEC_ID_AVC: u8 = 7;
-const CODEC_ID_HEVC_LEGACY: u8 = 12;
 const SOUND_FORMAT_AAC: u8 = 10;
+const AAC_PACKET_CONFIG: u8 = 0;
+const AAC_PACKET_FRAME: u8 = 1;
 const FRAME_TYPE_KEYFRAME: u8 = 1;
-/// Enhanced RTMP: the video tag uses an extended header (FourCC codecs).
-const VIDEO_EX_HEADER_FLAG: u8 = 0x80;
-const EX_PACKET_TYPE_SEQUENCE_START: u8 = 0;
 
 /// Errors about FLV data.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -107,9 +106,14 @@ impl FlvTag {
         }
     }
 
-    /// The AVCDecoderConfigurationRecord of an AVC sequence header tag.
+    /// The AVCDecoderConfigurationRecord of an AVC sequence header tag (legacy or
+    /// Enhanced RTMP).
     pub fn avc_decoder_configuration(&self) -> Option<&[u8]> {
-        (self.kind == FlvTagKind::Video && is_avc_sequence_header(&self.data)).then(|| self.data.get(5..)).flatten()
+        if self.kind != FlvTagKind::Video {
+            return None;
+        }
+        let packet = VideoPacket::parse(&self.data).ok()?;
+        (packet.codec == VideoCodec::Avc && packet.kind == VideoPacketKind::SequenceStart).then_some(packet.payload)
     }
 
     /// The same tag with another timestamp.
@@ -160,24 +164,33 @@ pub fn is_keyframe(video_body: &[u8]) -> bool {
     video_body.first().is_some_and(|first| (first >> 4) & 0x07 == FRAME_TYPE_KEYFRAME)
 }
 
-/// True if the video tag body is an AVC sequence header (AVCDecoderConfigurationRecord).
-pub fn is_avc_sequence_header(video_body: &[u8]) -> bool {
-    matches!(video_body, [first, 0, ..] if first & VIDEO_EX_HEADER_FLAG == 0 && first & 0x0F == CODEC_ID_AVC)
+/// True if the video tag body is a decoder configuration of any codec: a legacy AVC or
+/// HEVC sequence header, or an Enhanced RTMP SequenceStart.
+pub fn is_video_sequence_header(video_body: &[u8]) -> bool {
+    VideoPacket::parse(video_body).is_ok_and(|packet| packet.kind == VideoPacketKind::SequenceStart)
 }
 
-/// True if the video tag body is a decoder configuration of any codec: a legacy AVC or
-/// HEVC sequence header, or an enhanced-RTMP SequenceStart.
-pub fn is_video_sequence_header(video_body: &[u8]) -> bool {
-    match video_body.first() {
-        Some(first) if first & VIDEO_EX_HEADER_FLAG != 0 => first & 0x0F == EX_PACKET_TYPE_SEQUENCE_START,
-        Some(first) => matches!(first & 0x0F, CODEC_ID_AVC | CODEC_ID_HEVC_LEGACY) && video_body.get(1) == Some(&0),
-        None => false,
+/// What an AAC audio tag carries after its two header bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AacPacket<'a> {
+    /// The AudioSpecificConfig (AACPacketType 0, the sequence header).
+    Config(&'a [u8]),
+    /// One raw AAC frame (AACPacketType 1).
+    Frame(&'a [u8]),
+}
+
+/// The AAC packet of an audio tag body; `None` for other sound formats and packet types.
+pub fn aac_packet(audio_body: &[u8]) -> Option<AacPacket<'_>> {
+    match audio_body {
+        [first, AAC_PACKET_CONFIG, payload @ ..] if first >> 4 == SOUND_FORMAT_AAC => Some(AacPacket::Config(payload)),
+        [first, AAC_PACKET_FRAME, payload @ ..] if first >> 4 == SOUND_FORMAT_AAC => Some(AacPacket::Frame(payload)),
+        _ => None,
     }
 }
 
 /// True if the audio tag body is an AAC sequence header (AudioSpecificConfig).
 pub fn is_aac_sequence_header(audio_body: &[u8]) -> bool {
-    matches!(audio_body, [first, 0, ..] if first >> 4 == SOUND_FORMAT_AAC)
+    matches!(aac_packet(audio_body), Some(AacPacket::Config(_)))
 }
 
 /// Splits an FLV byte stream into tags; sans IO, fed with any chunking.
@@ -289,10 +302,10 @@ mod tests {
         assert!(!is_keyframe(&[0x27, 0x01]));
         assert!(!is_keyframe(&[]));
         assert!(is_keyframe(&[0x90 | 0x01, b'h', b'v', b'c', b'1']), "enhanced RTMP keyframe");
-        assert!(is_avc_sequence_header(&[0x17, 0x00, 0, 0, 0]));
-        assert!(!is_avc_sequence_header(&[0x17, 0x01, 0, 0, 0]));
-        assert!(!is_avc_sequence_header(&[0x1C, 0x00]));
-        assert!(is_video_sequence_header(&[0x1C, 0x00]), "legacy HEVC");
+        assert!(is_video_sequence_header(&[0x17, 0x00, 0, 0, 0]));
+        assert!(!is_video_sequence_header(&[0x17, 0x01, 0, 0, 0]));
+        assert!(!is_video_sequence_header(&[0x17, 0x00]), "truncated");
+        assert!(is_video_sequence_header(&[0x1C, 0x00, 0, 0, 0]), "legacy HEVC");
         assert!(is_video_sequence_header(&[0x90, b'h', b'v', b'c', b'1']), "enhanced SequenceStart");
         assert!(!is_video_sequence_header(&[0x91, b'h', b'v', b'c', b'1']));
     }
@@ -303,6 +316,8 @@ mod tests {
         assert!(!is_aac_sequence_header(&[0xAF, 0x01, 0x21]));
         assert!(!is_aac_sequence_header(&[0x2F, 0x00]), "MP3 is not AAC");
         assert!(!is_aac_sequence_header(&[0xAF]));
+        assert_eq!(aac_packet(&[0xAF, 0x01, 0x21]), Some(AacPacket::Frame(&[0x21])));
+        assert_eq!(aac_packet(&[0xAF, 0x02]), None, "no such AACPacketType");
     }
 
     #[test]

@@ -7,6 +7,8 @@
 
 use thiserror::Error;
 
+use super::bits::{BitReader, BitsError};
+
 /// Largest SPS accepted, in bytes; real ones are a few dozen.
 const MAX_SPS_BYTES: usize = 4096;
 
@@ -36,6 +38,15 @@ pub enum H264Error {
     /// The SPS is larger than accepted.
     #[error("SPS of {0} bytes is too large")]
     TooLarge(usize),
+}
+
+impl From<BitsError> for H264Error {
+    fn from(error: BitsError) -> Self {
+        match error {
+            BitsError::Truncated(field) => H264Error::Truncated(field),
+            BitsError::OutOfRange { field, value } => H264Error::OutOfRange { field, value },
+        }
+    }
 }
 
 /// What the worker and the packager need from an SPS.
@@ -240,62 +251,6 @@ pub fn remove_emulation_prevention(data: &[u8]) -> Vec<u8> {
         out.push(byte);
     }
     out
-}
-
-/// Reads bits most significant first, with Exp-Golomb codes.
-struct BitReader<'a> {
-    data: &'a [u8],
-    position: usize,
-}
-
-impl<'a> BitReader<'a> {
-    fn new(data: &'a [u8]) -> Self {
-        Self { data, position: 0 }
-    }
-
-    fn bit(&mut self, field: &'static str) -> Result<u64, H264Error> {
-        let byte = self.data.get(self.position / 8).ok_or(H264Error::Truncated(field))?;
-        let bit = (byte >> (7 - self.position % 8)) & 1;
-        self.position += 1;
-        Ok(u64::from(bit))
-    }
-
-    fn bits(&mut self, count: u32, field: &'static str) -> Result<u64, H264Error> {
-        let mut value = 0;
-        for _ in 0..count {
-            value = (value << 1) | self.bit(field)?;
-        }
-        Ok(value)
-    }
-
-    fn byte(&mut self, field: &'static str) -> Result<u8, H264Error> {
-        // Eight bits always fit in a u8.
-        Ok(self.bits(8, field)? as u8)
-    }
-
-    fn flag(&mut self, field: &'static str) -> Result<bool, H264Error> {
-        Ok(self.bit(field)? == 1)
-    }
-
-    /// Unsigned Exp-Golomb, limited to 32 leading zeros as the standard allows.
-    fn ue(&mut self, field: &'static str) -> Result<u64, H264Error> {
-        let mut leading_zeros = 0;
-        while self.bit(field)? == 0 {
-            leading_zeros += 1;
-            if leading_zeros > 32 {
-                return Err(H264Error::OutOfRange { field, value: u64::from(leading_zeros) });
-            }
-        }
-        Ok((1u64 << leading_zeros) - 1 + self.bits(leading_zeros, field)?)
-    }
-
-    /// Signed Exp-Golomb.
-    fn se(&mut self, field: &'static str) -> Result<i64, H264Error> {
-        let code = self.ue(field)?;
-        // code <= 2^33, so the halves fit in i64.
-        let magnitude = code.div_ceil(2) as i64;
-        Ok(if code % 2 == 1 { magnitude } else { -magnitude })
-    }
 }
 
 #[cfg(test)]

@@ -118,7 +118,7 @@ pub fn descend<'a>(data: &'a [u8], path: &[&'static [u8; 4]]) -> Result<&'a [u8]
 /// `SampleEntry` plus 70 for visual entries (`avc1`) or 20 for audio entries (`mp4a`).
 pub fn sample_entry_children<'a>(entry: &Mp4Box<'a>) -> Option<&'a [u8]> {
     let fixed = match &entry.box_type {
-        b"avc1" | b"avc3" | b"encv" => 78,
+        b"avc1" | b"avc3" | b"hvc1" | b"hev1" | b"av01" | b"encv" => 78,
         b"mp4a" | b"enca" => 28,
         _ => return None,
     };

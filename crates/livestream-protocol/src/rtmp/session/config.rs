@@ -15,7 +15,13 @@ pub struct SessionConfig {
     pub peer_bandwidth: u32,
     /// Most message streams a connection may create with createStream.
     pub max_message_streams: u32,
+    /// The Enhanced RTMP video FourCCs the server takes, named in the connect reply to a
+    /// client that sends its own `fourCcList`.
+    pub video_fourccs: &'static [&'static str],
 }
+
+/// What the worker decodes: H.264, HEVC and AV1.
+pub const VIDEO_FOURCCS: &[&str] = &["avc1", "hvc1", "av01"];
 
 impl Default for SessionConfig {
     fn default() -> Self {
@@ -25,6 +31,7 @@ impl Default for SessionConfig {
             window_ack_size: 2_500_000,
             peer_bandwidth: 2_500_000,
             max_message_streams: 8,
+            video_fourccs: VIDEO_FOURCCS,
         }
     }
 }

@@ -347,7 +347,8 @@ impl Session {
         if let Err(error) = self.encoder.set_chunk_size(self.config.outgoing_chunk_size) {
             tracing::warn!(%error, "configured outgoing chunk size is invalid; keeping the default");
         }
-        self.send(replies::connect_result(command.transaction_id));
+        let enhanced = object.property("fourCcList").is_some();
+        self.send(replies::connect_result(command.transaction_id, enhanced.then_some(self.config.video_fourccs)));
         self.events.push_back(SessionEvent::Connected { app });
         Ok(())
     }

@@ -21,18 +21,23 @@ pub mod status_code {
     pub const PUBLISH_REJECTED: &str = "NetStream.Publish.Rejected";
 }
 
-/// `_result` for connect: server properties and NetConnection.Connect.Success.
-pub fn connect_result(transaction_id: f64) -> RtmpMessage {
+/// `_result` for connect: server properties and NetConnection.Connect.Success. An
+/// Enhanced RTMP client (one that sent a `fourCcList`) is told the FourCCs the server
+/// takes, in a `fourCcList` of the server's properties.
+pub fn connect_result(transaction_id: f64, fourccs: Option<&[&str]>) -> RtmpMessage {
+    let mut properties =
+        vec![("fmsVer", Amf0Value::string("FMS/3,0,1,123")), ("capabilities", Amf0Value::Number(31.0))];
+    if let Some(fourccs) = fourccs {
+        let list = fourccs.iter().map(|fourcc| Amf0Value::string(*fourcc)).collect();
+        properties.push(("fourCcList", Amf0Value::StrictArray(list)));
+    }
     command_message(
         COMMAND_CHUNK_STREAM_ID,
         0,
         &[
             Amf0Value::string("_result"),
             Amf0Value::Number(transaction_id),
-            Amf0Value::object([
-                ("fmsVer", Amf0Value::string("FMS/3,0,1,123")),
-                ("capabilities", Amf0Value::Number(31.0)),
-            ]),
+            Amf0Value::object(properties),
             Amf0Value::object([
                 ("level", Amf0Value::string("status")),
                 ("code", Amf0Value::string(status_code::CONNECT_SUCCESS)),

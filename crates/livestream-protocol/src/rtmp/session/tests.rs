@@ -166,6 +166,26 @@ fn connect_is_answered_with_control_messages_and_result() {
     assert_eq!(info.property("code").and_then(Amf0Value::as_str), Some("NetConnection.Connect.Success"));
     assert_eq!(info.property("level").and_then(Amf0Value::as_str), Some("status"));
     assert_eq!(result.command_object.property("fmsVer").and_then(Amf0Value::as_str), Some("FMS/3,0,1,123"));
+    assert_eq!(result.command_object.property("fourCcList"), None, "a legacy client is answered as before");
+}
+
+#[test]
+fn an_enhanced_rtmp_client_is_told_the_fourccs_the_server_takes() {
+    let mut client = Client::new();
+    client.handshake();
+    let offered = ["av01", "vp09", "hvc1", "avc1"].map(Amf0Value::string).to_vec();
+    client.command(
+        0,
+        &[
+            Amf0Value::string("connect"),
+            Amf0Value::Number(1.0),
+            Amf0Value::object([("app", Amf0Value::string("live")), ("fourCcList", Amf0Value::StrictArray(offered))]),
+        ],
+    );
+    let replies = client.replies();
+    let result = command_of(replies.last().unwrap());
+    let taken = ["avc1", "hvc1", "av01"].map(Amf0Value::string).to_vec();
+    assert_eq!(result.command_object.property("fourCcList"), Some(&Amf0Value::StrictArray(taken)));
 }
 
 #[test]
