@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use livestream::transcode::{AudioPlan, Container, PlannedRendition, Profile, TranscodePlan, ffmpeg_args};
+use livestream::transcode::{
+    AudioPlan, Container, PlannedRendition, Profile, SourceFormat, TranscodePlan, ffmpeg_args,
+};
 use support::media::{Serve, http_get, parse_media, wait_exit};
 use support::minio::MinioServer;
 use support::process::{ManagedProcess, testenv_bin};
@@ -189,7 +191,10 @@ fn bare_ffmpeg(input: &Path, dir: &Path) -> f64 {
         poster: None,
     };
     let args: Vec<String> =
-        ffmpeg_args(&plan, &out, Some(30.0)).into_iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        ffmpeg_args(&plan, &out, SourceFormat { frame_rate: Some(30.0), ..SourceFormat::default() })
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
     // Same arguments; the input is the file read in real time instead of stdin, and each
     // rendition's fragmented MP4 goes to a file instead of the packager's socket.
     let mut args: Vec<String> = args

@@ -1,6 +1,7 @@
 //! ffmpeg's argument vector for a [`TranscodePlan`]: one process for the whole ladder.
 //!
-//! - Input: FLV on stdin with short probing, so the first segment is not held back.
+//! - Input: FLV on stdin (Matroska for HEVC and AV1, see `gate`) with short probing, so
+//!   the first segment is not held back.
 //! - Decode once: `split` the decoded video, then `fps` (when set) and `scale` per encoded
 //!   rendition; audio is decoded once and encoded to AAC per variant.
 //! - Aligned cuts: every encoded rendition forces keyframes at the same instants
@@ -24,8 +25,10 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::plan::{Container, PlannedRendition, TranscodePlan};
+use super::gate::InputFormat;
+use super::plan::{Container, PlannedRendition, SourceFormat, TranscodePlan};
 use super::poster::{POSTER_FILE, POSTER_INTERVAL};
+use crate::media::video_tag::VideoCodec;
 
 /// Name of ffmpeg's local media playlist inside each rendition folder (MPEG-TS).
 pub const LOCAL_PLAYLIST: &str = "index.m3u8";
@@ -40,14 +43,13 @@ pub fn fragment_socket(output_dir: &Path, index: usize) -> PathBuf {
 }
 
 /// Builds the arguments (without the program name) for one run writing into `output_dir`.
-/// `source_frame_rate` sets the keyframe distance of renditions without their own rate.
-pub fn ffmpeg_args(plan: &TranscodePlan, output_dir: &Path, source_frame_rate: Option<f64>) -> Vec<OsString> {
+pub fn ffmpeg_args(plan: &TranscodePlan, output_dir: &Path, source: SourceFormat) -> Vec<OsString> {
     let mut args = Args::default();
     args.push_all(["-hide_banner", "-nostdin", "-loglevel", "warning"]);
-    // Input: FLV on stdin. The FLV demuxer learns codecs from the sequence headers, so a
+    // Input on stdin. Both demuxers learn codecs from the configuration records, so a
     // short probe suffices; no frame rate probing (it would wait for 20 frames).
     args.push_all(["-probesize", "65536", "-analyzeduration", "500000", "-fpsprobesize", "0"]);
-    args.push_all(["-f", "flv", "-i", "pipe:0"]);
+    args.push_all(["-f", InputFormat::for_source(&source).demuxer(), "-i", "pipe:0"]);
 
     let encoded: Vec<(usize, &PlannedRendition)> = plan
         .renditions
@@ -61,8 +63,8 @@ pub fn ffmpeg_args(plan: &TranscodePlan, output_dir: &Path, source_frame_rate: O
     }
     args.push_all(["-progress", "pipe:1", "-nostats"]);
     match plan.container {
-        Container::Fmp4 => fragmented_outputs(&mut args, plan, output_dir, source_frame_rate),
-        Container::Ts => hls_output(&mut args, plan, output_dir, source_frame_rate),
+        Container::Fmp4 => fragmented_outputs(&mut args, plan, output_dir, source),
+        Container::Ts => hls_output(&mut args, plan, output_dir, source.frame_rate),
     }
     if poster.is_some() {
         poster_output(&mut args, output_dir);
@@ -78,7 +80,7 @@ fn poster_output(args: &mut Args, output_dir: &Path) {
 }
 
 /// One fragmented MP4 output per rendition, each with its own video and audio stream.
-fn fragmented_outputs(args: &mut Args, plan: &TranscodePlan, output_dir: &Path, source_frame_rate: Option<f64>) {
+fn fragmented_outputs(args: &mut Args, plan: &TranscodePlan, output_dir: &Path, source: SourceFormat) {
     for (index, rendition) in plan.renditions.iter().enumerate() {
         match rendition {
             PlannedRendition::Encoded { .. } => args.push_all(["-map", &format!("[v{index}]")]),
@@ -88,7 +90,11 @@ fn fragmented_outputs(args: &mut Args, plan: &TranscodePlan, output_dir: &Path, 
             // Optional: a source that announced audio but sends none still plays.
             args.push_all(["-map", "0:a:0?"]);
         }
-        video_encoder_args(args, plan, rendition, "", source_frame_rate);
+        video_encoder_args(args, plan, rendition, "", source.frame_rate);
+        if matches!(rendition, PlannedRendition::Passthrough { .. }) && source.codec == VideoCodec::Hevc {
+            // `hvc1` (parameter sets in the sample entry), which Apple's players require.
+            args.pair("-tag:v", "hvc1");
+        }
         if plan.has_audio {
             audio_encoder_args(args, plan, rendition, "");
         }
@@ -96,7 +102,7 @@ fn fragmented_outputs(args: &mut Args, plan: &TranscodePlan, output_dir: &Path, 
         if let Some(duration) = plan.fragment_duration.filter(|d| !d.is_zero()) {
             let fps = match rendition {
                 PlannedRendition::Encoded { frame_rate: Some(rate), .. } => Some(f64::from(*rate)),
-                _ => source_frame_rate,
+                _ => source.frame_rate,
             };
             args.push_all(["-frag_duration", &fragment_duration_us(duration, fps).to_string()]);
         }
@@ -268,6 +274,10 @@ mod tests {
     use super::*;
     use crate::transcode::plan::{AudioPlan, Profile};
 
+    fn source(codec: VideoCodec, frame_rate: Option<f64>) -> SourceFormat {
+        SourceFormat { codec, enhanced: codec != VideoCodec::Avc, frame_rate }
+    }
+
     fn plan(renditions: Vec<PlannedRendition>, container: Container) -> TranscodePlan {
         TranscodePlan {
             renditions,
@@ -328,7 +338,7 @@ mod tests {
     fn two_rung_fmp4_ladder_writes_one_stream_per_rendition() {
         let plan =
             plan(vec![rendition("720p", 1280, 720, None), rendition("360p", 640, 360, Some(15))], Container::Fmp4);
-        let args = strings(&ffmpeg_args(&plan, Path::new("/scratch/run-3"), Some(30.0)));
+        let args = strings(&ffmpeg_args(&plan, Path::new("/scratch/run-3"), source(VideoCodec::Avc, Some(30.0))));
         let input = args.iter().position(|arg| arg == "-i").unwrap();
         assert_eq!(&args[input - 2..input + 2], ["-f", "flv", "-i", "pipe:0"]);
         assert_eq!(
@@ -366,7 +376,7 @@ mod tests {
     fn fragments_at_keyframes_only_without_a_fragment_duration() {
         let mut plan = plan(vec![PlannedRendition::Passthrough { name: "source".into() }], Container::Fmp4);
         plan.fragment_duration = None;
-        let args = strings(&ffmpeg_args(&plan, Path::new("/out"), None));
+        let args = strings(&ffmpeg_args(&plan, Path::new("/out"), source(VideoCodec::Avc, None)));
         assert!(!args.contains(&"-filter_complex".to_string()));
         let output = &outputs(&args)[0];
         assert_eq!(&output[..4], ["-map", "0:v:0", "-map", "0:a:0?"]);
@@ -376,12 +386,30 @@ mod tests {
     }
 
     #[test]
+    fn hevc_is_read_as_matroska_and_passed_through_as_hvc1() {
+        let plan = plan(
+            vec![PlannedRendition::Passthrough { name: "source".into() }, rendition("low", 320, 180, None)],
+            Container::Fmp4,
+        );
+        let args = strings(&ffmpeg_args(&plan, Path::new("/out"), source(VideoCodec::Hevc, None)));
+        let input = args.iter().position(|a| a == "-i").unwrap();
+        assert_eq!(&args[input - 2..input + 2], ["-f", "matroska", "-i", "pipe:0"]);
+        let outputs = outputs(&args);
+        assert_eq!(value(&outputs[0], "-tag:v"), "hvc1");
+        assert!(!outputs[1].contains(&"-tag:v".to_string()), "the encoded rendition is H.264");
+        let av1 = strings(&ffmpeg_args(&plan, Path::new("/out"), source(VideoCodec::Av1, None)));
+        let input = av1.iter().position(|a| a == "-i").unwrap();
+        assert_eq!(&av1[input - 2..input], ["-f", "matroska"]);
+        assert!(!av1.contains(&"-tag:v".to_string()), "AV1 keeps ffmpeg's av01");
+    }
+
+    #[test]
     fn passthrough_and_ts() {
         let plan = plan(
             vec![PlannedRendition::Passthrough { name: "source".into() }, rendition("low", 320, 180, None)],
             Container::Ts,
         );
-        let args = strings(&ffmpeg_args(&plan, Path::new("/out"), None));
+        let args = strings(&ffmpeg_args(&plan, Path::new("/out"), source(VideoCodec::Avc, None)));
         assert_eq!(value(&args, "-filter_complex"), "[0:v]scale=w=320:h=180,setsar=1,format=yuv420p[v1]");
         let maps: Vec<&str> = args.windows(2).filter(|pair| pair[0] == "-map").map(|pair| pair[1].as_str()).collect();
         assert_eq!(maps, ["0:v:0", "[v1]", "0:a:0", "0:a:0"]);
@@ -414,11 +442,11 @@ mod tests {
     fn a_source_without_audio_gives_video_only_outputs() {
         let mut fmp4 = plan(vec![rendition("a", 640, 360, None)], Container::Fmp4);
         fmp4.has_audio = false;
-        let args = strings(&ffmpeg_args(&fmp4, Path::new("/out"), Some(30.0)));
+        let args = strings(&ffmpeg_args(&fmp4, Path::new("/out"), source(VideoCodec::Avc, Some(30.0))));
         assert!(!args.iter().any(|a| a.starts_with("0:a") || a.starts_with("-c:a")), "{args:?}");
         let mut ts = plan(vec![rendition("a", 640, 360, None), rendition("b", 320, 180, None)], Container::Ts);
         ts.has_audio = false;
-        let args = strings(&ffmpeg_args(&ts, Path::new("/out"), Some(30.0)));
+        let args = strings(&ffmpeg_args(&ts, Path::new("/out"), source(VideoCodec::Avc, Some(30.0))));
         assert!(!args.iter().any(|a| a.starts_with("0:a") || a.starts_with("-c:a")), "{args:?}");
         assert_eq!(value(&args, "-var_stream_map"), "v:0,name:a v:1,name:b");
     }
@@ -427,7 +455,7 @@ mod tests {
     fn the_poster_is_a_branch_of_the_same_decode_written_over_itself() {
         let mut one = plan(vec![rendition("a", 640, 360, None)], Container::Fmp4);
         one.poster = Some((640, 360));
-        let args = strings(&ffmpeg_args(&one, Path::new("/out"), Some(30.0)));
+        let args = strings(&ffmpeg_args(&one, Path::new("/out"), source(VideoCodec::Avc, Some(30.0))));
         let graph = value(&args, "-filter_complex");
         assert!(graph.starts_with("[0:v]split=2[s0][sposter];"), "{graph}");
         assert!(graph.contains("[sposter]fps=1/4,scale=w=640:h=360,setsar=1,format=yuvj420p[poster]"), "{graph}");
@@ -440,7 +468,7 @@ mod tests {
         let without = strings(&ffmpeg_args(
             &plan(vec![rendition("a", 640, 360, None)], Container::Fmp4),
             Path::new("/out"),
-            None,
+            SourceFormat::default(),
         ));
         assert!(!without.iter().any(|a| a.contains("poster")), "no poster unless planned");
     }
@@ -448,9 +476,9 @@ mod tests {
     #[test]
     fn ntsc_rate_rounds_gop() {
         let plan = plan(vec![rendition("a", 640, 360, None)], Container::Fmp4);
-        let args = strings(&ffmpeg_args(&plan, Path::new("/out"), Some(29.97)));
+        let args = strings(&ffmpeg_args(&plan, Path::new("/out"), source(VideoCodec::Avc, Some(29.97))));
         assert_eq!(value(&args, "-g:v"), "60");
-        let args = strings(&ffmpeg_args(&plan, Path::new("/out"), Some(f64::NAN)));
+        let args = strings(&ffmpeg_args(&plan, Path::new("/out"), source(VideoCodec::Avc, Some(f64::NAN))));
         assert!(!args.contains(&"-g:v".to_string()));
     }
 }

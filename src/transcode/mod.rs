@@ -18,7 +18,8 @@ pub mod supervisor;
 
 pub use args::ffmpeg_args;
 pub use plan::{
-    AudioPlan, Container, PlannedRendition, Profile, RenditionRequest, SourceSize, TranscodePlan, select_ladder,
+    AudioPlan, Container, PlannedRendition, Profile, RenditionRequest, SourceFormat, SourceSize, TranscodePlan,
+    select_ladder,
 };
 pub use progress::Progress;
 pub use supervisor::{RestartPolicy, SegmentReady, SupervisorConfig, TranscodeError, TranscodeEvent, Transcoder};

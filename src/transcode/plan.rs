@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+use crate::media::video_tag::VideoCodec;
+
 /// What ffmpeg writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Container {
@@ -173,6 +175,17 @@ pub struct SourceSize {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
+}
+
+/// What ffmpeg is told of the source besides the plan: its video codec and whether it
+/// came with Enhanced RTMP headers, which decide the container on stdin and a
+/// passthrough's sample entry, and its frame rate, which sets the keyframe distance of
+/// renditions without a rate of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SourceFormat {
+    pub codec: VideoCodec,
+    pub enhanced: bool,
+    pub frame_rate: Option<f64>,
 }
 
 /// Errors choosing the ladder.

@@ -31,10 +31,10 @@ use tokio::time::{Instant, sleep, timeout};
 use tracing::{info, warn};
 
 use super::args::{LOCAL_PLAYLIST, ffmpeg_args, fragment_socket};
-use super::gate::InputGate;
+use super::gate::{InputFormat, InputGate};
 use super::lines::read_bounded_line;
 use super::local_playlist::{SegmentCursor, parse_local_playlist};
-use super::plan::{Container, TranscodePlan};
+use super::plan::{Container, SourceFormat, TranscodePlan};
 use super::poster::watch_poster;
 use super::progress::{Progress, ProgressParser};
 use crate::media::flv::FlvTag;
@@ -84,8 +84,8 @@ pub struct SupervisorConfig {
     /// Number of the first run. Give each transcoder of a stream numbers after those of
     /// the previous one (e.g. after an encoder reconnect), so runs stay distinct.
     pub first_run: u32,
-    /// The source frame rate from `onMetaData`, for the keyframe distance.
-    pub source_frame_rate: Option<f64>,
+    /// The source's codec and frame rate.
+    pub source: SourceFormat,
     /// Restarts.
     pub restart: RestartPolicy,
     /// How often the output folders are checked for new segments.
@@ -106,7 +106,7 @@ impl SupervisorConfig {
         Self {
             plan,
             first_run: 1,
-            source_frame_rate: None,
+            source: SourceFormat::default(),
             restart: RestartPolicy::default(),
             poll_interval: Duration::from_millis(50),
             finish_timeout: Duration::from_secs(10),
@@ -237,14 +237,9 @@ impl Transcoder {
             let _guard = runtime.enter();
             Run::spawn(&config, config.first_run, &events_tx)?
         };
-        let supervisor = Supervisor {
-            config,
-            events: events_tx,
-            pid: pid_tx,
-            gate: InputGate::new(),
-            restarts: VecDeque::new(),
-            preset: preset_rx,
-        };
+        let gate = InputGate::new(InputFormat::for_source(&config.source));
+        let supervisor =
+            Supervisor { config, events: events_tx, pid: pid_tx, gate, restarts: VecDeque::new(), preset: preset_rx };
         let task = runtime.spawn(supervisor.run(run, input_rx));
         Ok((Self { input: input_tx, preset: preset_tx, pid: pid_rx, task }, events_rx))
     }
@@ -354,7 +349,7 @@ impl Run {
             tasks.push(tokio::spawn(watch_poster(number, dir.clone(), events.clone(), stop_rx.clone())));
         }
         let mut child = Command::new(&plan.ffmpeg)
-            .args(ffmpeg_args(plan, &dir, config.source_frame_rate))
+            .args(ffmpeg_args(plan, &dir, config.source))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

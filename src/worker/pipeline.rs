@@ -17,13 +17,15 @@ use tokio::task::JoinHandle;
 use crate::api::{BehindPolicy, EncoderPreset, H264Profile, LadderSpec, SegmentContainer};
 use crate::ingest::listener::{EndReason, MediaMessage};
 use crate::media::flv::{FlvTag, FlvTagKind};
+use crate::media::video_tag::VideoCodec;
 use crate::origin::{IndexOptions, LiveIndex};
 use crate::package::cutter::{Cut, Cutter};
 use crate::package::{BandwidthFloor, SegmentFormat};
 use crate::storage::{AnyStore, InstrumentedStore};
 use crate::transcode::cost::faster_preset;
 use crate::transcode::plan::{
-    AudioPlan, Container, PlannedRendition, Profile, RenditionRequest, SourceSize, TranscodePlan, select_ladder,
+    AudioPlan, Container, PlannedRendition, Profile, RenditionRequest, SourceFormat, SourceSize, TranscodePlan,
+    select_ladder,
 };
 use crate::transcode::{SupervisorConfig, TranscodeEvent, Transcoder};
 
@@ -70,6 +72,10 @@ pub enum PipelineError {
     Publish(#[from] PublishError),
     #[error("the publish carried no video keyframe")]
     NoVideo,
+    #[error("the publish's video is {0}, which the worker does not decode: send H.264, HEVC or AV1")]
+    UnsupportedVideo(String),
+    #[error("a passthrough of {0} needs hls.container fmp4: players do not take it in MPEG-TS")]
+    PassthroughNeedsFmp4(String),
     #[error("transcoding: {0}")]
     Transcode(String),
     #[error("another worker took over the stream")]
@@ -122,7 +128,7 @@ impl Pipeline {
         let deadline = tokio::time::Instant::now() + PROBE_TIMEOUT;
         loop {
             let tag = match tokio::time::timeout_at(deadline, media.recv()).await {
-                Err(_) => return Err(PipelineError::NoVideo),
+                Err(_) => return Err(self.refused(PipelineError::NoVideo)),
                 Ok(None) => return Ok(EndReason::Disconnected),
                 Ok(Some(MediaMessage::End(reason))) => return Ok(reason),
                 Ok(Some(MediaMessage::Tag(tag))) => tag,
@@ -131,15 +137,24 @@ impl Pipeline {
             match probe.feed(tag) {
                 ProbeStatus::NeedMore => {}
                 ProbeStatus::Ready => break,
-                ProbeStatus::NoVideo => return Err(PipelineError::NoVideo),
+                ProbeStatus::NoVideo => return Err(self.refused(PipelineError::NoVideo)),
+                ProbeStatus::UnsupportedVideo(codec) => {
+                    return Err(self.refused(PipelineError::UnsupportedVideo(codec)));
+                }
             }
         }
         let (plan, outputs) = self.plan_for(&probe.info())?;
+        let codec = probe.info().video_codec;
+        if codec != VideoCodec::Avc && plan.has_passthrough() && plan.container == Container::Ts {
+            return Err(self.refused(PipelineError::PassthroughNeedsFmp4(codec.name())));
+        }
+        self.observer.problem(ProblemKind::SourceUnsupported, None);
         let queue = self.publisher(&plan, &outputs, shutdown).await?;
 
         let mut config = SupervisorConfig::new(plan.clone());
         config.first_run = self.runs + 1;
-        config.source_frame_rate = probe.info().frame_rate;
+        let info = probe.info();
+        config.source = SourceFormat { codec, enhanced: info.video_enhanced, frame_rate: info.frame_rate };
         let (transcoder, events) = Transcoder::start(config).map_err(|e| PipelineError::Transcode(e.to_string()))?;
         let names: Vec<String> = plan.renditions.iter().map(|r| r.name().to_string()).collect();
         let segment_duration = Duration::from_secs(u64::from(plan.segment_duration_s));
@@ -209,6 +224,12 @@ impl Pipeline {
         let last_run = pump.await.unwrap_or(self.runs);
         self.runs = self.runs.max(last_run);
         outcome
+    }
+
+    /// A publish refused for what it carries: reported until a later publish is taken.
+    fn refused(&self, error: PipelineError) -> PipelineError {
+        self.observer.problem(ProblemKind::SourceUnsupported, Some(error.to_string()));
+        error
     }
 
     /// Under [`BehindPolicy::FasterPreset`], restarts ffmpeg at a faster preset chosen from

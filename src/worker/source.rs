@@ -1,12 +1,16 @@
 //! What the worker learns of a publish before it starts ffmpeg: the codec configuration
-//! (AVC and AAC sequence headers), the metadata, and the source's size and frame rate,
-//! from the SPS first and `onMetaData` second. Sans IO: messages are fed in order.
+//! (AVC, HEVC or AV1 sequence headers, legacy or Enhanced RTMP, and AAC), the metadata,
+//! and the source's size and frame rate, from the SPS first and `onMetaData` second.
+//! Sans IO: messages are fed in order.
 
 use bytes::Bytes;
 
 use crate::media::amf0::{self, Amf0Value};
+use crate::media::av1::Av1Config;
 use crate::media::flv::{FlvTag, FlvTagKind};
 use crate::media::h264::AvcDecoderConfig;
+use crate::media::hevc::HevcDecoderConfig;
+use crate::media::video_tag::{VideoCodec, VideoPacket, VideoPacketKind};
 
 /// Most messages held while waiting for the video configuration (about 10 s of audio);
 /// past it the publish is refused as having no usable video.
@@ -20,6 +24,10 @@ pub struct SourceInfo {
     pub frame_rate: Option<f64>,
     pub has_audio: bool,
     pub has_video: bool,
+    /// The video codec (H.264 when the source never said).
+    pub video_codec: VideoCodec,
+    /// The video came with Enhanced RTMP headers (FourCC codecs, multitrack).
+    pub video_enhanced: bool,
 }
 
 /// Collects the start of a publish until the first video keyframe.
@@ -32,6 +40,8 @@ pub struct SourceProbe {
     pub held: Vec<FlvTag>,
     keyframe_seen: bool,
     audio_seen: bool,
+    codec: Option<VideoCodec>,
+    enhanced: bool,
 }
 
 /// What feeding a message did.
@@ -43,6 +53,13 @@ pub enum ProbeStatus {
     Ready,
     /// No keyframe within [`MAX_HELD_MESSAGES`].
     NoVideo,
+    /// The video is of a codec the worker cannot decode (named).
+    UnsupportedVideo(String),
+}
+
+/// Whether ffmpeg is given this codec (see `transcode::gate`).
+fn supported(codec: VideoCodec) -> bool {
+    matches!(codec, VideoCodec::Avc | VideoCodec::Hevc | VideoCodec::Av1)
 }
 
 impl SourceProbe {
@@ -66,7 +83,19 @@ impl SourceProbe {
             }
             FlvTagKind::Video => {}
         }
+        let codec = (tag.kind == FlvTagKind::Video)
+            .then(|| VideoPacket::parse(&tag.data).ok())
+            .flatten()
+            .filter(|packet| packet.kind != VideoPacketKind::Other || !packet.enhanced)
+            .map(|packet| (packet.codec, packet.enhanced));
         self.held.push(tag);
+        if let Some((codec, enhanced)) = codec {
+            if !supported(codec) {
+                return ProbeStatus::UnsupportedVideo(codec.name());
+            }
+            self.codec = Some(codec);
+            self.enhanced = enhanced;
+        }
         if self.video_config.is_some() || self.keyframe_seen {
             ProbeStatus::Ready
         } else if self.held.len() >= MAX_HELD_MESSAGES {
@@ -83,17 +112,23 @@ impl SourceProbe {
         let mut info = SourceInfo {
             has_audio: self.audio_seen || self.audio_config.is_some() || self.metadata.is_none(),
             has_video: true,
+            video_codec: self.codec.unwrap_or_default(),
+            video_enhanced: self.enhanced,
             ..Default::default()
         };
-        if let Some(sps) = self
-            .video_config
-            .as_ref()
-            .and_then(|body| body.get(5..))
-            .and_then(|record| AvcDecoderConfig::parse(record).ok())
-            .and_then(|config| config.sps_info().ok())
-        {
-            info.width = Some(sps.width);
-            info.height = Some(sps.height);
+        let config = self.video_config.as_ref().and_then(|body| VideoPacket::parse(body).ok());
+        let size = config.and_then(|packet| match packet.codec {
+            VideoCodec::Avc => AvcDecoderConfig::parse(packet.payload)
+                .ok()
+                .and_then(|config| config.sps_info().ok())
+                .map(|sps| (sps.width, sps.height)),
+            VideoCodec::Hevc => HevcDecoderConfig::parse(packet.payload).ok().and_then(|c| c.picture_size().ok()),
+            VideoCodec::Av1 => Av1Config::parse(packet.payload).ok().and_then(|c| c.picture_size().ok()),
+            _ => None,
+        });
+        if let Some((width, height)) = size {
+            info.width = Some(width);
+            info.height = Some(height);
         }
         if let Some(metadata) = self.metadata.as_ref().and_then(|m| amf0::decode_all(m).ok()) {
             let object = metadata.iter().find(|v| v.property("width").is_some() || v.property("framerate").is_some());
@@ -166,6 +201,29 @@ mod tests {
         let mut unknown = SourceProbe::new();
         unknown.feed(video(true, true));
         assert!(unknown.info().has_audio, "no metadata: audio may still come");
+    }
+
+    #[test]
+    fn enhanced_rtmp_codecs_are_recognised_and_others_refused() {
+        use crate::media::video_tag::enhanced_body;
+        let mut hevc = SourceProbe::new();
+        let start = enhanced_body(b"hvc1", true, 0, 0, &[1, 1, 0x60]);
+        assert_eq!(hevc.feed(FlvTag::new(FlvTagKind::Video, 0, Bytes::from(start))), ProbeStatus::Ready);
+        assert_eq!(hevc.info().video_codec, VideoCodec::Hevc);
+        let mut av1 = SourceProbe::new();
+        av1.feed(FlvTag::new(
+            FlvTagKind::Video,
+            0,
+            Bytes::from(enhanced_body(b"av01", true, 0, 0, &[0x81, 0, 0x0c, 0])),
+        ));
+        assert_eq!(av1.info().video_codec, VideoCodec::Av1);
+        let mut vp9 = SourceProbe::new();
+        let status = vp9.feed(FlvTag::new(FlvTagKind::Video, 0, Bytes::from(enhanced_body(b"vp09", true, 0, 0, &[1]))));
+        assert_eq!(status, ProbeStatus::UnsupportedVideo("vp09".into()));
+        let mut sorenson = SourceProbe::new();
+        let status = sorenson.feed(FlvTag::new(FlvTagKind::Video, 0, Bytes::from_static(&[0x12, 0, 0])));
+        assert_eq!(status, ProbeStatus::UnsupportedVideo("FLV codec id 2".into()));
+        assert_eq!(SourceProbe::new().info().video_codec, VideoCodec::Avc, "H.264 unless said otherwise");
     }
 
     #[test]

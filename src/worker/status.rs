@@ -32,6 +32,9 @@ pub enum ProblemKind {
     MediaDropped,
     /// Another worker took over the stream's playlists; this one stopped writing.
     Superseded,
+    /// The last publish was refused for what it carried (a codec the worker does not
+    /// decode, no video, a passthrough the container cannot hold).
+    SourceUnsupported,
 }
 
 impl ProblemKind {
@@ -44,6 +47,7 @@ impl ProblemKind {
             ProblemKind::TranscoderBehind => "TranscoderBehind",
             ProblemKind::MediaDropped => "MediaDropped",
             ProblemKind::Superseded => "Superseded",
+            ProblemKind::SourceUnsupported => "SourceUnsupported",
         }
     }
 }
