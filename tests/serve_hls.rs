@@ -758,3 +758,105 @@ fn a_poster_of_the_top_rendition_is_kept_fresh() {
     let errors = media::decode_errors(poster.to_str().unwrap(), "0");
     assert!(errors.trim().is_empty(), "the poster decodes: {errors}");
 }
+
+/// The codec of the first video stream of `input`, as ffprobe names it.
+fn video_codec(input: &str) -> String {
+    let out = Command::new(support::process::testenv_bin("ffprobe"))
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name", "-of", "csv=p=0"])
+        .arg(input)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// HEVC and AV1 as OBS 30 sends them over Enhanced RTMP (FourCC video tags, B-frames with
+/// composition times for HEVC), and H.264 in multitrack packets: transcoded into the H.264
+/// ladder, and passed through in fMP4 with the source codec's CODECS (the default track
+/// of a multitrack source); every rendition decodes.
+#[test]
+fn enhanced_rtmp_hevc_av1_and_multitrack_are_transcoded_and_passed_through() {
+    use support::enhanced_source::{EnhancedCodec, enhanced_tags};
+    use support::rtmp_publisher::{self, Scheduled};
+    let _serial = media::serial();
+    let args = ["--rendition", "source:passthrough", "--rendition", "90p:160x90:100", "--reconnect-grace", "1"];
+    let serve = Serve::start(&args, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    for (codec, name, codecs_prefix, decoded_as) in [
+        (EnhancedCodec::Hevc, "hevc", "hvc1.1.6.L", "hevc"),
+        (EnhancedCodec::Av1, "av1", "av01.0.", "av1"),
+        (EnhancedCodec::MultitrackAvc, "multitrack", "avc1.64", "h264"),
+    ] {
+        let tags: Vec<Scheduled> = enhanced_tags(dir.path(), codec, 4, "320x180")
+            .into_iter()
+            .map(|tag| Scheduled { at: Duration::from_millis(u64::from(tag.timestamp_ms)), tag })
+            .collect();
+        rtmp_publisher::publish(serve.rtmp_port, "live", name, &tags).expect("the publish goes through");
+        let base = serve.http_url(&format!("live/{name}"));
+        let playlists = wait_ended(&base, &serve);
+        assert_eq!(playlists.len(), 2, "{name}: both renditions: {}", serve.log());
+        let master = String::from_utf8(http_get(&format!("{base}/master.m3u8")).3).unwrap();
+        let variant = |uri: &str| {
+            let (attributes, _) = parse_master(&master).into_iter().find(|(_, u)| u == uri).unwrap_or_default();
+            let attribute = |name| media::attribute(&attributes, name).unwrap_or_default().to_string();
+            (attribute("CODECS"), attribute("RESOLUTION"))
+        };
+        let (source_codecs, source_size) = variant("source/index.m3u8");
+        assert!(source_codecs.starts_with(codecs_prefix) && source_codecs.ends_with(",mp4a.40.2"), "{name}: {master}");
+        assert_eq!(source_size, "320x180", "{name}: {master}");
+        let (encoded_codecs, _) = variant("90p/index.m3u8");
+        assert!(encoded_codecs.starts_with("avc1.") && encoded_codecs.ends_with(",mp4a.40.2"), "{name}: {master}");
+        for (uri, playlist) in &playlists {
+            let expected = if uri.starts_with("source/") { decoded_as } else { "h264" };
+            let total: f64 = playlist.segments.iter().map(|segment| segment.1).sum();
+            assert!((total - 4.0).abs() <= 1.0, "{name}: {uri} holds {total} s of the 4 s pushed");
+            let first = first_segment(dir.path(), &base, uri, playlist);
+            assert_eq!(video_codec(&first), expected, "{name}: {uri}");
+            let errors = media::decode_errors(&format!("{base}/{uri}"), "0");
+            assert!(errors.trim().is_empty(), "{name}: {uri} does not decode cleanly: {errors}");
+        }
+    }
+    assert!(!serve.log().contains("publish failed"), "{}", serve.log());
+}
+
+/// The init segment and first segment of a media playlist, joined into one file in `dir`
+/// that ffprobe reads.
+fn first_segment(dir: &std::path::Path, base: &str, uri: &str, playlist: &media::MediaPlaylist) -> String {
+    let folder = uri.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    let (segment, _, _, map) = &playlist.segments[0];
+    let mut bytes = Vec::new();
+    for object in map.iter().chain([segment]) {
+        bytes.extend(http_get(&media::resolve(&format!("{base}/{folder}"), object)).3);
+    }
+    let path = dir.join(format!("first-{}.mp4", uri.replace('/', "-")));
+    std::fs::write(&path, bytes).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// A codec the worker cannot decode (VP9 over Enhanced RTMP) is refused with a message
+/// that names it, and writes nothing.
+#[test]
+fn an_unsupported_video_codec_is_refused_by_name() {
+    use bytes::Bytes;
+    use livestream::media::flv::{FlvTag, FlvTagKind};
+    use livestream::media::video_tag::enhanced_body;
+    use support::rtmp_publisher::{self, Scheduled};
+    let _serial = media::serial();
+    let serve = Serve::start(&ladder_args(&["--reconnect-grace", "1"]), &[]);
+    let tags: Vec<Scheduled> = (0..10u32)
+        .map(|frame| {
+            let packet_type = if frame == 0 { 0 } else { 1 };
+            let body = enhanced_body(b"vp09", frame % 5 == 1, packet_type, 0, &[1, 2, 3]);
+            let tag = FlvTag::new(FlvTagKind::Video, frame * 40, Bytes::from(body));
+            Scheduled { at: Duration::from_millis(u64::from(frame) * 40), tag }
+        })
+        .collect();
+    // The server closes the connection when it refuses the source: the publish may end
+    // early with a broken pipe.
+    let _ = rtmp_publisher::publish(serve.rtmp_port, "live", "vp9", &tags);
+    wait_for("the refusal in the log", Duration::from_secs(10), || {
+        serve.log().contains("the publish's video is vp09, which the worker does not decode").then_some(())
+    });
+    assert!(!serve.data_dir.join("live/vp9/master.m3u8").exists(), "nothing is published");
+    let status = String::from_utf8(http_get(&serve.http_url("status")).3).unwrap();
+    assert!(status.contains("SourceUnsupported") && status.contains("vp09"), "the status says why: {status}");
+}

@@ -87,7 +87,7 @@ fn plan(scratch: &Path, container: Container) -> TranscodePlan {
 
 fn config(plan: TranscodePlan) -> SupervisorConfig {
     let mut config = SupervisorConfig::new(plan);
-    config.source_frame_rate = Some(25.0);
+    config.source.frame_rate = Some(25.0);
     config.restart = RestartPolicy {
         max_restarts_per_minute: 3,
         initial_backoff: Duration::from_millis(100),

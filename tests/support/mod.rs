@@ -3,6 +3,7 @@
 
 pub mod cdn;
 pub mod cluster;
+pub mod enhanced_source;
 pub mod helm;
 pub mod kube;
 pub mod livestream;
