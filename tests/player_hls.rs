@@ -152,6 +152,37 @@ fn hls_in_hls_js(flavour: Flavour) {
     assert!(!dir.exists(), "the CDN's directory {} stays behind", dir.display());
 }
 
+/// A source without video, as LL-HLS: hls.js in low-latency mode plays the one AAC
+/// rendition from the start to ENDLIST without a stall or an error.
+#[test]
+fn an_audio_only_stream_plays_in_hls_js_to_its_end() {
+    let _serial = media::serial();
+    let serve = Serve::start(&["--reconnect-grace", "1", "--low-latency", "true"], &[]);
+    let logs = tempfile::tempdir().unwrap();
+    let radio = media::Push { seconds: 30.0, video: false, ..media::Push::default() };
+    let mut pusher = media::push(&serve.rtmp_url("live", "radio"), &radio, &logs.path().join("push.log"));
+    let master = serve.http_url("live/radio/master.m3u8");
+    wait_for("the master playlist", Duration::from_secs(20), || {
+        pusher.assert_running();
+        (http_get(&master).0 == 200).then_some(())
+    });
+    let options = PlayOptions {
+        low_latency: true,
+        duration: Duration::from_secs(45),
+        until_ended: true,
+        ..PlayOptions::default()
+    };
+    let report = player::play(&Source::Playlist(master), &options);
+    println!("audio only: {}", report.summary());
+    assert!(media::wait_exit(&mut pusher, Duration::from_secs(20)), "{}", pusher.log_tail(2000));
+    assert!(report.fatal_errors().is_empty(), "{}", report.summary());
+    assert!(report.first_frame.is_some_and(|t| t < 10.0), "the sound starts within 10 s: {}", report.summary());
+    assert!(report.advanced_by() > 20.0, "playback advances: {}", report.summary());
+    let (stalls, seconds) = report.stall_total();
+    assert_eq!(stalls, 0, "no stall ({seconds:.2} s in all): {}", report.summary());
+    assert!(report.ended, "the player ends after ENDLIST: {}", report.summary());
+}
+
 /// What a viewer of a live stream expects, as failure messages (empty when all hold).
 fn viewer_failures(report: &PlayReport, push_ended: f64, flavour: Flavour) -> Vec<String> {
     let mut failures = Vec::new();

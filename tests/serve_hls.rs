@@ -256,6 +256,53 @@ fn a_source_without_audio_plays_as_video_only_renditions() {
     }
 }
 
+/// A source without video (ffmpeg's `-vn`, whose metadata names audio only; and bare AAC
+/// without metadata, known as audio only after seconds of audio): one AAC rendition, with
+/// CODECS `mp4a.40.2` and no RESOLUTION, whole and decodable, fMP4 (with LL-HLS parts) and
+/// TS.
+#[test]
+fn a_source_without_video_plays_as_one_audio_rendition() {
+    use support::rtmp_publisher::{self, Scheduled};
+    let _serial = media::serial();
+    for container in ["fmp4", "ts"] {
+        let serve = Serve::start(&ladder_args(&["--container", container, "--reconnect-grace", "1"]), &[]);
+        let logs = tempfile::tempdir().unwrap();
+        let radio = Push { seconds: 5.0, video: false, ..Push::default() };
+        let mut pusher = push(&serve.rtmp_url("live", "radio"), &radio, &logs.path().join("push.log"));
+        assert!(wait_exit(&mut pusher, Duration::from_secs(30)), "{container}: {}", pusher.log_tail(2000));
+        let bare: Vec<Scheduled> = rtmp_publisher::encoded_tags(logs.path(), 6)
+            .into_iter()
+            .filter(|tag| tag.kind == livestream::media::flv::FlvTagKind::Audio)
+            .map(|tag| Scheduled { at: Duration::from_millis(u64::from(tag.timestamp_ms)), tag })
+            .collect();
+        rtmp_publisher::publish(serve.rtmp_port, "live", "bare", &bare).expect("the publish goes through");
+        for (name, seconds) in [("radio", 5.0), ("bare", 6.0)] {
+            let base = serve.http_url(&format!("live/{name}"));
+            let playlists = wait_ended(&base, &serve);
+            let master = String::from_utf8(http_get(&format!("{base}/master.m3u8")).3).unwrap();
+            let variants = parse_master(&master);
+            assert_eq!(variants.len(), 1, "{container} {name}: one rendition: {master}");
+            let (attributes, uri) = &variants[0];
+            assert_eq!(uri, "audio/index.m3u8", "{container} {name}: {master}");
+            assert_eq!(media::attribute(attributes, "CODECS"), Some("mp4a.40.2"), "{container} {name}: {master}");
+            assert!(!attributes.contains("RESOLUTION") && !attributes.contains("FRAME-RATE"), "{master}");
+            let playlist = &playlists[0].1;
+            let total: f64 = playlist.segments.iter().map(|segment| segment.1).sum();
+            assert!((total - seconds).abs() <= 1.0, "{container} {name}: {total} s of {seconds} s: {playlist:?}");
+            for (segment, duration, _, _) in &playlist.segments {
+                assert!(
+                    duration.round() <= playlist.target_duration as f64,
+                    "{container} {name}: {segment} lasts {duration} s, past the target {}",
+                    playlist.target_duration
+                );
+            }
+            let errors = media::decode_errors(&format!("{base}/{uri}"), "0:a");
+            assert!(errors.trim().is_empty(), "{container} {name}: {errors}");
+        }
+        assert!(!serve.log().contains("publish failed"), "{container}: {}", serve.log());
+    }
+}
+
 /// An encoder whose clock leaps an hour ahead mid-stream: the stream goes on from the frame
 /// before the leap, without an hour of repeated frames in between.
 #[test]
@@ -431,7 +478,7 @@ fn a_transcoder_slower_than_real_time_is_reported() {
     let heavy = ["--preset", "medium", "--rendition", "720p:1280x720:3000", "--rendition", "480p:854x480:1500"];
     let serve = Serve::start(&[heavy.as_slice(), &["--reconnect-grace", "1", "--when-behind", "report"]].concat(), &[]);
     let logs = tempfile::tempdir().unwrap();
-    let source = Push { seconds: 60.0, size: "1280x720", rate: 30, gop: 30, audio: true, noise: true };
+    let source = Push { seconds: 60.0, size: "1280x720", rate: 30, gop: 30, noise: true, ..Push::default() };
     let mut pusher = push(&serve.rtmp_url("live", "heavy"), &source, &logs.path().join("push.log"));
     let behind_metric = |serve: &Serve| {
         let (_, _, _, metrics) = http_get(&serve.http_url("metrics"));
@@ -466,7 +513,7 @@ fn a_transcoder_behind_is_restarted_at_a_faster_preset_and_keeps_up() {
     let heavy = ["--preset", "medium", "--rendition", "720p:1280x720:3000", "--rendition", "480p:854x480:1500"];
     let serve = Serve::start(&[heavy.as_slice(), &["--reconnect-grace", "1"]].concat(), &[]);
     let logs = tempfile::tempdir().unwrap();
-    let source = Push { seconds: 40.0, size: "1280x720", rate: 30, gop: 30, audio: true, noise: true };
+    let source = Push { seconds: 40.0, size: "1280x720", rate: 30, gop: 30, noise: true, ..Push::default() };
     let mut pusher = push(&serve.rtmp_url("live", "shed"), &source, &logs.path().join("push.log"));
     wait_for("the preset to be lowered", Duration::from_secs(60), || {
         pusher.assert_running();

@@ -85,6 +85,7 @@ fn fragmented_outputs(args: &mut Args, plan: &TranscodePlan, output_dir: &Path, 
         match rendition {
             PlannedRendition::Encoded { .. } => args.push_all(["-map", &format!("[v{index}]")]),
             PlannedRendition::Passthrough { .. } => args.push_all(["-map", "0:v:0"]),
+            PlannedRendition::Audio { .. } => {}
         }
         if plan.has_audio {
             // Optional: a source that announced audio but sends none still plays.
@@ -99,7 +100,11 @@ fn fragmented_outputs(args: &mut Args, plan: &TranscodePlan, output_dir: &Path, 
             audio_encoder_args(args, plan, rendition, "");
         }
         args.push_all(["-f", "mp4", "-movflags", "+frag_keyframe+empty_moov+default_base_moof+skip_trailer"]);
-        if let Some(duration) = plan.fragment_duration.filter(|d| !d.is_zero()) {
+        // Every audio frame is a sync sample: audio alone is cut by duration even when
+        // parts are off, a quarter of a segment, or each frame would be a fragment.
+        let audio_fragments = matches!(rendition, PlannedRendition::Audio { .. })
+            .then(|| Duration::from_secs(u64::from(plan.segment_duration_s.max(1))) / 4);
+        if let Some(duration) = plan.fragment_duration.filter(|d| !d.is_zero()).or(audio_fragments) {
             let fps = match rendition {
                 PlannedRendition::Encoded { frame_rate: Some(rate), .. } => Some(f64::from(*rate)),
                 _ => source.frame_rate,
@@ -140,6 +145,7 @@ fn hls_output(args: &mut Args, plan: &TranscodePlan, output_dir: &Path, source_f
         match rendition {
             PlannedRendition::Encoded { .. } => args.push_all(["-map", &format!("[v{index}]")]),
             PlannedRendition::Passthrough { .. } => args.push_all(["-map", "0:v:0"]),
+            PlannedRendition::Audio { .. } => {}
         }
     }
     if plan.has_audio {
@@ -165,9 +171,10 @@ fn hls_output(args: &mut Args, plan: &TranscodePlan, output_dir: &Path, source_f
         .renditions
         .iter()
         .enumerate()
-        .map(|(index, rendition)| match plan.has_audio {
-            true => format!("v:{index},a:{index},name:{}", rendition.name()),
-            false => format!("v:{index},name:{}", rendition.name()),
+        .map(|(index, rendition)| match (rendition, plan.has_audio) {
+            (PlannedRendition::Audio { name }, _) => format!("a:{index},name:{name}"),
+            (_, true) => format!("v:{index},a:{index},name:{}", rendition.name()),
+            (_, false) => format!("v:{index},name:{}", rendition.name()),
         })
         .collect();
     args.push_all(["-var_stream_map", &map.join(" ")]);
@@ -209,9 +216,10 @@ fn video_encoder_args(
     source_frame_rate: Option<f64>,
 ) {
     let stream = |option: &str| format!("-{option}:v{suffix}");
-    let PlannedRendition::Encoded { video_kbps, frame_rate, profile, .. } = rendition else {
-        args.pair(&stream("c"), "copy");
-        return;
+    let (video_kbps, frame_rate, profile) = match rendition {
+        PlannedRendition::Encoded { video_kbps, frame_rate, profile, .. } => (video_kbps, frame_rate, profile),
+        PlannedRendition::Passthrough { .. } => return args.pair(&stream("c"), "copy"),
+        PlannedRendition::Audio { .. } => return,
     };
     let max_kbps = rendition.max_video_kbps().unwrap_or(*video_kbps);
     let interval = plan.keyframe_interval_s.max(1);
@@ -436,6 +444,22 @@ mod tests {
         assert_eq!(fragment_duration_us(half, Some(29.97)), 467_132, "14 frames: 0.467 s");
         assert_eq!(fragment_duration_us(half, None), 450_000);
         assert_eq!(fragment_duration_us(Duration::from_millis(100), Some(5.0)), 90_000, "less than a frame");
+    }
+
+    #[test]
+    fn a_source_without_video_gives_one_audio_output() {
+        let audio = vec![PlannedRendition::Audio { name: "audio".into() }];
+        let mut fmp4 = plan(audio.clone(), Container::Fmp4);
+        fmp4.fragment_duration = None;
+        let args = strings(&ffmpeg_args(&fmp4, Path::new("/out"), SourceFormat::default()));
+        assert!(!args.iter().any(|a| a == "-filter_complex" || a.contains(":v")), "{args:?}");
+        let output = &outputs(&args)[0];
+        assert_eq!(&output[..2], ["-map", "0:a:0?"]);
+        assert_eq!(value(output, "-c:a"), "aac");
+        assert_eq!(value(output, "-frag_duration"), "900000", "a quarter of the segment, even without parts");
+        let ts = strings(&ffmpeg_args(&plan(audio, Container::Ts), Path::new("/out"), SourceFormat::default()));
+        assert_eq!(value(&ts, "-var_stream_map"), "a:0,name:audio");
+        assert!(!ts.iter().any(|a| a.contains(":v")), "{ts:?}");
     }
 
     #[test]

@@ -83,13 +83,20 @@ pub enum PlannedRendition {
         /// Rendition name.
         name: String,
     },
+    /// Audio alone, encoded to AAC: the one rendition of a source without video.
+    Audio {
+        /// Rendition name.
+        name: String,
+    },
 }
 
 impl PlannedRendition {
     /// The rendition's name.
     pub fn name(&self) -> &str {
         match self {
-            PlannedRendition::Encoded { name, .. } | PlannedRendition::Passthrough { name } => name,
+            PlannedRendition::Encoded { name, .. }
+            | PlannedRendition::Passthrough { name }
+            | PlannedRendition::Audio { name } => name,
         }
     }
 
@@ -99,7 +106,7 @@ impl PlannedRendition {
             PlannedRendition::Encoded { video_kbps, max_kbps, .. } => {
                 Some(max_kbps.unwrap_or_else(|| video_kbps.saturating_mul(3) / 2).max(*video_kbps))
             }
-            PlannedRendition::Passthrough { .. } => None,
+            PlannedRendition::Passthrough { .. } | PlannedRendition::Audio { .. } => None,
         }
     }
 }
@@ -137,7 +144,7 @@ impl TranscodePlan {
     pub fn poster_size(renditions: &[PlannedRendition]) -> Option<(u32, u32)> {
         renditions.iter().find_map(|rendition| match rendition {
             PlannedRendition::Encoded { width, height, .. } => Some((*width, *height)),
-            PlannedRendition::Passthrough { .. } => None,
+            PlannedRendition::Passthrough { .. } | PlannedRendition::Audio { .. } => None,
         })
     }
 
@@ -329,7 +336,7 @@ mod tests {
         plan.iter()
             .map(|rendition| match rendition {
                 PlannedRendition::Encoded { name, width, height, .. } => encoded(name, *width, *height),
-                PlannedRendition::Passthrough { name } => encoded(name, 0, 0),
+                PlannedRendition::Passthrough { name } | PlannedRendition::Audio { name } => encoded(name, 0, 0),
             })
             .collect()
     }

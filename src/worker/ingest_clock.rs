@@ -8,10 +8,16 @@
 //! around it instead: the smallest arrival delay (arrival minus timestamp) over the ten
 //! seconds before it. That follows an encoder whose clock drifts from the wall clock, and
 //! is the ingest time the frame would have had without the jitter.
+//!
+//! The clock follows the video frames of a publish; audio frames only until the first
+//! video frame (a source without video is dated by its audio), because interleaved audio
+//! timestamps run a little behind or ahead of the video's and would look like a restart.
 
 use std::collections::VecDeque;
 
 use jiff::Timestamp;
+
+use crate::media::flv::{FlvTag, FlvTagKind};
 
 /// Frames remembered: about a minute at 60 fps, far more than ffmpeg holds back.
 const CAPACITY: usize = 4096;
@@ -23,11 +29,27 @@ const WINDOW_MS: u64 = 10_000;
 pub struct IngestClock {
     /// Input timestamp and arrival time minus it, in milliseconds since the epoch.
     samples: VecDeque<(u32, i64)>,
+    /// A video frame was recorded: audio no longer is.
+    video: bool,
 }
 
 impl IngestClock {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Notes that the media frame `tag` arrived at `at`: a video frame, or an audio frame
+    /// before any video; configurations and metadata are not frames.
+    pub fn record_tag(&mut self, tag: &FlvTag, at: Timestamp) {
+        let frame = tag.kind != FlvTagKind::Script && !tag.is_sequence_header();
+        if frame && (tag.kind == FlvTagKind::Video || !self.video) {
+            if tag.kind == FlvTagKind::Video && !self.video {
+                // The audio recorded so far ran ahead or behind: start from the video.
+                self.video = true;
+                self.samples.clear();
+            }
+            self.record(tag.timestamp_ms, at);
+        }
     }
 
     /// Notes that the frame with input timestamp `timestamp_ms` arrived at `at`. A
@@ -102,6 +124,20 @@ mod tests {
         }
         // Ten seconds back from 29 s the smallest delay is that of 19 s: 1.9 s.
         assert_eq!(clock.wall_time_at(29_000), at(29_000 + 1_900));
+    }
+
+    #[test]
+    fn audio_dates_a_source_until_its_first_video_frame() {
+        use bytes::Bytes;
+        let tag = |kind, timestamp_ms, data: &'static [u8]| FlvTag::new(kind, timestamp_ms, Bytes::from_static(data));
+        let mut clock = IngestClock::new();
+        clock.record_tag(&tag(FlvTagKind::Audio, 0, &[0xaf, 0, 0x11, 0x90]), at(0));
+        assert_eq!(clock.wall_time(0), None, "a configuration is no frame");
+        clock.record_tag(&tag(FlvTagKind::Audio, 1000, &[0xaf, 1, 0x21]), at(1200));
+        assert_eq!(clock.wall_time_at(1000), at(1200), "audio alone dates the source");
+        clock.record_tag(&tag(FlvTagKind::Video, 1010, &[0x17, 1, 0, 0, 0]), at(1010));
+        clock.record_tag(&tag(FlvTagKind::Audio, 1005, &[0xaf, 1, 0x21]), at(5000));
+        assert_eq!(clock.wall_time_at(1010), at(1010), "video from its first frame on, audio ignored");
     }
 
     #[test]

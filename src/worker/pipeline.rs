@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::{BehindPolicy, EncoderPreset, H264Profile, LadderSpec, SegmentContainer};
 use crate::ingest::listener::{EndReason, MediaMessage};
-use crate::media::flv::{FlvTag, FlvTagKind};
+use crate::media::flv::FlvTag;
 use crate::media::video_tag::VideoCodec;
 use crate::origin::{IndexOptions, LiveIndex};
 use crate::package::cutter::{Cut, Cutter};
@@ -41,7 +41,9 @@ use super::stream::{Publication, StreamSettings};
 /// After a preset change, how long the input's waits are not judged: ffmpeg flushes,
 /// restarts and waits for a keyframe meanwhile.
 const PRESET_CHANGE_SETTLE: Duration = Duration::from_secs(3);
-/// How long a publish may take to show its video configuration.
+/// The name (and folder) of the one rendition of a source without video.
+pub const AUDIO_RENDITION: &str = "audio";
+/// How long a publish may take to show what it carries.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Media waiting for storage before the oldest is dropped: about ten minutes of parts of
 /// a four-rung ladder, and at most this many bytes in memory.
@@ -70,8 +72,8 @@ pub trait PipelineObserver: PublishObserver {
 pub enum PipelineError {
     #[error(transparent)]
     Publish(#[from] PublishError),
-    #[error("the publish carried no video keyframe")]
-    NoVideo,
+    #[error("the publish carried neither a video keyframe nor AAC audio within its first seconds")]
+    NoMedia,
     #[error("the publish's video is {0}, which the worker does not decode: send H.264, HEVC or AV1")]
     UnsupportedVideo(String),
     #[error("a passthrough of {0} needs hls.container fmp4: players do not take it in MPEG-TS")]
@@ -128,7 +130,7 @@ impl Pipeline {
         let deadline = tokio::time::Instant::now() + PROBE_TIMEOUT;
         loop {
             let tag = match tokio::time::timeout_at(deadline, media.recv()).await {
-                Err(_) => return Err(self.refused(PipelineError::NoVideo)),
+                Err(_) => return Err(self.refused(PipelineError::NoMedia)),
                 Ok(None) => return Ok(EndReason::Disconnected),
                 Ok(Some(MediaMessage::End(reason))) => return Ok(reason),
                 Ok(Some(MediaMessage::Tag(tag))) => tag,
@@ -137,7 +139,7 @@ impl Pipeline {
             match probe.feed(tag) {
                 ProbeStatus::NeedMore => {}
                 ProbeStatus::Ready => break,
-                ProbeStatus::NoVideo => return Err(self.refused(PipelineError::NoVideo)),
+                ProbeStatus::NoMedia => return Err(self.refused(PipelineError::NoMedia)),
                 ProbeStatus::UnsupportedVideo(codec) => {
                     return Err(self.refused(PipelineError::UnsupportedVideo(codec)));
                 }
@@ -292,9 +294,7 @@ impl Pipeline {
             );
             self.observer.timestamps_leapt();
         }
-        if tag.kind == FlvTagKind::Video && !tag.is_sequence_header() {
-            clock.lock().unwrap_or_else(PoisonError::into_inner).record(tag.timestamp_ms, Timestamp::now());
-        }
+        clock.lock().unwrap_or_else(PoisonError::into_inner).record_tag(&tag, Timestamp::now());
         self.observer.media_received(&tag);
         tag
     }
@@ -409,8 +409,13 @@ pub fn plan(
         (Some(width), Some(height)) if width > 0 && height > 0 => Some(SourceSize { width, height }),
         _ => None,
     };
-    let renditions = select_ladder(&requests, size, settings.ladder.allow_upscale)
-        .map_err(|e| PipelineError::Transcode(e.to_string()))?;
+    let renditions = if source.has_video {
+        select_ladder(&requests, size, settings.ladder.allow_upscale)
+            .map_err(|e| PipelineError::Transcode(e.to_string()))?
+    } else {
+        // A source without video gives one AAC rendition, whatever the ladder.
+        vec![PlannedRendition::Audio { name: AUDIO_RENDITION.into() }]
+    };
     let audio = &settings.ladder.audio;
     let container = match settings.hls.container {
         SegmentContainer::Fmp4 => Container::Fmp4,
@@ -454,6 +459,12 @@ pub fn plan(
                 resolution: size.map(|s| (s.width, s.height)),
                 frame_rate: source.frame_rate,
                 floor: BandwidthFloor::default(),
+            },
+            PlannedRendition::Audio { name } => RenditionOutput {
+                name: name.clone(),
+                resolution: None,
+                frame_rate: None,
+                floor: BandwidthFloor::from_kbps(0, 0, audio_kbps),
             },
         })
         .collect();

@@ -1,7 +1,8 @@
 //! What the worker learns of a publish before it starts ffmpeg: the codec configuration
 //! (AVC, HEVC or AV1 sequence headers, legacy or Enhanced RTMP, and AAC), the metadata,
-//! and the source's size and frame rate, from the SPS first and `onMetaData` second.
-//! Sans IO: messages are fed in order.
+//! and the source's size and frame rate, from the SPS first and `onMetaData` second; or
+//! that the source has no video: its metadata names audio only, or audio has flowed for
+//! [`AUDIO_ONLY_AFTER_MS`] without a video message. Sans IO: messages are fed in order.
 
 use bytes::Bytes;
 
@@ -12,9 +13,13 @@ use crate::media::h264::AvcDecoderConfig;
 use crate::media::hevc::HevcDecoderConfig;
 use crate::media::video_tag::{VideoCodec, VideoPacket, VideoPacketKind};
 
-/// Most messages held while waiting for the video configuration (about 10 s of audio);
-/// past it the publish is refused as having no usable video.
+/// Most messages held while waiting to learn what the source is (about 10 s of audio);
+/// past it the publish is refused as carrying no usable media.
 pub const MAX_HELD_MESSAGES: usize = 2_000;
+/// Audio time without any video message, when the metadata does not say, after which the
+/// source counts as audio only: encoders send their first video frame with the first
+/// audio, so three seconds are plenty, and they delay the start of such a stream only.
+pub const AUDIO_ONLY_AFTER_MS: u32 = 3_000;
 
 /// Facts of the source.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -40,6 +45,9 @@ pub struct SourceProbe {
     pub held: Vec<FlvTag>,
     keyframe_seen: bool,
     audio_seen: bool,
+    video_seen: bool,
+    /// Timestamps of the first and the last audio message.
+    audio_span: Option<(u32, u32)>,
     codec: Option<VideoCodec>,
     enhanced: bool,
 }
@@ -49,10 +57,11 @@ pub struct SourceProbe {
 pub enum ProbeStatus {
     /// Keep feeding.
     NeedMore,
-    /// The first keyframe arrived: the transcoder can start.
+    /// The first keyframe arrived, or the source turned out to be audio only: the
+    /// transcoder can start.
     Ready,
-    /// No keyframe within [`MAX_HELD_MESSAGES`].
-    NoVideo,
+    /// Neither a video keyframe nor audio within [`MAX_HELD_MESSAGES`].
+    NoMedia,
     /// The video is of a codec the worker cannot decode (named).
     UnsupportedVideo(String),
 }
@@ -79,10 +88,14 @@ impl SourceProbe {
                 self.audio_seen = true;
                 if tag.is_sequence_header() {
                     self.audio_config = Some(tag.data.clone());
+                } else {
+                    let (first, _) = self.audio_span.unwrap_or((tag.timestamp_ms, tag.timestamp_ms));
+                    self.audio_span = Some((first, tag.timestamp_ms));
                 }
             }
             FlvTagKind::Video => {}
         }
+        self.video_seen |= tag.kind == FlvTagKind::Video;
         let codec = (tag.kind == FlvTagKind::Video)
             .then(|| VideoPacket::parse(&tag.data).ok())
             .flatten()
@@ -96,13 +109,33 @@ impl SourceProbe {
             self.codec = Some(codec);
             self.enhanced = enhanced;
         }
-        if self.video_config.is_some() || self.keyframe_seen {
+        if self.video_config.is_some() || self.keyframe_seen || self.audio_only() {
             ProbeStatus::Ready
         } else if self.held.len() >= MAX_HELD_MESSAGES {
-            ProbeStatus::NoVideo
+            ProbeStatus::NoMedia
         } else {
             ProbeStatus::NeedMore
         }
+    }
+
+    /// The source has AAC audio and no video: its metadata announces no video, or audio
+    /// has flowed for [`AUDIO_ONLY_AFTER_MS`] without a video message.
+    fn audio_only(&self) -> bool {
+        if self.video_seen || self.audio_config.is_none() {
+            return false;
+        }
+        let metadata_without_video =
+            self.metadata.as_ref().and_then(|m| amf0::decode_all(m).ok()).is_some_and(|values| {
+                let object = values.iter().find(|v| matches!(v, Amf0Value::Object(_) | Amf0Value::EcmaArray(_)));
+                object.is_some_and(|object| {
+                    ["videocodecid", "width", "height", "videodatarate", "framerate"]
+                        .iter()
+                        .all(|key| object.property(key).is_none())
+                })
+            });
+        let long_enough =
+            self.audio_span.is_some_and(|(first, last)| last.saturating_sub(first) >= AUDIO_ONLY_AFTER_MS);
+        metadata_without_video || long_enough
     }
 
     /// The source's facts, from what was collected.
@@ -111,7 +144,7 @@ impl SourceProbe {
         // message may come just after the video configuration that ends the probe.
         let mut info = SourceInfo {
             has_audio: self.audio_seen || self.audio_config.is_some() || self.metadata.is_none(),
-            has_video: true,
+            has_video: self.video_seen,
             video_codec: self.codec.unwrap_or_default(),
             video_enhanced: self.enhanced,
             ..Default::default()
@@ -226,16 +259,53 @@ mod tests {
         assert_eq!(SourceProbe::new().info().video_codec, VideoCodec::Avc, "H.264 unless said otherwise");
     }
 
+    fn audio(timestamp_ms: u32, config: bool) -> FlvTag {
+        let body: &'static [u8] = if config { &[0xaf, 0, 0x11, 0x90] } else { &[0xaf, 1, 0x21] };
+        FlvTag::new(FlvTagKind::Audio, timestamp_ms, Bytes::from_static(body))
+    }
+
     #[test]
-    fn gives_up_without_video() {
+    fn gives_up_without_media() {
         let mut probe = SourceProbe::new();
         let mut status = ProbeStatus::NeedMore;
         for _ in 0..=MAX_HELD_MESSAGES {
-            status = probe.feed(FlvTag::new(FlvTagKind::Audio, 0, Bytes::from_static(&[0xaf, 1, 0])));
+            // MP3, not AAC: no configuration, never audio only.
+            status = probe.feed(FlvTag::new(FlvTagKind::Audio, 0, Bytes::from_static(&[0x2f, 0xff])));
             if status != ProbeStatus::NeedMore {
                 break;
             }
         }
-        assert_eq!(status, ProbeStatus::NoVideo);
+        assert_eq!(status, ProbeStatus::NoMedia);
+    }
+
+    #[test]
+    fn audio_only_when_the_metadata_says_so_or_after_seconds_of_audio() {
+        let mut announced = SourceProbe::new();
+        let mut out = BytesMut::new();
+        let fields = [("audiocodecid", Amf0Value::Number(10.0)), ("audiosamplerate", Amf0Value::Number(48000.0))];
+        amf0::encode_all(
+            &[Amf0Value::string("onMetaData"), Amf0Value::EcmaArray(fields.map(|(k, v)| (k.into(), v)).to_vec())],
+            &mut out,
+        );
+        assert_eq!(announced.feed(FlvTag::new(FlvTagKind::Script, 0, out.freeze())), ProbeStatus::NeedMore);
+        assert_eq!(announced.feed(audio(0, true)), ProbeStatus::Ready, "at the AAC configuration");
+        let info = announced.info();
+        assert!(info.has_audio && !info.has_video);
+
+        let mut unannounced = SourceProbe::new();
+        assert_eq!(unannounced.feed(audio(0, true)), ProbeStatus::NeedMore);
+        let mut at = 0;
+        while unannounced.feed(audio(at, false)) == ProbeStatus::NeedMore {
+            at += 21;
+            assert!(at <= AUDIO_ONLY_AFTER_MS + 21, "still waiting at {at} ms");
+        }
+        assert!(at >= AUDIO_ONLY_AFTER_MS && !unannounced.info().has_video);
+
+        let mut late_video = SourceProbe::new();
+        late_video.feed(audio(0, true));
+        late_video.feed(video(false, false));
+        assert_eq!(late_video.feed(audio(AUDIO_ONLY_AFTER_MS + 100, false)), ProbeStatus::NeedMore, "video is coming");
+        let with_video = SourceProbe::new().info();
+        assert!(!with_video.has_video, "nothing seen yet");
     }
 }

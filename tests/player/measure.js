@@ -168,6 +168,8 @@
     // otherwise.
     if (typeof video.requestVideoFrameCallback === 'function') {
       video.requestVideoFrameCallback(() => onFirstFrame());
+      // A stream without video presents no frame: its clock moving is the start.
+      video.addEventListener('timeupdate', () => video.currentTime > 0 && video.videoWidth === 0 && onFirstFrame());
     } else {
       video.addEventListener('timeupdate', () => video.currentTime > 0 && onFirstFrame());
     }

@@ -108,6 +108,8 @@ pub struct Push {
     pub rate: u32,
     /// Keyframe interval of the encoder, in frames.
     pub gop: u32,
+    /// A test pattern.
+    pub video: bool,
     /// A sine tone beside the picture.
     pub audio: bool,
     /// Noise over the picture: as costly to encode as camera footage, unlike the bare
@@ -117,37 +119,28 @@ pub struct Push {
 
 impl Default for Push {
     fn default() -> Self {
-        Self { seconds: 6.0, size: "320x180", rate: 25, gop: 25, audio: true, noise: false }
+        Self { seconds: 6.0, size: "320x180", rate: 25, gop: 25, video: true, audio: true, noise: false }
     }
 }
 
-/// Starts ffmpeg pushing testsrc + a sine tone in real time to `url`.
+/// Starts ffmpeg pushing testsrc and a sine tone (either may be left out) in real time
+/// to `url`.
 pub fn push(url: &str, options: &Push, log: &Path) -> ManagedProcess {
     let mut cmd = Command::new(testenv_bin("ffmpeg"));
-    cmd.args(["-hide_banner", "-nostdin", "-loglevel", "warning", "-re"]).args([
-        "-f",
-        "lavfi",
-        "-i",
-        &format!(
-            "testsrc=size={}:rate={}{}",
-            options.size,
-            options.rate,
-            if options.noise { ",noise=alls=30:allf=t" } else { "" }
-        ),
-    ]);
+    cmd.args(["-hide_banner", "-nostdin", "-loglevel", "warning", "-re"]);
+    if options.video {
+        let noise = if options.noise { ",noise=alls=30:allf=t" } else { "" };
+        let source = format!("testsrc=size={}:rate={}{noise}", options.size, options.rate);
+        cmd.args(["-f", "lavfi", "-i", &source]);
+    }
     if options.audio {
         cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
     }
-    cmd.args(["-t", &options.seconds.to_string()]).args([
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
-        "-g",
-        &options.gop.to_string(),
-    ]);
+    cmd.args(["-t", &options.seconds.to_string()]);
+    if options.video {
+        let gop = options.gop.to_string();
+        cmd.args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", &gop]);
+    }
     if options.audio {
         cmd.args(["-c:a", "aac", "-b:a", "64k"]);
     }
