@@ -27,9 +27,10 @@ use super::children::{
 };
 use super::cleanup::{CleanupOutcome, PrefixCleaner, StorageCredentials, StorageTarget, clean_up};
 use super::events::{Notice, publish, transitions};
+use super::probe::WorkerStatusClient;
 use super::status::{Observed, WorkerObservation, compute};
 use super::validate::{self, Invalid, Resolved};
-use super::{Metrics, OperatorConfig, apply, probe};
+use super::{Metrics, OperatorConfig, apply};
 use crate::api::{LiveStream, LiveStreamStatus, Retention};
 
 /// Caches of the children the operator manages, kept by watches.
@@ -51,6 +52,8 @@ pub struct Context {
     pub stores: Stores,
     pub failures: FailureCounts,
     pub status_writes: StatusWrites,
+    /// Reads the workers' `/status`.
+    pub worker_status: WorkerStatusClient,
 }
 
 /// The resourceVersion each stream had when this controller last patched its status. A
@@ -315,7 +318,7 @@ async fn observe_worker(pod: &Pod, ctx: &Context) -> WorkerObservation {
         return WorkerObservation::NotRunning;
     };
     let port = u16::try_from(HTTP_PORT).unwrap_or(8080);
-    match probe::fetch_worker_status(SocketAddr::new(ip, port), ctx.config.worker_status_timeout).await {
+    match ctx.worker_status.fetch(SocketAddr::new(ip, port)).await {
         Ok(report) => WorkerObservation::Reported(report),
         Err(error) => WorkerObservation::Unreachable(error.to_string()),
     }

@@ -22,6 +22,7 @@ use tracing::{info, warn};
 use super::backoff::FailureCounts;
 use super::children::{FIELD_MANAGER, MANAGED_SELECTOR};
 use super::leader::{LeaderElector, LeaseSettings};
+use super::probe::WorkerStatusClient;
 use super::reconcile::{Context, StatusWrites, Stores, error_policy, reconcile};
 use super::{ControllerArgs, Metrics, OperatorConfig, PrefixCleaner};
 use crate::api::LiveStream;
@@ -251,6 +252,7 @@ async fn run_reconcilers(
         stores: Stores { config_maps, deployments, services, pods },
         failures: FailureCounts::default(),
         status_writes: StatusWrites::default(),
+        worker_status: WorkerStatusClient::new(settings.operator.worker_status_timeout),
     });
     let owned = watcher::Config::default().labels(MANAGED_SELECTOR);
     let controller = Controller::new(api::<LiveStream>(&client, ns), watcher::Config::default());
