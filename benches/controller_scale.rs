@@ -47,7 +47,6 @@ use prometheus_client::registry::Registry;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use support::kube::{KubeEnv, KubeEnvOptions};
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 const NAMESPACE: &str = "bench-scale";
@@ -472,7 +471,7 @@ async fn run(env: &KubeEnv, n: usize, operator: OperatorConfig) -> Report {
     health.set("caches", HealthCheck::Failing("the controller has not started".into()));
     let settings =
         RunSettings { operator, namespace: Some(NAMESPACE.into()), leader_election: None, identity: "bench".into() };
-    let (stop, stopped) = oneshot::channel::<()>();
+    let stop = tokio_util::sync::CancellationToken::new();
     let controller_client = env.client().await;
     let mut controller = tokio::spawn(run_controller(
         controller_client,
@@ -480,9 +479,7 @@ async fn run(env: &KubeEnv, n: usize, operator: OperatorConfig) -> Report {
         Arc::new(NoopCleaner),
         metrics.clone(),
         health.clone(),
-        async {
-            let _ = stopped.await;
-        },
+        stop.clone(),
     ));
     let deadline = Instant::now() + Duration::from_secs(60);
     while !health.readiness().0 {
@@ -558,7 +555,7 @@ async fn run(env: &KubeEnv, n: usize, operator: OperatorConfig) -> Report {
     let hwm_end = status_kib("VmHWM:");
     assert!(!controller.is_finished(), "the controller stopped: {:?}", (&mut controller).await);
 
-    let _ = stop.send(());
+    stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(20), &mut controller).await;
     controller.abort();
     views.stop();

@@ -550,7 +550,7 @@ impl PrefixCleaner for NoCleaner {
 
 /// The controller, run in this process as the chart's ServiceAccount, on the chart's Lease.
 struct Operator {
-    stop: tokio::sync::oneshot::Sender<()>,
+    stop: tokio_util::sync::CancellationToken,
     task: tokio::task::JoinHandle<Result<(), RunError>>,
 }
 
@@ -568,22 +568,20 @@ impl Operator {
             leader_election: Some(LeaseSettings::new(FULLNAME, "ops", identity)),
             identity: identity.into(),
         };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let stop = tokio_util::sync::CancellationToken::new();
         let task = tokio::spawn(livestream::controller::run_controller(
             client,
             settings,
             Arc::new(NoCleaner),
             Metrics::default(),
             Health::new(),
-            async {
-                let _ = stopped.await;
-            },
+            stop.clone(),
         ));
         Self { stop, task }
     }
 
     async fn stop(self) -> Result<(), RunError> {
-        let _ = self.stop.send(());
+        self.stop.cancel();
         within(30, "the controller to stop", self.task).await.expect("controller task")
     }
 }

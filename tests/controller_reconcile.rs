@@ -25,7 +25,7 @@ use livestream::controller::{
 use livestream::telemetry::Health;
 use serde_json::json;
 use support::kube::KubeEnv;
-use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 fn crd() -> CustomResourceDefinition {
     serde_yaml::from_str(include_str!("../crds/livestream.yaml")).expect("parse crds/livestream.yaml")
@@ -48,7 +48,7 @@ impl PrefixCleaner for FakeCleaner {
 /// One running controller, stopped on drop.
 struct Operator {
     metrics: Metrics,
-    stop: Option<oneshot::Sender<()>>,
+    stop: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), livestream::controller::RunError>>,
 }
 
@@ -76,18 +76,20 @@ impl Operator {
             identity: identity.into(),
         };
         let metrics = Metrics::default();
-        let (stop, stopped) = oneshot::channel();
-        let task =
-            tokio::spawn(run_controller(client.clone(), settings, cleaner, metrics.clone(), Health::new(), async {
-                let _ = stopped.await;
-            }));
-        Self { metrics, stop: Some(stop), task }
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run_controller(
+            client.clone(),
+            settings,
+            cleaner,
+            metrics.clone(),
+            Health::new(),
+            stop.clone(),
+        ));
+        Self { metrics, stop, task }
     }
 
     async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(20), &mut self.task).await;
     }
 }

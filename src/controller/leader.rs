@@ -10,6 +10,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Client;
 use kube::api::{Api, PostParams};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 /// Which Lease, who we are, and how long a holder keeps it without renewing.
@@ -161,10 +162,10 @@ impl LeaderElector {
         }
     }
 
-    /// Keeps trying and renewing until `stop` turns true, publishing leadership on
+    /// Keeps trying and renewing until `stop` is cancelled, publishing leadership on
     /// `leader`. Leadership is dropped when renewals fail for two thirds of the lease
     /// duration, before another replica may take over. Releases the Lease at the end.
-    pub async fn run(self, leader: watch::Sender<bool>, stop: watch::Receiver<bool>) {
+    pub async fn run(self, leader: watch::Sender<bool>, stop: CancellationToken) {
         let renew_deadline = self.settings.lease_duration.mul_f64(2.0 / 3.0);
         let mut last_renewal: Option<tokio::time::Instant> = None;
         let mut followed: Option<String> = None;
@@ -201,7 +202,7 @@ impl LeaderElector {
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.settings.retry_interval) => {}
-                _ = stop_requested(stop.clone()) => break,
+                _ = stop.cancelled() => break,
             }
         }
         leader.send_replace(false);
@@ -209,10 +210,6 @@ impl LeaderElector {
             warn!(lease = %self.settings.name, %error, "cannot release the lease");
         }
     }
-}
-
-async fn stop_requested(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await.is_ok();
 }
 
 #[cfg(test)]

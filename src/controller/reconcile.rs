@@ -22,8 +22,8 @@ use tracing::{debug, info, warn};
 
 use super::backoff::{FailureCounts, delay};
 use super::children::{
-    self, BuildError, Children, FIELD_MANAGER, FINALIZER, HTTP_PORT, generate_stream_key, generated_secret_name,
-    ingest_service_name, origin_service_name, stream_key_secret, worker_name,
+    self, BuildError, Children, FIELD_MANAGER, FINALIZER, HTTP_PORT, INSTANCE_LABEL, generate_stream_key,
+    generated_secret_name, ingest_service_name, origin_service_name, stream_key_secret, worker_name,
 };
 use super::cleanup::{CleanupOutcome, PrefixCleaner, StorageCredentials, StorageTarget, clean_up};
 use super::events::{Notice, publish, transitions};
@@ -33,13 +33,27 @@ use super::validate::{self, Invalid, Resolved};
 use super::{Metrics, OperatorConfig, apply};
 use crate::api::{LiveStream, LiveStreamStatus, Retention};
 
-/// Caches of the children the operator manages, kept by watches.
+/// Caches of the children the operator manages, kept by the watches that also trigger
+/// the reconciles.
 #[derive(Clone)]
 pub struct Stores {
     pub config_maps: Store<ConfigMap>,
     pub deployments: Store<Deployment>,
     pub services: Store<Service>,
     pub pods: Store<Pod>,
+}
+
+impl Stores {
+    /// Resolves once every cache holds its first complete list (at once after that), or
+    /// when a watch ended for good.
+    pub async fn ready(&self) {
+        let _ = futures::join!(
+            self.config_maps.wait_until_ready(),
+            self.deployments.wait_until_ready(),
+            self.services.wait_until_ready(),
+            self.pods.wait_until_ready(),
+        );
+    }
 }
 
 /// What every reconcile shares.
@@ -162,6 +176,8 @@ pub fn error_policy(stream: Arc<LiveStream>, error: &ReconcileError, ctx: Arc<Co
 }
 
 async fn apply_stream(stream: &LiveStream, ctx: &Context) -> Result<Action, ReconcileError> {
+    // Before the caches hold the children, every child would look missing and be applied.
+    ctx.stores.ready().await;
     let namespace = stream.namespace().ok_or(ReconcileError::NoNamespace)?;
     let name = stream.name_any();
     let key = stream_key(stream);
@@ -305,7 +321,7 @@ fn running_worker_pod(pods: &Store<Pod>, namespace: &str, name: &str) -> Option<
     pods.state()
         .into_iter()
         .filter(|pod| pod.namespace().as_deref() == Some(namespace))
-        .filter(|pod| pod.labels().get("app.kubernetes.io/instance").map(String::as_str) == Some(name))
+        .filter(|pod| pod.labels().get(INSTANCE_LABEL).map(String::as_str) == Some(name))
         .filter(|pod| pod.labels().get("app.kubernetes.io/component").map(String::as_str) == Some("worker"))
         .filter(|pod| pod.metadata.deletion_timestamp.is_none())
         .filter(|pod| pod.status.as_ref().is_some_and(|s| s.phase.as_deref() == Some("Running") && s.pod_ip.is_some()))

@@ -1,26 +1,26 @@
 //! Running the operator: watches and caches, the kube-rs Controller, leader election, and
 //! the telemetry endpoints.
 
-use std::future::Future;
 use std::sync::Arc;
 
-use futures::{FutureExt, StreamExt};
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
-use kube::api::Api;
+use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, watcher};
-use kube::{Client, Resource};
+use kube::{Client, Resource, ResourceExt};
 use prometheus_client::registry::Registry;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::backoff::FailureCounts;
-use super::children::{FIELD_MANAGER, MANAGED_SELECTOR};
+use super::children::{FIELD_MANAGER, INSTANCE_LABEL, MANAGED_SELECTOR, WORKER_POD_SELECTOR};
 use super::leader::{LeaderElector, LeaseSettings};
 use super::probe::WorkerStatusClient;
 use super::reconcile::{Context, StatusWrites, Stores, error_policy, reconcile};
@@ -68,11 +68,14 @@ pub async fn run(args: ControllerArgs, cleaner: Arc<dyn PrefixCleaner>) -> Resul
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let health = Health::new();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        info!("shutting down");
-        stop_tx.send_replace(true);
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            telemetry::shutdown_signal().await;
+            info!("shutting down");
+            shutdown.cancel();
+        }
     });
     let listener = telemetry::bind(args.listen).await?;
     let server = tokio::spawn(telemetry::serve(
@@ -80,40 +83,15 @@ pub async fn run(args: ControllerArgs, cleaner: Arc<dyn PrefixCleaner>) -> Resul
         Arc::new(registry),
         health.clone(),
         axum::Router::new(),
-        stopped(stop_rx.clone()),
+        shutdown.clone().cancelled_owned(),
     ));
-    let result = run_controller(client, settings, cleaner, metrics, health, stopped(stop_rx)).await;
+    let result = run_controller(client, settings, cleaner, metrics, health, shutdown).await;
     match server.await {
         Ok(Err(e)) => warn!(error = %e, "telemetry server failed"),
         Err(e) => warn!(error = %e, "telemetry server task failed"),
         Ok(Ok(())) => {}
     }
     result
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-async fn stopped(stop: watch::Receiver<bool>) {
-    becomes(stop, true).await;
 }
 
 /// Resolves when the flag equals `value`; never, once its sender is gone without it.
@@ -123,62 +101,59 @@ async fn becomes(mut flag: watch::Receiver<bool>, value: bool) {
     }
 }
 
-/// Runs the operator on `client` until `shutdown` resolves. With leader election it first
-/// waits to hold the Lease, and returns [`RunError::LostLeadership`] if it loses it.
+/// Runs the operator on `client` until `shutdown` is cancelled. With leader election it
+/// first waits to hold the Lease, and returns [`RunError::LostLeadership`] if it loses it.
 pub async fn run_controller(
     client: Client,
     settings: RunSettings,
     cleaner: Arc<dyn PrefixCleaner>,
     metrics: Metrics,
     health: Health,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let shutdown_tx = stop_tx.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        shutdown_tx.send_replace(true);
-    });
-
     let (leader_tx, leader_rx) = watch::channel(settings.leader_election.is_none());
+    // The elector stops after the controller, so that the Lease is released only once
+    // nothing reconciles any more.
+    let elector_stop = CancellationToken::new();
     let elector = settings
         .leader_election
         .clone()
-        .map(|lease| tokio::spawn(LeaderElector::new(client.clone(), lease).run(leader_tx, stop_rx.clone())));
+        .map(|lease| tokio::spawn(LeaderElector::new(client.clone(), lease).run(leader_tx, elector_stop.clone())));
     health.set("controller", HealthCheck::Ok);
+    let stop_elector = || async {
+        elector_stop.cancel();
+        if let Some(elector) = elector {
+            let _ = elector.await;
+        }
+    };
     tokio::select! {
         _ = becomes(leader_rx.clone(), true) => {}
-        _ = becomes(stop_rx.clone(), true) => {
-            if let Some(elector) = elector { let _ = elector.await; }
+        _ = shutdown.cancelled() => {
+            stop_elector().await;
             return Ok(());
         }
     }
     info!(identity = %settings.identity, "starting the LiveStream controller");
 
-    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let controller_stop = {
-        let lost = lost.clone();
-        let stop = stop_rx.clone();
-        let leader = leader_rx.clone();
+    // The controller stops on shutdown, or when leadership is lost without one.
+    let controller_stop = shutdown.child_token();
+    let lost = tokio::spawn({
+        let controller_stop = controller_stop.clone();
         async move {
             tokio::select! {
-                _ = becomes(stop.clone(), true) => {}
-                // The elector also drops leadership when it stops on shutdown: only a loss
-                // without a stop request is an error.
-                _ = becomes(leader, false) => {
-                    if !*stop.borrow() {
-                        lost.store(true, std::sync::atomic::Ordering::SeqCst);
-                    }
+                _ = becomes(leader_rx, false) => {
+                    controller_stop.cancel();
+                    true
                 }
+                _ = controller_stop.cancelled() => false,
             }
         }
-    };
-    run_reconcilers(client, &settings, cleaner, metrics, &health, controller_stop).await;
-    stop_tx.send_replace(true);
-    if let Some(elector) = elector {
-        let _ = elector.await;
-    }
-    if lost.load(std::sync::atomic::Ordering::SeqCst) { Err(RunError::LostLeadership) } else { Ok(()) }
+    });
+    run_reconcilers(client, &settings, cleaner, metrics, &health, controller_stop.clone()).await;
+    controller_stop.cancel();
+    let lost = lost.await.unwrap_or(false) && !shutdown.is_cancelled();
+    stop_elector().await;
+    if lost { Err(RunError::LostLeadership) } else { Ok(()) }
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -191,8 +166,9 @@ where
     }
 }
 
-/// Caches every managed object of kind `K` (selected by the managed-by label).
-fn cache<K>(api: Api<K>, selector: &str) -> (Store<K>, tokio::task::JoinHandle<()>)
+/// One watch of the objects of kind `K` that `selector` picks: it fills a store for the
+/// reconciles to read, and its events (deletions included) are what triggers them.
+fn reflected<K>(api: Api<K>, selector: &str) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
@@ -200,9 +176,10 @@ where
     // managedFields are never read from the cache; dropping them keeps it small.
     let events = watcher(api, watcher::Config::default().labels(selector))
         .default_backoff()
-        .modify(|object: &mut K| object.meta_mut().managed_fields = None);
-    let stream = reflector::reflector(writer, events).for_each(|_| futures::future::ready(()));
-    (store, tokio::spawn(stream))
+        .modify(|object: &mut K| object.meta_mut().managed_fields = None)
+        .reflect(writer)
+        .touched_objects();
+    (store, events)
 }
 
 async fn run_reconcilers(
@@ -211,36 +188,26 @@ async fn run_reconcilers(
     cleaner: Arc<dyn PrefixCleaner>,
     metrics: Metrics,
     health: &Health,
-    stop: impl Future<Output = ()> + Send + Sync + 'static,
+    stop: CancellationToken,
 ) {
     let ns = settings.namespace.as_deref();
-    let (config_maps, t1) = cache::<ConfigMap>(api(&client, ns), MANAGED_SELECTOR);
-    let (deployments, t2) = cache::<Deployment>(api(&client, ns), MANAGED_SELECTOR);
-    let (services, t3) = cache::<Service>(api(&client, ns), MANAGED_SELECTOR);
-    let (pods, t4) =
-        cache::<Pod>(api(&client, ns), "app.kubernetes.io/name=livestream,app.kubernetes.io/component=worker");
-    let caches = [t1, t2, t3, t4];
+    let (config_maps, config_map_events) = reflected(api::<ConfigMap>(&client, ns), MANAGED_SELECTOR);
+    let (deployments, deployment_events) = reflected(api::<Deployment>(&client, ns), MANAGED_SELECTOR);
+    let (services, service_events) = reflected(api::<Service>(&client, ns), MANAGED_SELECTOR);
+    let (pods, pod_events) = reflected(api::<Pod>(&client, ns), WORKER_POD_SELECTOR);
+    let stores = Stores { config_maps, deployments, services, pods };
+    // Ready once every watch has listed its objects, which the controller's own polling of
+    // the watches brings about.
     health.set("caches", HealthCheck::Failing("waiting for the first list of children".into()));
-    let stop = stop.shared();
-    // An error here means the cache task ended; reconciles then fall back to applying. A
-    // stop meanwhile (no rights any more, no API server) ends the wait.
-    let ready = async {
-        let _ = config_maps.wait_until_ready().await;
-        let _ = deployments.wait_until_ready().await;
-        let _ = services.wait_until_ready().await;
-        let _ = pods.wait_until_ready().await;
-    };
-    tokio::select! {
-        () = ready => {}
-        () = stop.clone() => {
-            for task in caches {
-                task.abort();
+    tokio::spawn({
+        let (stores, health, stop) = (stores.clone(), health.clone(), stop.clone());
+        async move {
+            tokio::select! {
+                () = stores.ready() => health.set("caches", HealthCheck::Ok),
+                () = stop.cancelled() => {}
             }
-            info!("stopped before the caches were ready");
-            return;
         }
-    }
-    health.set("caches", HealthCheck::Ok);
+    });
 
     let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: Some(settings.identity.clone()) };
     let ctx = Arc::new(Context {
@@ -249,24 +216,26 @@ async fn run_reconcilers(
         cleaner,
         recorder: Recorder::new(client.clone(), reporter),
         metrics,
-        stores: Stores { config_maps, deployments, services, pods },
+        stores,
         failures: FailureCounts::default(),
         status_writes: StatusWrites::default(),
         worker_status: WorkerStatusClient::new(settings.operator.worker_status_timeout),
     });
-    let owned = watcher::Config::default().labels(MANAGED_SELECTOR);
     let controller = Controller::new(api::<LiveStream>(&client, ns), watcher::Config::default());
     let streams = controller.store();
+    // Every Secret, not only the generated ones: a user who creates or fixes a referenced
+    // Secret sees the stream recover at once, not after a backoff. Only their metadata is
+    // watched: the data of every Secret of the cluster would cost memory for nothing.
+    let secret_events = watcher(api::<PartialObjectMeta<Secret>>(&client, ns), watcher::Config::default())
+        .default_backoff()
+        .touched_objects();
     controller
-        .owns(api::<ConfigMap>(&client, ns), owned.clone())
-        .owns(api::<Deployment>(&client, ns), owned.clone())
-        .owns(api::<Service>(&client, ns), owned)
-        // Every Secret, not only the generated ones: a user who creates or fixes a
-        // referenced Secret sees the stream recover at once, not after a backoff.
-        .watches(api::<Secret>(&client, ns), watcher::Config::default(), move |secret| {
-            streams_referencing(&streams, &secret)
-        })
-        .graceful_shutdown_on(stop)
+        .owns_stream(config_map_events)
+        .owns_stream(deployment_events)
+        .owns_stream(service_events)
+        .watches_stream(pod_events, |pod| stream_of_worker(&pod))
+        .watches_stream(secret_events, move |secret| streams_referencing(&streams, &secret))
+        .graceful_shutdown_on(stop.cancelled_owned())
         .run(reconcile, error_policy, ctx)
         .for_each(|result| {
             if let Err(error) = result {
@@ -275,18 +244,18 @@ async fn run_reconcilers(
             futures::future::ready(())
         })
         .await;
-    for task in caches {
-        task.abort();
-    }
     info!("the LiveStream controller stopped");
+}
+
+/// The LiveStream whose worker `pod` is (from the labels its Deployment gives it).
+fn stream_of_worker(pod: &Pod) -> Option<ObjectRef<LiveStream>> {
+    let name = pod.labels().get(INSTANCE_LABEL)?;
+    Some(ObjectRef::new(name).within(pod.namespace().as_deref()?))
 }
 
 /// The LiveStreams that use `secret`: as their stream key (generated or referenced), their
 /// storage credentials or their RTMPS certificate.
-fn streams_referencing(
-    streams: &kube::runtime::reflector::Store<LiveStream>,
-    secret: &Secret,
-) -> Vec<kube::runtime::reflector::ObjectRef<LiveStream>> {
+fn streams_referencing(streams: &Store<LiveStream>, secret: &PartialObjectMeta<Secret>) -> Vec<ObjectRef<LiveStream>> {
     let name = secret.metadata.name.as_deref().unwrap_or_default();
     let namespace = secret.metadata.namespace.as_deref();
     streams
@@ -298,6 +267,6 @@ fn streams_referencing(
             super::validate::referenced_secrets(stream).any(|referenced| referenced == name)
                 || generated.as_deref() == Some(name)
         })
-        .map(|stream| kube::runtime::reflector::ObjectRef::from_obj(stream.as_ref()))
+        .map(|stream| ObjectRef::from_obj(stream.as_ref()))
         .collect()
 }

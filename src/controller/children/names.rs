@@ -16,6 +16,11 @@ pub const FINALIZER: &str = "livestream.dev/storage-cleanup";
 pub const APP_NAME: &str = "livestream";
 /// Label selector matching every child the operator manages.
 pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=livestream-operator";
+/// The label naming the stream a child or a worker pod belongs to.
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+/// Selects the worker pods of every stream (pods carry their Deployment's selector
+/// labels, not the managed-by label).
+pub const WORKER_POD_SELECTOR: &str = "app.kubernetes.io/name=livestream,app.kubernetes.io/component=worker";
 /// Longest LiveStream name whose children's names stay within limits: the Service
 /// `NAME-ingest` is a DNS label of at most 63 characters.
 pub const MAX_STREAM_NAME_LEN: usize = 56;
@@ -72,7 +77,7 @@ pub fn storage_prefix(stream: &LiveStream) -> String {
 pub fn selector_labels(stream_name: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_string(), APP_NAME.to_string()),
-        ("app.kubernetes.io/instance".to_string(), stream_name.to_string()),
+        (INSTANCE_LABEL.to_string(), stream_name.to_string()),
         ("app.kubernetes.io/component".to_string(), Component::Worker.as_str().to_string()),
     ])
 }
@@ -81,7 +86,7 @@ pub fn selector_labels(stream_name: &str) -> BTreeMap<String, String> {
 pub fn labels(stream_name: &str, component: Component) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_string(), APP_NAME.to_string()),
-        ("app.kubernetes.io/instance".to_string(), stream_name.to_string()),
+        (INSTANCE_LABEL.to_string(), stream_name.to_string()),
         ("app.kubernetes.io/managed-by".to_string(), FIELD_MANAGER.to_string()),
         ("app.kubernetes.io/component".to_string(), component.as_str().to_string()),
     ])
