@@ -4,6 +4,7 @@
 //! process.
 
 pub mod api;
+pub mod backoff;
 pub mod controller;
 pub mod ingest;
 pub mod origin;

@@ -18,6 +18,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use livestream::api::{LiveStream, Phase};
+use livestream::backoff::Backoff;
 use livestream::controller::leader::LeaseSettings;
 use livestream::controller::{
     CleanupError, Metrics, OperatorConfig, PrefixCleaner, RunSettings, StorageTarget, run_controller,
@@ -67,8 +68,7 @@ impl Operator {
                 worker_status_timeout: Duration::from_secs(1),
                 idle_resync: Duration::from_secs(1),
                 cleanup_timeout: Duration::from_secs(3),
-                error_backoff_min: Duration::from_millis(500),
-                error_backoff_max: Duration::from_secs(2),
+                error_backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(2)),
                 ..OperatorConfig::default()
             },
             namespace: Some(namespace.into()),

@@ -90,8 +90,7 @@ fn config(plan: TranscodePlan) -> SupervisorConfig {
     config.source.frame_rate = Some(25.0);
     config.restart = RestartPolicy {
         max_restarts_per_minute: 3,
-        initial_backoff: Duration::from_millis(100),
-        max_backoff: Duration::from_secs(1),
+        backoff: livestream::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(1)),
     };
     config
 }

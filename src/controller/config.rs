@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::backoff::Backoff;
+
 /// Settings that apply to every LiveStream the operator manages.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OperatorConfig {
@@ -17,9 +19,8 @@ pub struct OperatorConfig {
     pub idle_resync: Duration,
     /// How long a delete may wait for storage cleanup before giving up on it.
     pub cleanup_timeout: Duration,
-    /// First and longest retry delay after an error or an invalid spec.
-    pub error_backoff_min: Duration,
-    pub error_backoff_max: Duration,
+    /// Retry delays after an error or an invalid spec.
+    pub error_backoff: Backoff,
 }
 
 impl Default for OperatorConfig {
@@ -31,8 +32,7 @@ impl Default for OperatorConfig {
             worker_status_timeout: Duration::from_secs(2),
             idle_resync: Duration::from_secs(300),
             cleanup_timeout: Duration::from_secs(30),
-            error_backoff_min: Duration::from_secs(2),
-            error_backoff_max: Duration::from_secs(300),
+            error_backoff: Backoff::new(Duration::from_secs(2), Duration::from_secs(300)),
         }
     }
 }

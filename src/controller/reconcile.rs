@@ -20,7 +20,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use tracing::{debug, info, warn};
 
-use super::backoff::{FailureCounts, delay};
+use super::backoff::FailureCounts;
 use super::children::{
     self, BuildError, Children, FIELD_MANAGER, FINALIZER, HTTP_PORT, INSTANCE_LABEL, generate_stream_key,
     generated_secret_name, ingest_service_name, origin_service_name, stream_key_secret, worker_name,
@@ -169,10 +169,10 @@ pub async fn reconcile(stream: Arc<LiveStream>, ctx: Arc<Context>) -> Result<Act
 pub fn error_policy(stream: Arc<LiveStream>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
     warn!(stream = %stream_key(&stream), %error, "reconcile failed");
     if error.is_cleanup() {
-        return Action::requeue(ctx.config.error_backoff_min);
+        return Action::requeue(ctx.config.error_backoff.min);
     }
     let failures = ctx.failures.record_failure(&stream_key(&stream));
-    Action::requeue(delay(failures, ctx.config.error_backoff_min, ctx.config.error_backoff_max))
+    Action::requeue(ctx.config.error_backoff.delay(failures))
 }
 
 async fn apply_stream(stream: &LiveStream, ctx: &Context) -> Result<Action, ReconcileError> {
@@ -199,7 +199,7 @@ async fn apply_stream(stream: &LiveStream, ctx: &Context) -> Result<Action, Reco
             let status = compute(stream, &observed, Some(&invalid), now_in_seconds());
             write_status(stream, &namespace, status, ctx).await?;
             let failures = ctx.failures.record_failure(&key);
-            return Ok(Action::requeue(delay(failures, ctx.config.error_backoff_min, ctx.config.error_backoff_max)));
+            return Ok(Action::requeue(ctx.config.error_backoff.delay(failures)));
         }
     };
 

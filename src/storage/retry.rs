@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::error::StoreError;
+use crate::backoff::Backoff;
 
 /// When to stop retrying.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,13 +23,10 @@ pub enum RetryLimit {
     UntilCancelled,
 }
 
-/// How to retry: backoff grows from `initial_backoff`, doubling per retry up to
-/// `max_backoff`; each delay is drawn between half and all of that ceiling, so that many
-/// workers that failed together do not retry together.
+/// How to retry: after jittered delays of a [`Backoff`], up to a limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
-    pub initial_backoff: Duration,
-    pub max_backoff: Duration,
+    pub backoff: Backoff,
     pub limit: RetryLimit,
 }
 
@@ -37,8 +35,7 @@ impl RetryPolicy {
     /// 100 ms up to 5 s.
     pub fn bounded(max_attempts: u32, max_elapsed: Duration) -> Self {
         Self {
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(5),
+            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
             limit: RetryLimit::Bounded { max_attempts, max_elapsed },
         }
     }
@@ -47,39 +44,22 @@ impl RetryPolicy {
     /// that after an outage the stream resumes within seconds.
     pub fn until_cancelled() -> Self {
         Self {
-            initial_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(5),
+            backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(5)),
             limit: RetryLimit::UntilCancelled,
         }
     }
 
     /// The same policy with other backoff bounds.
     pub fn with_backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.initial_backoff = initial;
-        self.max_backoff = max;
+        self.backoff = Backoff::new(initial, max);
         self
-    }
-
-    /// The largest delay before retry number `retry` (1 for the first retry):
-    /// `initial_backoff * 2^(retry-1)`, capped at `max_backoff`.
-    pub fn backoff_ceiling(&self, retry: u32) -> Duration {
-        let doublings = retry.saturating_sub(1).min(31);
-        self.initial_backoff.saturating_mul(1u32 << doublings).min(self.max_backoff)
-    }
-
-    /// The delay before retry number `retry`, given `unit`, a random number in `[0, 1]`:
-    /// between half the ceiling (`unit` = 0) and the whole ceiling (`unit` = 1).
-    pub fn backoff(&self, retry: u32, unit: f64) -> Duration {
-        let ceiling = self.backoff_ceiling(retry);
-        let half = ceiling / 2;
-        half + (ceiling - half).mul_f64(unit.clamp(0.0, 1.0))
     }
 
     /// Whether to retry after `attempts` failed attempts, `elapsed` after the first one
     /// started, and how long to wait first. A bounded policy never waits past
     /// `max_elapsed`: the last delay is shortened to end at it.
     pub fn next_delay(&self, attempts: u32, elapsed: Duration, unit: f64) -> Option<Duration> {
-        let delay = self.backoff(attempts, unit);
+        let delay = self.backoff.jittered(attempts, unit);
         match self.limit {
             RetryLimit::UntilCancelled => Some(delay),
             RetryLimit::Bounded { max_attempts, max_elapsed } => {
@@ -183,20 +163,14 @@ mod tests {
     }
 
     #[test]
-    fn ceilings_double_up_to_the_cap() {
-        let ceilings: Vec<_> = (1..=6).map(|n| policy().backoff_ceiling(n).as_millis()).collect();
-        assert_eq!(ceilings, [100, 200, 400, 800, 1000, 1000]);
-        assert_eq!(policy().backoff_ceiling(u32::MAX), 1000 * MS);
-    }
-
-    #[test]
-    fn jitter_stays_between_half_and_all_of_the_ceiling() {
-        let p = policy();
-        assert_eq!(p.backoff(3, 0.0), 200 * MS);
-        assert_eq!(p.backoff(3, 0.5), 300 * MS);
-        assert_eq!(p.backoff(3, 1.0), 400 * MS);
-        assert_eq!(p.backoff(3, 7.0), 400 * MS);
-        assert_eq!(p.backoff(3, -1.0), 200 * MS);
+    fn delays_double_up_to_the_cap_with_jitter() {
+        let ceilings: Vec<_> = (1..=5).map(|n| policy().next_delay(n, Duration::ZERO, 1.0)).collect();
+        let expected = [Some(100 * MS), Some(200 * MS), Some(400 * MS), Some(800 * MS), None];
+        assert_eq!(ceilings, expected, "the fifth failed attempt is the last");
+        let long = policy().with_backoff(100 * MS, 1000 * MS);
+        let long = RetryPolicy { limit: RetryLimit::UntilCancelled, ..long };
+        assert_eq!(long.next_delay(9, Duration::ZERO, 1.0), Some(1000 * MS), "capped");
+        assert_eq!(policy().next_delay(3, Duration::ZERO, 0.0), Some(200 * MS), "half the ceiling at the least");
     }
 
     #[test]
@@ -221,7 +195,7 @@ mod tests {
 
     /// Backoff short enough that the loop tests take milliseconds of real time.
     fn quick(limit: RetryLimit) -> RetryPolicy {
-        RetryPolicy { initial_backoff: MS, max_backoff: 2 * MS, limit }
+        RetryPolicy { backoff: Backoff::new(MS, 2 * MS), limit }
     }
 
     fn quick_bounded() -> RetryPolicy {

@@ -30,6 +30,8 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 use tracing::{info, warn};
 
+use crate::backoff::Backoff;
+
 use super::args::{LOCAL_PLAYLIST, ffmpeg_args, fragment_socket};
 use super::gate::{InputFormat, InputGate};
 use super::lines::read_bounded_line;
@@ -52,27 +54,20 @@ const RESTART_WINDOW: Duration = Duration::from_secs(60);
 pub struct RestartPolicy {
     /// Restarts allowed within any minute; one more and the transcoder gives up.
     pub max_restarts_per_minute: u32,
-    /// Delay before the first restart; doubled for each further restart in the minute.
-    pub initial_backoff: Duration,
-    /// Longest delay before a restart.
-    pub max_backoff: Duration,
+    /// Delays before a restart, growing with the restarts of the last minute.
+    pub backoff: Backoff,
 }
 
 impl Default for RestartPolicy {
     fn default() -> Self {
-        Self {
-            max_restarts_per_minute: 5,
-            initial_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(5),
-        }
+        Self { max_restarts_per_minute: 5, backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(5)) }
     }
 }
 
 impl RestartPolicy {
     /// The delay before a restart when `recent` restarts happened in the last minute.
-    pub fn backoff(&self, recent: u32) -> Duration {
-        let factor = 1u32.checked_shl(recent.min(16)).unwrap_or(u32::MAX);
-        self.initial_backoff.saturating_mul(factor).min(self.max_backoff)
+    pub fn delay(&self, recent: u32) -> Duration {
+        self.backoff.delay(recent.saturating_add(1))
     }
 }
 
@@ -519,7 +514,7 @@ impl Supervisor {
                 return Err(TranscodeError::GaveUp(recent));
             }
             self.restarts.push_back(now);
-            if !self.wait_observing(self.config.restart.backoff(recent), input).await {
+            if !self.wait_observing(self.config.restart.delay(recent), input).await {
                 return Ok(None);
             }
             number = number.saturating_add(1);
@@ -720,13 +715,12 @@ mod tests {
     fn backoff_doubles_up_to_the_limit() {
         let policy = RestartPolicy {
             max_restarts_per_minute: 5,
-            initial_backoff: Duration::from_millis(250),
-            max_backoff: Duration::from_secs(2),
+            backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(2)),
         };
-        assert_eq!(policy.backoff(0), Duration::from_millis(250));
-        assert_eq!(policy.backoff(2), Duration::from_secs(1));
-        assert_eq!(policy.backoff(3), Duration::from_secs(2));
-        assert_eq!(policy.backoff(40), Duration::from_secs(2));
+        assert_eq!(policy.delay(0), Duration::from_millis(250));
+        assert_eq!(policy.delay(2), Duration::from_secs(1));
+        assert_eq!(policy.delay(3), Duration::from_secs(2));
+        assert_eq!(policy.delay(40), Duration::from_secs(2));
     }
 
     #[test]

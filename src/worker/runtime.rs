@@ -11,6 +11,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::backoff::Backoff;
 use crate::ingest::listener::{self, Endpoint, IngestMetrics, ListenerConfig, TlsError, TlsFiles, TlsIdentity};
 use crate::origin::{LiveIndex, Origin};
 use crate::storage::{AnyStore, InstrumentedStore, StorageMetrics};
@@ -183,7 +184,8 @@ pub fn shutdown_on_signals() -> watch::Receiver<bool> {
 fn spawn_storage_check(store: Arc<InstrumentedStore<AnyStore>>, health: Health, mut shutdown: watch::Receiver<bool>) {
     health.set("storage", HealthCheck::Failing("not checked yet".into()));
     tokio::spawn(async move {
-        let mut delay = Duration::from_millis(500);
+        let backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        let mut failures = 0;
         loop {
             let result = match store.inner() {
                 AnyStore::S3(s3) => s3.check().await,
@@ -206,11 +208,11 @@ fn spawn_storage_check(store: Arc<InstrumentedStore<AnyStore>>, health: Health, 
                     health.set("storage", HealthCheck::Failing(e.to_string()));
                 }
             }
+            failures += 1;
             tokio::select! {
-                () = tokio::time::sleep(delay) => {}
+                () = tokio::time::sleep(backoff.delay(failures)) => {}
                 _ = shutdown.wait_for(|stop| *stop) => return,
             }
-            delay = (delay * 2).min(Duration::from_secs(30));
         }
     });
 }
