@@ -116,7 +116,7 @@ mod tests {
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
         metrics.observe_reconcile(Duration::from_millis(3), None);
-        metrics.observe_reconcile(Duration::from_millis(3), Some("KubeApi"));
+        metrics.observe_reconcile(Duration::from_millis(3), Some("ApplyChild"));
         metrics.observe_write("Deployment");
         metrics.set_phase("a/b", Some(Phase::Live));
         metrics.set_phase("a/c", Some(Phase::Live));
@@ -127,7 +127,7 @@ mod tests {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(text.contains("livestream_controller_reconciles_total 2"), "{text}");
-        assert!(text.contains("livestream_controller_reconcile_errors_total{reason=\"KubeApi\"} 1"), "{text}");
+        assert!(text.contains("livestream_controller_reconcile_errors_total{reason=\"ApplyChild\"} 1"), "{text}");
         assert!(text.contains("livestream_controller_streams{phase=\"Live\"} 1"), "{text}");
         assert!(text.contains("livestream_controller_reconcile_duration_seconds_count 2"), "{text}");
     }
