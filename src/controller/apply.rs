@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::cache::Cached;
 use super::children::FIELD_MANAGER;
 
 /// Annotation holding the hash of the applied configuration of a child.
@@ -77,17 +78,21 @@ pub fn first_difference(desired: &Value, actual: &Value) -> Option<String> {
     }
 }
 
-/// Applies `desired` (stamped here) unless `existing` already matches it. Returns the
-/// object as it now is, and whether a write was sent.
-pub async fn apply_if_changed<K>(api: &Api<K>, mut desired: K, existing: Option<&K>) -> Result<(K, bool), kube::Error>
+/// Applies `desired` (stamped here) unless the cached `existing` already matches it.
+/// Returns the object as it now is, and whether a write was sent.
+pub async fn apply_if_changed<K>(
+    api: &Api<K>,
+    mut desired: K,
+    existing: Option<&Cached<K>>,
+) -> Result<(K, bool), kube::Error>
 where
     K: Resource<Scope = NamespaceResourceScope> + Clone + Serialize + DeserializeOwned + Debug,
 {
     stamp(&mut desired).map_err(kube::Error::SerdeError)?;
     let desired_value = serde_json::to_value(&desired).map_err(kube::Error::SerdeError)?;
-    let existing_value = existing.map(serde_json::to_value).transpose().map_err(kube::Error::SerdeError)?;
-    if let (false, Some(existing)) = (needs_apply(&desired_value, existing_value.as_ref()), existing) {
-        return Ok((existing.clone(), false));
+    let existing_value = existing.map(Cached::value).transpose().map_err(kube::Error::SerdeError)?;
+    if let Some(existing) = existing_value.as_ref().filter(|existing| !needs_apply(&desired_value, Some(existing))) {
+        return Ok((K::deserialize(existing).map_err(kube::Error::SerdeError)?, false));
     }
     let name = desired.name_any();
     if let Some(existing) = &existing_value {

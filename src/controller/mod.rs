@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod args;
 pub mod backoff;
+pub mod cache;
 pub mod children;
 pub mod cleanup;
 pub mod config;

@@ -8,18 +8,18 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
-use kube::runtime::controller::Controller;
+use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, watcher};
 use kube::{Client, Resource, ResourceExt};
 use prometheus_client::registry::Registry;
-use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::backoff::FailureCounts;
+use super::cache::Cached;
 use super::children::{FIELD_MANAGER, INSTANCE_LABEL, MANAGED_SELECTOR, WORKER_POD_SELECTOR};
 use super::leader::{LeaderElector, LeaseSettings};
 use super::probe::WorkerStatusClient;
@@ -27,6 +27,10 @@ use super::reconcile::{Context, StatusWrites, Stores, error_policy, reconcile};
 use super::{ControllerArgs, Metrics, OperatorConfig, PrefixCleaner};
 use crate::api::LiveStream;
 use crate::telemetry::{self, Health, HealthCheck};
+
+/// Reconciles run at once: enough to keep the API server busy on a few cores, few enough
+/// that their connections and buffers stay small beside the caches.
+const RECONCILE_CONCURRENCY: u16 = 16;
 
 /// Why the operator stopped.
 #[derive(Debug, thiserror::Error)]
@@ -167,16 +171,19 @@ where
 }
 
 /// One watch of the objects of kind `K` that `selector` picks: it fills a store for the
-/// reconciles to read, and its events (deletions included) are what triggers them.
-fn reflected<K>(api: Api<K>, selector: &str) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send)
+/// reconciles to read (compact: see [`Cached`]), and its events (deletions included) are
+/// what triggers them.
+fn reflected<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    selector: &str,
+) -> (Store<Cached<K>>, impl Stream<Item = Result<Cached<K>, watcher::Error>> + Send + use<K>)
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()> + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
-    // managedFields are never read from the cache; dropping them keeps it small.
-    let events = watcher(api, watcher::Config::default().labels(selector))
+    let events = watcher(api::<Cached<K>>(client, namespace), watcher::Config::default().labels(selector))
         .default_backoff()
-        .modify(|object: &mut K| object.meta_mut().managed_fields = None)
         .reflect(writer)
         .touched_objects();
     (store, events)
@@ -191,10 +198,10 @@ async fn run_reconcilers(
     stop: CancellationToken,
 ) {
     let ns = settings.namespace.as_deref();
-    let (config_maps, config_map_events) = reflected(api::<ConfigMap>(&client, ns), MANAGED_SELECTOR);
-    let (deployments, deployment_events) = reflected(api::<Deployment>(&client, ns), MANAGED_SELECTOR);
-    let (services, service_events) = reflected(api::<Service>(&client, ns), MANAGED_SELECTOR);
-    let (pods, pod_events) = reflected(api::<Pod>(&client, ns), WORKER_POD_SELECTOR);
+    let (config_maps, config_map_events) = reflected::<ConfigMap>(&client, ns, MANAGED_SELECTOR);
+    let (deployments, deployment_events) = reflected::<Deployment>(&client, ns, MANAGED_SELECTOR);
+    let (services, service_events) = reflected::<Service>(&client, ns, MANAGED_SELECTOR);
+    let (pods, pod_events) = reflected::<Pod>(&client, ns, WORKER_POD_SELECTOR);
     let stores = Stores { config_maps, deployments, services, pods };
     // Ready once every watch has listed its objects, which the controller's own polling of
     // the watches brings about.
@@ -221,7 +228,10 @@ async fn run_reconcilers(
         status_writes: StatusWrites::default(),
         worker_status: WorkerStatusClient::new(settings.operator.worker_status_timeout),
     });
-    let controller = Controller::new(api::<LiveStream>(&client, ns), watcher::Config::default());
+    // Bounded concurrency: every reconcile in flight holds an API connection (HTTP/1.1)
+    // and its buffers, so a thousand new streams would otherwise open a thousand at once.
+    let controller = Controller::new(api::<LiveStream>(&client, ns), watcher::Config::default())
+        .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY));
     let streams = controller.store();
     // Every Secret, not only the generated ones: a user who creates or fixes a referenced
     // Secret sees the stream recover at once, not after a backoff. Only their metadata is
@@ -248,7 +258,7 @@ async fn run_reconcilers(
 }
 
 /// The LiveStream whose worker `pod` is (from the labels its Deployment gives it).
-fn stream_of_worker(pod: &Pod) -> Option<ObjectRef<LiveStream>> {
+fn stream_of_worker(pod: &Cached<Pod>) -> Option<ObjectRef<LiveStream>> {
     let name = pod.labels().get(INSTANCE_LABEL)?;
     Some(ObjectRef::new(name).within(pod.namespace().as_deref()?))
 }

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::{Context, ReconcileError};
 use crate::controller::apply::apply_if_changed;
+use crate::controller::cache::Cached;
 use crate::controller::children::Children;
 
 /// The children as the API server holds them after the apply.
@@ -33,7 +34,12 @@ pub(super) async fn apply(children: Children, namespace: &str, ctx: &Context) ->
     Ok(Applied { deployment, ingest_service, origin_service })
 }
 
-async fn apply_child<K>(ctx: &Context, namespace: &str, desired: K, cache: &Store<K>) -> Result<K, ReconcileError>
+async fn apply_child<K>(
+    ctx: &Context,
+    namespace: &str,
+    desired: K,
+    cache: &Store<Cached<K>>,
+) -> Result<K, ReconcileError>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + Clone

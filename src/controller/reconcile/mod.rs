@@ -28,6 +28,7 @@ use tracing::{debug, warn};
 pub use update_status::StatusWrites;
 
 use super::backoff::FailureCounts;
+use super::cache::Cached;
 use super::children::{self, BuildError, FINALIZER, ingest_service_name, origin_service_name, worker_name};
 use super::cleanup::{CleanupOutcome, PrefixCleaner, StorageTarget, clean_up};
 use super::events::{Notice, publish};
@@ -37,14 +38,14 @@ use super::validate::Invalid;
 use super::{Metrics, OperatorConfig};
 use crate::api::{LiveStream, Retention};
 
-/// Caches of the children the operator manages, kept by the watches that also trigger
-/// the reconciles.
+/// Caches of the children the operator manages (and of the worker pods), kept by the
+/// watches that also trigger the reconciles.
 #[derive(Clone)]
 pub struct Stores {
-    pub config_maps: Store<ConfigMap>,
-    pub deployments: Store<Deployment>,
-    pub services: Store<Service>,
-    pub pods: Store<Pod>,
+    pub config_maps: Store<Cached<ConfigMap>>,
+    pub deployments: Store<Cached<Deployment>>,
+    pub services: Store<Cached<Service>>,
+    pub pods: Store<Cached<Pod>>,
 }
 
 impl Stores {
@@ -201,14 +202,13 @@ async fn report_invalid(
 ) -> Result<Action, ReconcileError> {
     let name = stream.name_any();
     debug!(stream = %stream_key(stream), reason = invalid.reason, "references are not usable");
-    let cached = |store: &Store<Service>, name: String| store.get(&ObjectRef::new(&name).within(namespace));
-    let deployment = ctx.stores.deployments.get(&ObjectRef::new(&worker_name(&name)).within(namespace));
-    let ingest = cached(&ctx.stores.services, ingest_service_name(&name));
-    let origin = cached(&ctx.stores.services, origin_service_name(&name));
+    let deployment = cached(&ctx.stores.deployments, namespace, &worker_name(&name));
+    let ingest = cached(&ctx.stores.services, namespace, &ingest_service_name(&name));
+    let origin = cached(&ctx.stores.services, namespace, &origin_service_name(&name));
     let observed = Observed {
-        deployment: deployment.as_deref(),
-        ingest_service: ingest.as_deref(),
-        origin_service: origin.as_deref(),
+        deployment: deployment.as_ref(),
+        ingest_service: ingest.as_ref(),
+        origin_service: origin.as_ref(),
         node_address: None,
         worker: WorkerObservation::NotRunning,
     };
@@ -216,6 +216,15 @@ async fn report_invalid(
     update_status::write(stream, namespace, status, ctx).await?;
     let failures = ctx.failures.record_failure(&stream_key(stream));
     Ok(Action::requeue(ctx.config.error_backoff.delay(failures)))
+}
+
+/// The cached object `name` of `namespace`, typed; `None` when it is not cached or does
+/// not parse as its kind.
+fn cached<K: serde::de::DeserializeOwned>(store: &Store<Cached<K>>, namespace: &str, name: &str) -> Option<K>
+where
+    Cached<K>: kube::Resource<DynamicType = ()>,
+{
+    store.get(&ObjectRef::new(name).within(namespace)).and_then(|object| object.object().ok())
 }
 
 /// A deleted stream: with `Delete` retention, its objects are removed from storage,
