@@ -287,7 +287,7 @@ const LEAP_KEY: &str = "k3y-0f-the-l3ap";
 
 /// `livestream serve` through what the worker alerts are about.
 fn worker_run() -> Vec<Exposition> {
-    use support::rtmp_publisher::{self, Scheduled};
+    use support::rtmp_publisher;
     let _serial = media::serial();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut minio = runtime.block_on(MinioServer::start());
@@ -319,17 +319,8 @@ fn worker_run() -> Vec<Exposition> {
     );
     let logs = tempfile::tempdir().unwrap();
     // The leaping source is encoded before the scrapes start: ffmpeg takes the CPU meanwhile.
-    const HOUR_MS: u32 = 3_600_000;
-    let leaping: Vec<Scheduled> = rtmp_publisher::encoded_tags(logs.path(), 5)
-        .into_iter()
-        .map(|mut tag| {
-            let at = Duration::from_millis(u64::from(tag.timestamp_ms));
-            if tag.timestamp_ms >= 2_000 {
-                tag.timestamp_ms += HOUR_MS;
-            }
-            Scheduled { tag, at }
-        })
-        .collect();
+    let tags = rtmp_publisher::encoded_tags(logs.path(), 5);
+    let leaping = rtmp_publisher::leaping(tags, Duration::from_secs(2), Duration::from_secs(3600));
     let metrics = serve.http_url("metrics");
     let now = |name: &str, labels: &[(&str, &str)]| Exposition::fetch(&metrics).value(name, labels);
     let demo = [("stream", "live/demo")];
