@@ -25,6 +25,8 @@
 #                                         buildah's storage under the cache (nothing is pulled)
 #   minio                                 its Go module
 #   helm                                  its Go module
+#   promtool                              the Prometheus Go module: checks and unit-tests the
+#                                         chart's alerting rules (`promtool test rules`)
 #
 # The node and the images need Linux and root (pods run under runc); elsewhere they are
 # skipped with a message, and the cluster tests fail saying what is missing.
@@ -34,6 +36,8 @@ K8S_VERSION=v1.37.2
 ETCD_VERSION=v3.7.0
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 HELM_VERSION=v4.3.1
+# Prometheus 3.x publishes its Go module as v0.3MM.P for release 3.MM.P.
+PROMETHEUS_VERSION=v0.316.0
 PAUSE_TAG=3.10.2
 DEBIAN_SUITE=bookworm
 
@@ -158,6 +162,16 @@ build_helm() {
     -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
     "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
   stamp helm "$HELM_VERSION"
+}
+
+build_promtool() {
+  if fresh promtool "$PROMETHEUS_VERSION" && [[ -x "$BIN/promtool" ]]; then
+    return
+  fi
+  log "building promtool $PROMETHEUS_VERSION"
+  GOBIN="$BIN" GOFLAGS= go install -trimpath -ldflags "-s -w" \
+    "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
+  stamp promtool "$PROMETHEUS_VERSION"
 }
 
 # --- The player tests: Chromium, nginx as the CDN, hls.js and puppeteer-core ----------------
@@ -350,6 +364,7 @@ install_player_modules
 build_kube
 build_minio
 build_helm
+build_promtool
 if node_supported; then
   install_node_packages
   build_node

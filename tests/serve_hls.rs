@@ -307,21 +307,12 @@ fn a_source_without_video_plays_as_one_audio_rendition() {
 /// before the leap, without an hour of repeated frames in between.
 #[test]
 fn a_source_whose_timestamps_leap_an_hour_plays_on() {
-    use support::rtmp_publisher::{self, Scheduled};
+    use support::rtmp_publisher;
     let _serial = media::serial();
     let serve = Serve::start(&ladder_args(&["--reconnect-grace", "1"]), &[]);
     let dir = tempfile::tempdir().unwrap();
-    const HOUR_MS: u32 = 3_600_000;
-    let tags: Vec<Scheduled> = rtmp_publisher::encoded_tags(dir.path(), 6)
-        .into_iter()
-        .map(|mut tag| {
-            let at = Duration::from_millis(u64::from(tag.timestamp_ms));
-            if tag.timestamp_ms >= 3_000 {
-                tag.timestamp_ms += HOUR_MS;
-            }
-            Scheduled { tag, at }
-        })
-        .collect();
+    let hour = Duration::from_secs(3600);
+    let tags = rtmp_publisher::leaping(rtmp_publisher::encoded_tags(dir.path(), 6), Duration::from_secs(3), hour);
     rtmp_publisher::publish(serve.rtmp_port, "live", "leap", &tags).expect("the publish goes through");
     let base = serve.http_url("live/leap");
     let playlists = wait_ended(&base, &serve);

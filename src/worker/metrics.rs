@@ -63,7 +63,7 @@ impl WorkerMetrics {
         );
         registry.register(
             "livestream_segments_dropped",
-            "Segments dropped before upload because storage stayed unavailable",
+            "Drops of media (parts or segments) before storage: refused for good, or waiting past the queue's bound",
             m.segments_dropped.clone(),
         );
         registry.register("livestream_ffmpeg_restarts", "Restarts of ffmpeg after it died", m.ffmpeg_restarts.clone());

@@ -51,6 +51,21 @@ pub struct Scheduled {
     pub at: Duration,
 }
 
+/// `tags` on their own timeline, with the encoder's clock leaping `leap` ahead from `from`
+/// on: the timestamps jump, the pace of sending does not.
+pub fn leaping(tags: Vec<FlvTag>, from: Duration, leap: Duration) -> Vec<Scheduled> {
+    let (from, leap) = (from.as_millis() as u32, leap.as_millis() as u32);
+    tags.into_iter()
+        .map(|mut tag| {
+            let at = Duration::from_millis(u64::from(tag.timestamp_ms));
+            if tag.timestamp_ms >= from {
+                tag.timestamp_ms += leap;
+            }
+            Scheduled { tag, at }
+        })
+        .collect()
+}
+
 /// Publishes `tags` to `app`/`key` on an RTMP server, each at its time, then unpublishes
 /// cleanly (FCUnpublish, deleteStream) and closes. The server's replies are read and
 /// discarded.

@@ -59,3 +59,18 @@ httpGet:
 {{- fail (printf "replicaCount=%d needs leaderElection=true: without the Lease every replica would reconcile the same streams" (int .Values.replicaCount)) -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The labels of one alert: its severity, then prometheusRule.alertLabels. */}}
+{{- define "livestream-operator.alertLabels" -}}
+{{- $root := index . 0 -}}
+severity: {{ index . 1 }}
+{{- with $root.Values.prometheusRule.alertLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* An alert's runbook: its section of the operations guide (headings are the alert names). */}}
+{{- define "livestream-operator.runbook" -}}
+{{- $root := index . 0 -}}
+{{- printf "%s#%s" $root.Values.prometheusRule.runbookBaseUrl (lower (index . 1)) -}}
+{{- end -}}
