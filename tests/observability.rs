@@ -432,7 +432,7 @@ fn operator_run() -> Vec<Exposition> {
     wait_for("a reconcile error, a Failed and a Pending stream", Duration::from_secs(60), || {
         operator.assert_running();
         let scrape = Exposition::fetch(&format!("{base}/metrics"));
-        let errors = scrape.value("livestream_controller_reconcile_errors_total", &[("reason", "KubeApi")]);
+        let errors = scrape.value("livestream_controller_reconcile_errors_total", &[("reason", "ApplyChild")]);
         let failed = scrape.value("livestream_controller_streams", &[("phase", "Failed")]);
         let pending = scrape.value("livestream_controller_streams", &[("phase", "Pending")]);
         (errors >= Some(2.0) && failed == Some(1.0) && pending >= Some(1.0)).then_some(())
@@ -923,7 +923,7 @@ fn scenarios(run: &RealRun) -> Vec<Scenario> {
     let uploads: Vec<_> = every_real_labels(worker, "livestream_storage_uploads_total").into_iter().map(w).collect();
     let failures: Vec<_> =
         every_real_labels(worker, "livestream_storage_upload_failures_total").into_iter().map(w).collect();
-    let errors = o(real_labels(operator, "livestream_controller_reconcile_errors_total", &[("reason", "KubeApi")]));
+    let errors = o(real_labels(operator, "livestream_controller_reconcile_errors_total", &[("reason", "ApplyChild")]));
     let failed = o(real_labels(operator, "livestream_controller_streams", &[("phase", "Failed")]));
     let pending = o(real_labels(operator, "livestream_controller_streams", &[("phase", "Pending")]));
     // The standby replica: same series from another pod, 0 in every phase.
@@ -1370,7 +1370,7 @@ fn the_guide_has_a_section_for_each_alert_and_names_every_reason() {
     let status = source("controller/status/mod.rs");
     reasons.extend(literal_arguments(&status, "Desired::new(", 2));
     reasons.extend(literal_arguments(&status, "not_live(", 0));
-    for file in ["controller/events.rs", "controller/reconcile.rs"] {
+    for file in ["controller/events.rs", "controller/reconcile/mod.rs"] {
         let text = source(file);
         reasons.extend(literal_arguments(&text, "Notice::normal(", 0));
         reasons.extend(literal_arguments(&text, "Notice::warning(", 0));
