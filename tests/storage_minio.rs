@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use livestream::storage::{
-    ErrorClass, InstrumentedStore, ObjectKind, RetryPolicy, S3Settings, S3Store, SegmentFormat, StorageMetrics, Store,
-    StoreError, retry,
+    ErrorClass, InstrumentedStore, ObjectKind, RetryPolicy, S3Credentials, S3Settings, S3Store, SegmentFormat,
+    StorageMetrics, Store, StoreError, retry,
 };
 use support::minio::MinioServer;
 
@@ -97,7 +97,8 @@ async fn refused_credentials_are_reported_without_leaking_them() {
         ("UNKNOWNKEYID0123".to_string(), minio.secret_key().to_string()),
     ];
     for (access_key, secret) in cases {
-        let settings = S3Settings::new("live", "us-east-1", &access_key, &secret).with_endpoint(minio.endpoint(), true);
+        let credentials = S3Credentials::from_keys(&access_key, &secret);
+        let settings = S3Settings::new("live", "us-east-1", credentials).with_endpoint(minio.endpoint(), true);
         assert!(!format!("{settings:?}").contains(&secret), "Debug shows the secret");
         let store = S3Store::new(settings);
         assert!(!format!("{store:?}").contains(&secret), "Debug shows the secret");

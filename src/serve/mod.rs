@@ -19,7 +19,7 @@ use crate::api::{BehindPolicy, HlsSpec, LadderSpec, SegmentContainer};
 use crate::ingest::listener::TlsFiles;
 use crate::origin::{LiveIndex, Origin};
 use crate::storage::{AnyStore, LocalStore, S3Settings, S3Store};
-use crate::worker::config::read_secret_env;
+use crate::worker::config::credentials_from_env;
 use crate::worker::keys::{KeyConfigError, KeyPolicy};
 use crate::worker::manager::{ManagerSettings, PrefixRule, StreamManager};
 use crate::worker::runtime::{self, Addresses, Bound, ScratchUse};
@@ -197,12 +197,8 @@ pub async fn run_until(
     };
     let (store, prefix, files) = match &args.s3_bucket {
         Some(bucket) => {
-            let mut settings = S3Settings::new(
-                bucket.clone(),
-                args.s3_region.clone(),
-                read_secret_env("AWS_ACCESS_KEY_ID")?,
-                read_secret_env("AWS_SECRET_ACCESS_KEY")?,
-            );
+            let credentials = credentials_from_env("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")?;
+            let mut settings = S3Settings::new(bucket.clone(), args.s3_region.clone(), credentials);
             if let Some(endpoint) = &args.s3_endpoint {
                 settings = settings.with_endpoint(endpoint.clone(), args.s3_path_style);
             }

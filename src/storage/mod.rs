@@ -20,5 +20,5 @@ pub use local::LocalStore;
 pub use metrics::{InstrumentedStore, StorageMetrics};
 pub use object::{ObjectKind, SegmentFormat};
 pub use retry::{RetryError, RetryLimit, RetryPolicy, retry};
-pub use s3::{S3Settings, S3Store, bucket_url};
+pub use s3::{S3Credentials, S3Settings, S3Store, bucket_url};
 pub use store::{AnyStore, Expect, MAX_GET_BYTES, MAX_LIST_KEYS, Store, Version};

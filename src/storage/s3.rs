@@ -1,17 +1,23 @@
 //! The S3 backend, for AWS S3 and S3-compatible services (MinIO, R2, ...).
 //!
 //! The client is built by hand rather than from the environment: static credentials that
-//! the caller read from a Secret, an HTTPS client on rustls with the ring provider, and
-//! checksums only where an operation requires them, since several S3-compatible services
-//! refuse the newer default checksum headers. The SDK's own retries are off: retrying is
-//! the business of [`crate::storage::retry`], which knows which objects must land.
+//! the caller read from a Secret, or the AWS SDK's standard provider chain (environment,
+//! web identity token, container and instance credentials) on the same HTTP client; an
+//! HTTPS client on rustls with the ring provider, and checksums only where an operation
+//! requires them, since several S3-compatible services refuse the newer default checksum
+//! headers. The SDK's own retries are off: retrying is the business of
+//! [`crate::storage::retry`], which knows which objects must land.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_config::default_provider::credentials::DefaultCredentialsChain;
+use aws_config::provider_config::ProviderConfig;
 use aws_credential_types::Credentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future as credentials_future};
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::SharedHttpClient;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation};
@@ -32,6 +38,40 @@ use super::store::{Expect, MAX_GET_BYTES, MAX_LIST_KEYS, Store, Version};
 /// The most keys one DeleteObjects request may name.
 const DELETE_BATCH: usize = 1000;
 
+/// How the client authenticates.
+#[derive(Clone, PartialEq, Eq)]
+pub enum S3Credentials {
+    /// An access key and its secret, as read from a Secret or the environment.
+    Static { access_key_id: String, secret_access_key: String },
+    /// The AWS SDK's standard provider chain, in its order: the environment
+    /// (`AWS_ACCESS_KEY_ID`...), profile files, a web identity token (`AWS_ROLE_ARN` with
+    /// `AWS_WEB_IDENTITY_TOKEN_FILE`, as EKS's IRSA injects them), container credentials
+    /// (EKS Pod Identity, ECS), and the instance metadata service. Temporary credentials
+    /// are refreshed before they expire.
+    ProviderChain,
+}
+
+impl S3Credentials {
+    /// Static credentials.
+    pub fn from_keys(access_key_id: impl Into<String>, secret_access_key: impl Into<String>) -> Self {
+        S3Credentials::Static { access_key_id: access_key_id.into(), secret_access_key: secret_access_key.into() }
+    }
+
+    /// How the credentials come, for logs: never a key.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            S3Credentials::Static { .. } => "an access key",
+            S3Credentials::ProviderChain => "the AWS provider chain",
+        }
+    }
+}
+
+impl fmt::Debug for S3Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
 /// Where and how to reach a bucket.
 #[derive(Clone)]
 pub struct S3Settings {
@@ -41,8 +81,7 @@ pub struct S3Settings {
     pub endpoint: Option<String>,
     /// Address the bucket as `ENDPOINT/BUCKET` instead of `BUCKET.ENDPOINT`.
     pub force_path_style: bool,
-    pub access_key_id: String,
-    pub secret_access_key: String,
+    pub credentials: S3Credentials,
     /// Limit for establishing a connection.
     pub connect_timeout: Duration,
     /// Limit for a whole request, upload included.
@@ -52,19 +91,13 @@ pub struct S3Settings {
 impl S3Settings {
     /// Settings with the default timeouts: 5 s to connect, 30 s per request (a segment of
     /// a few megabytes uploads in well under that on any link that can carry the stream).
-    pub fn new(
-        bucket: impl Into<String>,
-        region: impl Into<String>,
-        access_key_id: impl Into<String>,
-        secret_access_key: impl Into<String>,
-    ) -> Self {
+    pub fn new(bucket: impl Into<String>, region: impl Into<String>, credentials: S3Credentials) -> Self {
         Self {
             bucket: bucket.into(),
             region: region.into(),
             endpoint: None,
             force_path_style: false,
-            access_key_id: access_key_id.into(),
-            secret_access_key: secret_access_key.into(),
+            credentials,
             connect_timeout: Duration::from_secs(5),
             operation_timeout: Duration::from_secs(30),
         }
@@ -107,8 +140,7 @@ impl fmt::Debug for S3Settings {
             .field("region", &self.region)
             .field("endpoint", &self.endpoint)
             .field("force_path_style", &self.force_path_style)
-            .field("access_key_id", &"<redacted>")
-            .field("secret_access_key", &"<redacted>")
+            .field("credentials", &self.credentials)
             .field("connect_timeout", &self.connect_timeout)
             .field("operation_timeout", &self.operation_timeout)
             .finish()
@@ -121,8 +153,45 @@ pub struct S3Store {
     client: Client,
     bucket: Arc<str>,
     region: Arc<str>,
-    /// Kept only to mask it in error messages.
+    /// A static access key id, kept only to mask it in error messages (temporary ones of
+    /// the provider chain are masked by their form).
     access_key_id: Arc<str>,
+}
+
+/// The SDK's default credentials chain, built at its first use (building it is async) on
+/// the client's own HTTP client. The client's identity cache keeps what it provides until
+/// shortly before it expires.
+#[derive(Debug)]
+struct ProviderChain {
+    http_client: SharedHttpClient,
+    region: Region,
+    chain: tokio::sync::OnceCell<DefaultCredentialsChain>,
+}
+
+impl ProviderChain {
+    fn new(http_client: SharedHttpClient, region: Region) -> Self {
+        Self { http_client, region, chain: tokio::sync::OnceCell::new() }
+    }
+}
+
+impl ProvideCredentials for ProviderChain {
+    fn provide_credentials<'a>(&'a self) -> credentials_future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        credentials_future::ProvideCredentials::new(async move {
+            let chain = self
+                .chain
+                .get_or_init(|| async {
+                    let config = ProviderConfig::default()
+                        .with_http_client(self.http_client.clone())
+                        .with_region(Some(self.region.clone()));
+                    DefaultCredentialsChain::builder().region(self.region.clone()).configure(config).build().await
+                })
+                .await;
+            chain.provide_credentials().await
+        })
+    }
 }
 
 impl fmt::Debug for S3Store {
@@ -141,12 +210,21 @@ impl S3Store {
             .operation_attempt_timeout(settings.operation_timeout)
             .operation_timeout(settings.operation_timeout)
             .build();
-        let credentials =
-            Credentials::new(&settings.access_key_id, settings.secret_access_key, None, None, "livestream-static");
+        let region = Region::new(settings.region.clone());
+        let (credentials, access_key_id) = match settings.credentials {
+            S3Credentials::Static { access_key_id, secret_access_key } => {
+                let credentials = Credentials::new(&access_key_id, secret_access_key, None, None, "livestream-static");
+                (SharedCredentialsProvider::new(credentials), access_key_id)
+            }
+            S3Credentials::ProviderChain => {
+                let chain = ProviderChain::new(http_client.clone(), region.clone());
+                (SharedCredentialsProvider::new(chain), String::new())
+            }
+        };
         let mut config = aws_sdk_s3::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
             .http_client(http_client)
-            .region(Region::new(settings.region.clone()))
+            .region(region)
             .credentials_provider(credentials)
             .force_path_style(settings.force_path_style)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
@@ -160,7 +238,7 @@ impl S3Store {
             client: Client::from_conf(config.build()),
             bucket: Arc::from(settings.bucket),
             region: Arc::from(settings.region),
-            access_key_id: Arc::from(settings.access_key_id),
+            access_key_id: Arc::from(access_key_id),
         }
     }
 

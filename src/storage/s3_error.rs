@@ -3,6 +3,7 @@
 //! the status, code and service message only, with the access key id masked, so that no
 //! credential can reach a log.
 
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
@@ -58,6 +59,9 @@ pub(crate) fn classify_service_failure(status: u16, code: Option<&str>) -> Servi
         Some("PermanentRedirect" | "AuthorizationHeaderMalformed" | "IllegalLocationConstraintException") => {
             return ServiceFailure::WrongRegion;
         }
+        // The service lacks a feature the request uses (a conditional write, say):
+        // retrying cannot help.
+        Some("NotImplemented") => return ServiceFailure::Other,
         _ => {}
     }
     match status {
@@ -65,6 +69,7 @@ pub(crate) fn classify_service_failure(status: u16, code: Option<&str>) -> Servi
         412 => ServiceFailure::PreconditionFailed,
         401 | 403 => ServiceFailure::AccessDenied,
         301 => ServiceFailure::WrongRegion,
+        501 => ServiceFailure::Other,
         408 | 429 | 500..=599 => ServiceFailure::Unavailable,
         _ => ServiceFailure::Other,
     }
@@ -81,12 +86,50 @@ pub(crate) fn describe_service_failure(status: u16, code: Option<&str>, message:
 }
 
 /// Masks the access key id in a message (the secret key is never sent, so it cannot come
-/// back in an answer).
+/// back in an answer), and any AWS access key id by its form (`AKIA`/`ASIA` and sixteen
+/// upper-case letters or digits: the temporary keys of the provider chain are not known
+/// in advance).
 pub(crate) fn redact(text: String, access_key_id: &str) -> String {
-    if access_key_id.is_empty() || !text.contains(access_key_id) {
+    let text = if access_key_id.is_empty() || !text.contains(access_key_id) {
+        text
+    } else {
+        text.replace(access_key_id, "<access-key-id>")
+    };
+    mask_aws_key_ids(text)
+}
+
+fn mask_aws_key_ids(text: String) -> String {
+    let bytes = text.as_bytes();
+    let is_key_char = |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit();
+    let mut found = Vec::new();
+    let mut at = 0;
+    while at + 20 <= bytes.len() {
+        let candidate = &bytes[at..at + 20];
+        let starts_word = at == 0 || !is_key_char(bytes[at - 1]);
+        let ends_word = bytes.get(at + 20).is_none_or(|b| !is_key_char(*b));
+        if starts_word
+            && ends_word
+            && (candidate.starts_with(b"AKIA") || candidate.starts_with(b"ASIA"))
+            && candidate.iter().all(|b| is_key_char(*b))
+        {
+            found.push(at);
+            at += 20;
+        } else {
+            at += 1;
+        }
+    }
+    if found.is_empty() {
         return text;
     }
-    text.replace(access_key_id, "<access-key-id>")
+    let mut masked = String::with_capacity(text.len());
+    let mut from = 0;
+    for start in found {
+        masked.push_str(&text[from..start]);
+        masked.push_str("<access-key-id>");
+        from = start + 20;
+    }
+    masked.push_str(&text[from..]);
+    masked
 }
 
 /// An error and its sources, each by its `Display`, joined by `: `.
@@ -99,6 +142,26 @@ pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// The failure of the credentials provider behind `err`, if that is what failed: the
+/// request was never sent.
+fn credentials_error(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut source = err.source();
+    while let Some(cause) = source {
+        if let Some(credentials) = cause.downcast_ref::<CredentialsError>() {
+            return Some(match credentials {
+                CredentialsError::CredentialsNotLoaded(_) => {
+                    "the AWS provider chain found none (environment, web identity token, container or instance \
+                     credentials)"
+                        .to_string()
+                }
+                other => error_chain(other),
+            });
+        }
+        source = cause.source();
+    }
+    None
 }
 
 /// What an error is about, for its message.
@@ -116,6 +179,15 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let redact = |text: String| redact(text, context.access_key_id);
+    if let Some(missing) = credentials_error(&err) {
+        return StoreError::AccessDenied {
+            detail: redact(format!(
+                "bucket {}: no credentials: {missing} (give the stream a credentials Secret, or its worker a web \
+                 identity, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+                context.bucket
+            )),
+        };
+    }
     match &err {
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
@@ -201,5 +273,18 @@ mod tests {
     fn access_key_ids_are_masked() {
         assert_eq!(redact("key AKIDEXAMPLE is unknown".into(), "AKIDEXAMPLE"), "key <access-key-id> is unknown");
         assert_eq!(redact("nothing here".into(), ""), "nothing here");
+        assert_eq!(
+            redact("temporary ASIAIOSFODNN7EXAMPLE expired".into(), ""),
+            "temporary <access-key-id> expired",
+            "keys of the provider chain by their form"
+        );
+        assert_eq!(redact("AKIAIOSFODNN7EXAMPLE".into(), ""), "<access-key-id>");
+        assert_eq!(redact("XAKIAIOSFODNN7EXAMPLE".into(), ""), "XAKIAIOSFODNN7EXAMPLE", "inside a longer word");
+    }
+
+    #[test]
+    fn features_a_service_lacks_are_not_retried() {
+        assert_eq!(classify_service_failure(501, Some("NotImplemented")), ServiceFailure::Other);
+        assert_eq!(classify_service_failure(501, None), ServiceFailure::Other);
     }
 }

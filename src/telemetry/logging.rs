@@ -20,7 +20,8 @@ pub enum LogFormat {
 /// Colours only when standard error is a terminal: a pod's log, a file or a pipe gets plain
 /// text. Calling it twice is harmless: the second call keeps the first subscriber.
 pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rustls=error"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rustls=error,aws_config=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::{HlsSpec, LadderSpec};
 use crate::ingest::listener::TlsFiles;
+use crate::storage::S3Credentials;
 
 /// Errors reading a configuration file.
 #[derive(Debug, thiserror::Error)]
@@ -269,6 +270,21 @@ pub fn read_secret_env(name: &str) -> Result<String, ConfigError> {
         Ok(value) if value.trim().is_empty() => Err(ConfigError::EmptySecret { name: name.into() }),
         Ok(value) => Ok(value.trim().to_string()),
         Err(_) => Err(ConfigError::MissingSecret { name: name.into() }),
+    }
+}
+
+/// The storage credentials in the environment variables `access_key_id_env` and
+/// `secret_access_key_env`: both set give a static key; neither gives the AWS provider
+/// chain (which reads `AWS_ACCESS_KEY_ID` itself, then a web identity token, container
+/// and instance credentials); one without the other is a mistake, named.
+pub fn credentials_from_env(
+    access_key_id_env: &str,
+    secret_access_key_env: &str,
+) -> Result<S3Credentials, ConfigError> {
+    let set = |name: &str| std::env::var_os(name).is_some();
+    match (set(access_key_id_env), set(secret_access_key_env)) {
+        (false, false) => Ok(S3Credentials::ProviderChain),
+        _ => Ok(S3Credentials::from_keys(read_secret_env(access_key_id_env)?, read_secret_env(secret_access_key_env)?)),
     }
 }
 

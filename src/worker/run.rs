@@ -9,7 +9,7 @@ use axum::routing::get;
 
 use crate::storage::{AnyStore, LocalStore, S3Settings, S3Store};
 
-use super::config::{ConfigError, StorageConfig, WorkerConfig, read_secret_env};
+use super::config::{ConfigError, StorageConfig, WorkerConfig, credentials_from_env, read_secret_env};
 use super::keys::{KeyConfigError, KeyPolicy};
 use super::manager::{ManagerSettings, PrefixRule, StreamManager};
 use super::runtime::{self, Addresses, Bound, RuntimeError, ScratchUse};
@@ -42,12 +42,8 @@ pub async fn run_until(
     let policy = KeyPolicy::single(&config.stream.name, key)?;
     let (store, prefix) = match &config.storage {
         StorageConfig::S3(s3) => {
-            let mut settings = S3Settings::new(
-                s3.bucket.clone(),
-                s3.region.clone(),
-                read_secret_env(&s3.access_key_id_env)?,
-                read_secret_env(&s3.secret_access_key_env)?,
-            );
+            let credentials = credentials_from_env(&s3.access_key_id_env, &s3.secret_access_key_env)?;
+            let mut settings = S3Settings::new(s3.bucket.clone(), s3.region.clone(), credentials);
             if let Some(endpoint) = &s3.endpoint {
                 settings = settings.with_endpoint(endpoint.clone(), s3.force_path_style);
             }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use livestream::storage::{S3Settings, S3Store};
+use livestream::storage::{S3Credentials, S3Settings, S3Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -71,7 +71,8 @@ impl MinioServer {
 
     /// Settings for `bucket` on this server with its root credentials.
     pub fn settings(&self, bucket: &str) -> S3Settings {
-        S3Settings::new(bucket, "us-east-1", &self.access_key, &self.secret_key).with_endpoint(self.endpoint(), true)
+        S3Settings::new(bucket, "us-east-1", S3Credentials::from_keys(&self.access_key, &self.secret_key))
+            .with_endpoint(self.endpoint(), true)
     }
 
     /// A store for `bucket` on this server with its root credentials.
