@@ -129,6 +129,7 @@ async fn minimal_example_is_accepted_with_documented_defaults() {
             endpoint: None,
             force_path_style: false,
             credentials_secret_ref: None,
+            web_identity: None,
             retention: Retention::Retain,
         },
         cdn: None,
@@ -167,6 +168,16 @@ fn invalid_cases() -> Vec<(&'static str, Value, &'static [&'static str])> {
             &["spec.ingest.tls.port", "the RTMPS port must differ from the RTMP port"],
         ),
         ("RTMPS without a Secret", json!({"ingest": {"tls": {"port": 443}}}), &["spec.ingest.tls.secretName"]),
+        (
+            "a credentials Secret and a web identity",
+            json!({"storage": {"credentialsSecretRef": {"name": "s3"}, "webIdentity": {"roleArn": "arn:aws:iam::1:role/x"}}}),
+            &["spec.storage.webIdentity", "set one"],
+        ),
+        (
+            "a web identity without a role",
+            json!({"storage": {"webIdentity": {"roleArn": "not-an-arn"}}}),
+            &["spec.storage.webIdentity.roleArn"],
+        ),
         (
             "duplicate rendition names",
             json!({"ladder": {"renditions": [rendition("hd", 1280, 720, 3000), rendition("hd", 640, 360, 800)]}}),

@@ -311,6 +311,7 @@ image:
   pullPolicy: Always
 imagePullSecrets: [{name: regcred}]
 workerImage: registry.example.com:5000/media/livestream-worker:1.2.3
+workerServiceAccount: live-worker
 replicaCount: 3
 storageCleanupTimeoutSeconds: 90
 probes:
@@ -383,6 +384,7 @@ async fn every_option_renders_objects_the_api_server_accepts() {
         "--worker-image=registry.example.com:5000/media/livestream-worker:1.2.3",
         "--listen=0.0.0.0:9090",
         "--storage-cleanup-timeout-seconds=90",
+        "--worker-service-account=live-worker",
     ] {
         assert!(args.contains(&arg), "{arg} in {args:?}");
     }
@@ -454,6 +456,7 @@ fn mistyped_values_fail_naming_the_value() {
         (&["--set", "image.digest=sha256:abc"], "/image/digest"),
         (&["--set", "image.repository=Registry/Image"], "/image/repository"),
         (&["--set", "workerImage=worker image"], "/workerImage"),
+        (&["--set", "workerServiceAccount=Worker_SA"], "/workerServiceAccount"),
         (&["--set", "watchNamespace=Media"], "/watchNamespace"),
         (&["--set", "crds.install=maybe"], "/crds/install"),
         (&["--set", "crds.upgrade=true"], "'upgrade'"),

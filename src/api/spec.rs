@@ -462,9 +462,13 @@ pub enum SegmentContainer {
     Ts,
 }
 
-/// S3-compatible storage.
+/// S3-compatible storage. Credentials come from `credentialsSecretRef`, or from
+/// `webIdentity`, or, with neither, from the standard AWS provider chain in the worker:
+/// the web identity that EKS's IRSA injects for the worker's ServiceAccount, EKS Pod
+/// Identity, or the node's instance role.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.credentialsSecretRef) || !has(self.webIdentity)").message("credentialsSecretRef and webIdentity are two ways to the same credentials: set one").field_path(".webIdentity"))]
 pub struct StorageSpec {
     /// Bucket name.
     #[schemars(length(min = 3, max = 63), regex(pattern = r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$"))]
@@ -488,6 +492,12 @@ pub struct StorageSpec {
     /// Secret with the access key, under `accessKeyId` and `secretAccessKey`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<CredentialsSecretRef>,
+    /// Temporary credentials for a role, in exchange for the worker's ServiceAccount token
+    /// (STS AssumeRoleWithWebIdentity), on clusters whose token issuer the STS trusts
+    /// without EKS's webhook: a self-managed cluster registered as an IAM OIDC provider, or
+    /// MinIO with an OpenID identity provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_identity: Option<WebIdentitySpec>,
     /// What happens to the stream's objects when the LiveStream is deleted.
     #[serde(default)]
     pub retention: Retention,
@@ -512,6 +522,28 @@ pub struct CredentialsSecretRef {
     #[serde(default = "default_secret_access_key_key")]
     #[schemars(length(min = 1, max = 253))]
     pub secret_access_key_key: String,
+}
+
+/// A role assumed with the worker's ServiceAccount token.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WebIdentitySpec {
+    /// ARN of the role, e.g. `arn:aws:iam::123456789012:role/live-video`.
+    #[schemars(length(min = 1, max = 2048), regex(pattern = r"^arn:[a-z0-9-]+:[a-z0-9-]*:[a-z0-9-]*:[0-9]*:.+$"))]
+    pub role_arn: String,
+    /// Audience of the token, as the STS expects it.
+    #[serde(default = "default_web_identity_audience")]
+    #[schemars(length(min = 1, max = 256))]
+    pub audience: String,
+    /// Endpoint of the STS, e.g. MinIO's own URL. Defaults to AWS's STS in the bucket's
+    /// region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"))]
+    pub sts_endpoint: Option<String>,
+}
+
+fn default_web_identity_audience() -> String {
+    "sts.amazonaws.com".into()
 }
 
 fn default_access_key_id_key() -> String {
@@ -613,4 +645,11 @@ pub struct WorkerSpec {
     /// Tolerations of the worker pod.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
+    /// ServiceAccount of the worker pod: the identity of its storage credentials under
+    /// EKS's IRSA or Pod Identity, and of `storage.webIdentity`. Defaults to the operator's
+    /// `--worker-service-account`, else the namespace's `default`. The worker needs no
+    /// API rights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub service_account_name: Option<String>,
 }

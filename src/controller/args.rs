@@ -32,6 +32,11 @@ pub struct ControllerArgs {
     /// Seconds a delete may wait for storage cleanup before it proceeds without it.
     #[arg(long, env = "LIVESTREAM_STORAGE_CLEANUP_TIMEOUT", default_value_t = 30)]
     pub storage_cleanup_timeout_seconds: u64,
+    /// ServiceAccount of workers whose LiveStream sets no `spec.worker.serviceAccountName`
+    /// (default: the namespace's `default`): the identity of storage credentials under
+    /// EKS's IRSA or Pod Identity. It must exist in each stream's namespace.
+    #[arg(long, env = "LIVESTREAM_WORKER_SERVICE_ACCOUNT")]
+    pub worker_service_account: Option<String>,
     /// Seconds between reads of a running worker's status.
     #[arg(long, env = "LIVESTREAM_LIVE_POLL_INTERVAL", default_value_t = 3)]
     pub live_poll_seconds: u64,
@@ -44,6 +49,7 @@ impl ControllerArgs {
             worker_image: self.worker_image.clone(),
             cleanup_timeout: Duration::from_secs(self.storage_cleanup_timeout_seconds),
             live_poll_interval: Duration::from_secs(self.live_poll_seconds.max(1)),
+            worker_service_account: self.worker_service_account.clone().filter(|name| !name.is_empty()),
             ..OperatorConfig::default()
         }
     }

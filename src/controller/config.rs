@@ -21,6 +21,9 @@ pub struct OperatorConfig {
     pub cleanup_timeout: Duration,
     /// Retry delays after an error or an invalid spec.
     pub error_backoff: Backoff,
+    /// The ServiceAccount of workers whose LiveStream names none (`None`: the namespace's
+    /// `default`).
+    pub worker_service_account: Option<String>,
 }
 
 impl Default for OperatorConfig {
@@ -33,6 +36,7 @@ impl Default for OperatorConfig {
             idle_resync: Duration::from_secs(300),
             cleanup_timeout: Duration::from_secs(30),
             error_backoff: Backoff::new(Duration::from_secs(2), Duration::from_secs(300)),
+            worker_service_account: None,
         }
     }
 }

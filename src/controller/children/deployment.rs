@@ -6,7 +6,8 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy}
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
     HTTPGetAction, KeyToPath, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource,
+    SecurityContext, ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -16,7 +17,7 @@ use kube::ResourceExt;
 use super::BuildError;
 use super::config_map::CONFIG_FILE_KEY;
 use super::names::{Component, child_metadata, labels, selector_labels, worker_name};
-use crate::api::{LadderSpec, LiveStream};
+use crate::api::{LadderSpec, LiveStream, WebIdentitySpec};
 use crate::controller::OperatorConfig;
 use crate::controller::validate::{Resolved, TLS_CERTIFICATE_KEY, TLS_PRIVATE_KEY_KEY};
 use crate::transcode::cost::cpu_millicores;
@@ -40,6 +41,11 @@ pub const HTTP_PORT: i32 = 8080;
 pub const ORIGIN_PORT: i32 = 8081;
 
 const SCRATCH_DIR: &str = "/tmp";
+/// Where the worker's projected ServiceAccount token for `storage.webIdentity` is.
+pub const WEB_IDENTITY_MOUNT_DIR: &str = "/var/run/secrets/livestream/web-identity";
+/// How long the kubelet's tokens last; it renews them at 80 % of that, and the provider
+/// chain reads the file again for each new set of credentials.
+const WEB_IDENTITY_TOKEN_SECONDS: i64 = 3600;
 
 /// The worker Deployment of `stream`; `config_checksum` is the checksum of its rendered
 /// configuration.
@@ -58,6 +64,9 @@ pub fn deployment(
             ..ObjectMeta::default()
         }),
         spec: Some(PodSpec {
+            service_account_name: worker.service_account_name.clone().or_else(|| config.worker_service_account.clone()),
+            // The worker needs no API rights: no API token. A web identity token is a
+            // projected volume of its own, whose audience is the STS, not the API server.
             automount_service_account_token: Some(false),
             enable_service_links: Some(false),
             security_context: Some(PodSecurityContext {
@@ -87,6 +96,7 @@ pub fn deployment(
                 ]
                 .into_iter()
                 .chain(resolved.tls_secret.as_ref().map(|secret| tls_volume(secret)))
+                .chain(stream.spec.storage.web_identity.as_ref().map(web_identity_volume))
                 .collect(),
             ),
             node_selector: (!worker.node_selector.is_empty()).then(|| worker.node_selector.clone()),
@@ -126,6 +136,9 @@ fn worker_container(stream: &LiveStream, config: &OperatorConfig, resolved: &Res
         env.push(secret_env("AWS_ACCESS_KEY_ID", &credentials.name, &credentials.access_key_id_key));
         env.push(secret_env("AWS_SECRET_ACCESS_KEY", &credentials.name, &credentials.secret_access_key_key));
     }
+    if let Some(identity) = &stream.spec.storage.web_identity {
+        env.extend(web_identity_env(stream, identity));
+    }
     env.push(EnvVar { name: "TMPDIR".into(), value: Some(SCRATCH_DIR.into()), value_from: None });
 
     Container {
@@ -164,6 +177,12 @@ fn worker_container(stream: &LiveStream, config: &OperatorConfig, resolved: &Res
                 read_only: Some(true),
                 ..VolumeMount::default()
             }))
+            .chain(stream.spec.storage.web_identity.is_some().then(|| VolumeMount {
+                name: "web-identity".into(),
+                mount_path: WEB_IDENTITY_MOUNT_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            }))
             .collect(),
         ),
         liveness_probe: Some(http_probe("/healthz", 10, 3)),
@@ -193,6 +212,47 @@ fn ladder_resources(ladder: &LadderSpec) -> ResourceRequirements {
         requests: Some(BTreeMap::from([("cpu".to_string(), Quantity(format!("{millicores}m")))])),
         ..ResourceRequirements::default()
     }
+}
+
+/// The worker's ServiceAccount token for the STS of `identity`, as the kubelet keeps it
+/// fresh.
+fn web_identity_volume(identity: &WebIdentitySpec) -> Volume {
+    Volume {
+        name: "web-identity".into(),
+        projected: Some(ProjectedVolumeSource {
+            sources: Some(vec![VolumeProjection {
+                service_account_token: Some(ServiceAccountTokenProjection {
+                    audience: Some(identity.audience.clone()),
+                    expiration_seconds: Some(WEB_IDENTITY_TOKEN_SECONDS),
+                    path: "token".into(),
+                    ..ServiceAccountTokenProjection::default()
+                }),
+                ..VolumeProjection::default()
+            }]),
+            default_mode: Some(0o440),
+            ..ProjectedVolumeSource::default()
+        }),
+        ..Volume::default()
+    }
+}
+
+/// What the AWS provider chain reads to assume the role of `identity` with the token:
+/// the same variables EKS's IRSA sets, and the STS endpoint when it is not AWS's.
+fn web_identity_env(stream: &LiveStream, identity: &WebIdentitySpec) -> Vec<EnvVar> {
+    let value = |name: &str, value: String| EnvVar { name: name.into(), value: Some(value), value_from: None };
+    let namespace = stream.namespace().unwrap_or_default();
+    // A session name of at most 64 of [\w+=,.@-], naming the stream in the STS's logs.
+    let session: String = format!("livestream.{namespace}.{}", stream.name_any()).chars().take(64).collect();
+    let mut env = vec![
+        value("AWS_ROLE_ARN", identity.role_arn.clone()),
+        value("AWS_WEB_IDENTITY_TOKEN_FILE", format!("{WEB_IDENTITY_MOUNT_DIR}/token")),
+        value("AWS_ROLE_SESSION_NAME", session),
+        value("AWS_REGION", stream.spec.storage.region.clone()),
+    ];
+    if let Some(endpoint) = &identity.sts_endpoint {
+        env.push(value("AWS_ENDPOINT_URL_STS", endpoint.clone()));
+    }
+    env
 }
 
 /// The TLS Secret as files, readable by the worker's group only. Mounted whole (no
@@ -337,6 +397,45 @@ mod tests {
         assert_eq!(env(c, "TMPDIR").unwrap().value.as_deref(), Some("/tmp"));
         let without = deployment(&stream, &OperatorConfig::default(), &resolved(false), "abc").unwrap();
         assert!(env(container(&without), "AWS_ACCESS_KEY_ID").is_none());
+    }
+
+    #[test]
+    fn a_web_identity_is_a_projected_token_and_the_variables_of_irsa() {
+        let mut stream = fixtures::stream("media", "demo");
+        stream.spec.storage.region = "eu-west-1".into();
+        stream.spec.storage.web_identity = Some(WebIdentitySpec {
+            role_arn: "arn:aws:iam::123456789012:role/live".into(),
+            audience: "sts.amazonaws.com".into(),
+            sts_endpoint: Some("https://minio.example:9000".into()),
+        });
+        stream.spec.worker.service_account_name = Some("live-worker".into());
+        let d = deployment(&stream, &OperatorConfig::default(), &resolved(false), "abc").unwrap();
+        let pod = d.spec.template.spec.as_ref().unwrap();
+        assert_eq!(pod.service_account_name.as_deref(), Some("live-worker"));
+        assert_eq!(pod.automount_service_account_token, Some(false), "no API token");
+        let volume = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "web-identity").expect("the token volume");
+        let projection = &volume.projected.as_ref().unwrap().sources.as_ref().unwrap()[0];
+        let token = projection.service_account_token.as_ref().unwrap();
+        assert_eq!((token.audience.as_deref(), token.path.as_str()), (Some("sts.amazonaws.com"), "token"));
+        let c = container(&d);
+        let value = |name| env(c, name).and_then(|e| e.value.as_deref());
+        assert_eq!(value("AWS_ROLE_ARN"), Some("arn:aws:iam::123456789012:role/live"));
+        assert_eq!(value("AWS_WEB_IDENTITY_TOKEN_FILE"), Some("/var/run/secrets/livestream/web-identity/token"));
+        assert_eq!(value("AWS_ROLE_SESSION_NAME"), Some("livestream.media.demo"));
+        assert_eq!(value("AWS_REGION"), Some("eu-west-1"));
+        assert_eq!(value("AWS_ENDPOINT_URL_STS"), Some("https://minio.example:9000"));
+        assert!(env(c, "AWS_ACCESS_KEY_ID").is_none());
+        let mount = c.volume_mounts.as_ref().unwrap().iter().find(|m| m.name == "web-identity").unwrap();
+        assert_eq!(mount.mount_path, WEB_IDENTITY_MOUNT_DIR);
+
+        // Without either, the worker's chain finds what the platform gives the pod.
+        let plain = fixtures::stream("media", "plain");
+        let config = OperatorConfig { worker_service_account: Some("workers".into()), ..OperatorConfig::default() };
+        let d = deployment(&plain, &config, &resolved(false), "abc").unwrap();
+        let pod = d.spec.template.spec.as_ref().unwrap();
+        assert_eq!(pod.service_account_name.as_deref(), Some("workers"), "the operator's default");
+        assert!(env(container(&d), "AWS_ROLE_ARN").is_none());
+        assert!(pod.volumes.as_ref().unwrap().iter().all(|v| v.name != "web-identity"));
     }
 
     #[test]
