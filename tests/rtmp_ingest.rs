@@ -15,7 +15,7 @@ use livestream::ingest::chunk::{ChunkEncoder, RtmpMessage};
 use livestream::ingest::command::command_message;
 use livestream::ingest::control::{self, ControlMessage};
 use livestream::ingest::listener::{
-    self, EndReason, Endpoint, IngestMetrics, ListenerConfig, MediaMessage, PublishHandler, PublishRequest,
+    self, EndReason, Endpoint, IngestMetrics, ListenerConfig, MediaMessage, Publish, PublishHandler, PublishRequest,
     PublishSink, Rejection, TlsFiles, TlsIdentity,
 };
 use livestream::media::amf0::Amf0Value;
@@ -131,7 +131,7 @@ struct TestHandler {
 }
 
 impl PublishHandler for TestHandler {
-    fn authorize(&self, request: &PublishRequest) -> Result<PublishSink, Rejection> {
+    fn authorize(&self, request: &PublishRequest) -> Result<Publish, Rejection> {
         let key = request.stream_key.expose().to_owned();
         self.requests.lock().unwrap().push((request.app.clone(), key.clone()));
         if !request.stream_key.matches(&self.expected_key) {
@@ -142,7 +142,7 @@ impl PublishHandler for TestHandler {
         }
         let (sink, receiver) = PublishSink::channel(self.channel_capacity);
         self.accepted.send(receiver).map_err(|_| Rejection::Other("test is over".into()))?;
-        Ok(sink)
+        Ok(Publish::Media(sink))
     }
 }
 

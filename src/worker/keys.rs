@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::ingest::session::constant_time_eq;
+
 /// Errors in key configuration.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyConfigError {
@@ -112,13 +114,6 @@ impl KeyPolicy {
     pub fn is_open(&self) -> bool {
         matches!(self, KeyPolicy::Open)
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// An entry shown in an error without its key.

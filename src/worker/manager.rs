@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::api::{HlsSpec, LadderSpec};
-use crate::ingest::listener::{PublishHandler, PublishRequest, PublishSink};
+use crate::ingest::listener::{Publish, PublishHandler, PublishRequest};
 use crate::ingest::session::Rejection;
 use crate::origin::LiveIndex;
 use crate::storage::{AnyStore, InstrumentedStore};
@@ -155,7 +155,7 @@ impl StreamManager {
 }
 
 impl PublishHandler for StreamManager {
-    fn authorize(&self, request: &PublishRequest) -> Result<PublishSink, Rejection> {
+    fn authorize(&self, request: &PublishRequest) -> Result<Publish, Rejection> {
         let app_ok = match &self.settings.app {
             Some(app) => request.app == *app,
             None => is_valid_name(&request.app),
@@ -181,6 +181,6 @@ impl PublishHandler for StreamManager {
             }
             Err(_) => {}
         }
-        sink
+        sink.map(Publish::Media)
     }
 }

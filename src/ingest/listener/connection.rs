@@ -12,9 +12,12 @@ use tokio::time::{Instant, timeout};
 use tracing::Instrument;
 
 use super::admission::Unauthenticated;
+use super::relay::{RelayOutcome, relay};
 use super::tls::TlsIdentity;
-use super::{EndReason, ListenerConfig, MediaMessage, PublishHandler, PublishRequest, PublishSink, wait_for_shutdown};
-use crate::ingest::session::{Session, SessionError, SessionEvent, StreamKey};
+use super::{
+    EndReason, ListenerConfig, MediaMessage, Publish, PublishHandler, PublishRequest, PublishSink, wait_for_shutdown,
+};
+use crate::ingest::session::{Rejection, Session, SessionError, SessionEvent, StreamKey};
 use crate::media::flv::{FlvTag, FlvTagKind};
 use crate::telemetry::clip;
 
@@ -24,6 +27,9 @@ const END_DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 const REJECTION_LINGER: Duration = Duration::from_secs(2);
 /// Most bytes read and discarded while waiting for a refused client to close.
 const REJECTION_LINGER_MAX_BYTES: usize = 256 * 1024;
+/// Most bytes kept for a relay before the publish: a handshake and a few commands take
+/// a few kilobytes; more is a client that is not publishing.
+const MAX_RECORDED_BYTES: usize = 64 * 1024;
 
 /// What every connection of a listener shares.
 pub(super) struct ConnectionContext {
@@ -46,6 +52,10 @@ enum CloseCause {
     Rejected,
     Shutdown,
     ConsumerGone,
+    /// The publish goes to another server.
+    Relay(SocketAddr),
+    /// A relayed client sent too much before its publish.
+    TooMuchBeforePublish,
 }
 
 /// Serves one accepted connection until it closes: first the TLS handshake when `tls`
@@ -106,9 +116,12 @@ async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
         read_buffer: vec![0u8; context.config.read_buffer_size.max(1)],
         unauthenticated,
         last_media: Instant::now(),
+        recorded: context.handler.relays().then(Vec::new),
     };
-    let closed = connection.run().await;
-    connection.finish(closed).await;
+    match connection.run().await {
+        CloseCause::Relay(target) => connection.relay(target).await,
+        closed => connection.finish(closed).await,
+    }
 }
 
 /// The first path segment of an application name.
@@ -130,6 +143,9 @@ struct Connection<'a, S> {
     unauthenticated: Unauthenticated,
     /// When the last media message arrived (or the publish was accepted).
     last_media: Instant,
+    /// Every byte the client sent, kept until its publish is decided when the handler may
+    /// relay it.
+    recorded: Option<Vec<u8>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
@@ -181,6 +197,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 Ok(Ok(count)) => {
                     self.context.config.metrics.record_bytes(count);
                     let data = self.read_buffer.get(..count).unwrap_or_default();
+                    if let Some(recorded) = &mut self.recorded {
+                        if recorded.len() + data.len() > MAX_RECORDED_BYTES {
+                            return CloseCause::TooMuchBeforePublish;
+                        }
+                        recorded.extend_from_slice(data);
+                    }
                     if let Err(error) = self.session.handle_input(data) {
                         return CloseCause::Protocol(error);
                     }
@@ -230,7 +252,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
         let key_fingerprint = stream_key.fingerprint();
         let request = PublishRequest { app, stream_key, peer: self.peer };
         match self.context.handler.authorize(&request) {
-            Ok(sink) => {
+            Ok(Publish::Relay(target)) if self.recorded.is_some() => {
+                tracing::info!(app = %clip(&request.app), key_fingerprint, %target, "publish relayed");
+                Err(CloseCause::Relay(target))
+            }
+            Ok(Publish::Relay(_)) => {
+                tracing::error!("a publish handler that does not relay asked for a relay; refusing the publish");
+                self.session.reject_publish(&Rejection::Other("not served here".into()));
+                Ok(())
+            }
+            Ok(Publish::Media(sink)) => {
                 self.sink = Some(sink);
                 self.unauthenticated.authenticated();
                 self.last_media = Instant::now();
@@ -308,11 +339,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 tracing::info!("media consumer went away; closing the connection");
                 None
             }
+            CloseCause::TooMuchBeforePublish => {
+                tracing::info!(limit = MAX_RECORDED_BYTES, "too many bytes before a publish; closing the connection");
+                None
+            }
+            // Served by `relay`, which takes the connection over instead.
+            CloseCause::Relay(_) => None,
         };
         if let (Some(sink), Some(reason)) = (self.sink.take(), end_reason)
             && timeout(END_DELIVERY_TIMEOUT, sink.send(MediaMessage::End(reason))).await.is_err()
         {
             tracing::warn!("media consumer did not take the end of the publish in time");
+        }
+    }
+
+    /// Hands the connection to `target`: what the session still has to say to the client
+    /// first, then the replay and the copy (see [`relay`]).
+    async fn relay(mut self, target: SocketAddr) {
+        if self.flush().await.is_err() {
+            return;
+        }
+        let recorded = self.recorded.take().unwrap_or_default();
+        let metrics = &self.context.config.metrics;
+        let unauthenticated = &mut self.unauthenticated;
+        let outcome = relay(self.stream, &recorded, target, &self.context.config, self.shutdown, || {
+            unauthenticated.authenticated();
+            metrics.record_relay("started");
+        })
+        .await;
+        match outcome {
+            RelayOutcome::Ended { ended } => tracing::info!(%target, ended, "relayed publish ended"),
+            RelayOutcome::Refused(code) => {
+                metrics.record_relay("refused");
+                tracing::info!(%target, code, "the worker refused the relayed publish");
+            }
+            RelayOutcome::Unreachable(error) => {
+                metrics.record_relay("unreachable");
+                tracing::warn!(%target, %error, "the relayed publish did not reach its worker");
+            }
         }
     }
 

@@ -1,5 +1,5 @@
-//! The interface between the listener and the rest of the worker: who may publish, and
-//! where the media goes.
+//! The interface between the listener and the rest of the worker (or the ingest
+//! gateway): who may publish, and where the media goes.
 
 use std::net::SocketAddr;
 
@@ -22,11 +22,28 @@ pub struct PublishRequest {
     pub peer: SocketAddr,
 }
 
+/// Where an accepted publish goes.
+#[derive(Debug)]
+pub enum Publish {
+    /// Its media comes to this process, through the sink.
+    Media(PublishSink),
+    /// The connection is handed to the RTMP server at this address (the stream's worker,
+    /// for the ingest gateway), which decides the publish itself: everything the client
+    /// sent is replayed to it, and then bytes are copied both ways. Only a handler whose
+    /// [`PublishHandler::relays`] is true may answer so.
+    Relay(SocketAddr),
+}
+
 /// Decides whether a publish may go ahead and where its media goes.
 pub trait PublishHandler: Send + Sync {
-    /// Accepts the publish with a sink for its media, or refuses it. Called on the
-    /// connection's task; keep it quick.
-    fn authorize(&self, request: &PublishRequest) -> Result<PublishSink, Rejection>;
+    /// Accepts the publish, or refuses it. Called on the connection's task; keep it quick.
+    fn authorize(&self, request: &PublishRequest) -> Result<Publish, Rejection>;
+
+    /// Whether publishes may be relayed: the listener then keeps every byte a client sends
+    /// until its publish is decided, to replay them.
+    fn relays(&self) -> bool {
+        false
+    }
 }
 
 /// One message of an accepted publish, in order.

@@ -14,6 +14,12 @@ struct RejectionLabels {
     reason: &'static str,
 }
 
+/// Label set for relayed publishes.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RelayLabels {
+    result: &'static str,
+}
+
 /// Counters and gauges of the RTMP listener, shared by all its connections.
 #[derive(Debug, Default)]
 pub struct IngestMetrics {
@@ -24,6 +30,7 @@ pub struct IngestMetrics {
     tls_failures: Counter,
     bytes_received: Counter,
     active_connections: Gauge,
+    relays: Family<RelayLabels, Counter>,
 }
 
 impl IngestMetrics {
@@ -52,6 +59,21 @@ impl IngestMetrics {
         );
         registry.register("rtmp_received_bytes", "Bytes received from RTMP clients", self.bytes_received.clone());
         registry.register("rtmp_active_connections", "Open RTMP connections", self.active_connections.clone());
+        registry.register(
+            "rtmp_relays",
+            "Publishes relayed to a worker, by result: started, refused (by the worker), unreachable",
+            self.relays.clone(),
+        );
+    }
+
+    /// Counts a relayed publish with `result`.
+    pub fn record_relay(&self, result: &'static str) {
+        self.relays.get_or_create(&RelayLabels { result }).inc();
+    }
+
+    /// Relayed publishes with `result` so far.
+    pub fn relays(&self, result: &'static str) -> u64 {
+        self.relays.get_or_create(&RelayLabels { result }).get()
     }
 
     /// Connections accepted so far.

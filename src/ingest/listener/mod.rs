@@ -1,7 +1,7 @@
 //! The tokio shell around [`Session`](super::session::Session): accepts TCP connections,
 //! RTMP and RTMPS (TLS) alike, enforces the connection limit and timeouts, asks a
 //! [`PublishHandler`] whether a publish may go ahead and forwards its media through a
-//! bounded channel.
+//! bounded channel, or relays the connection to another RTMP server (the ingest gateway).
 //!
 //! Logs name the peer and the application, never the stream key (only its fingerprint).
 
@@ -10,10 +10,13 @@ mod config;
 mod connection;
 mod handler;
 mod metrics;
+mod relay;
 mod tls;
 
 pub use config::ListenerConfig;
-pub use handler::{EndReason, MAX_CHANNEL_CAPACITY, MediaMessage, PublishHandler, PublishRequest, PublishSink};
+pub use handler::{
+    EndReason, MAX_CHANNEL_CAPACITY, MediaMessage, Publish, PublishHandler, PublishRequest, PublishSink,
+};
 pub use metrics::IngestMetrics;
 pub use tls::{TlsError, TlsFiles, TlsIdentity, check_pem};
 

@@ -13,14 +13,14 @@ mod error;
 mod event;
 mod media;
 mod names;
-mod replies;
+pub(crate) mod replies;
 mod stream_key;
 
 pub use config::SessionConfig;
 pub use error::SessionError;
 pub use event::{Rejection, SessionEvent};
 pub use replies::status_code;
-pub use stream_key::StreamKey;
+pub use stream_key::{StreamKey, constant_time_eq};
 
 use std::collections::VecDeque;
 

@@ -32,6 +32,15 @@ impl StreamKey {
         difference == 0
     }
 
+    /// SHA-256 of `salt` and the key: how an ingest gateway's route table names a key
+    /// without holding it.
+    pub fn digest(&self, salt: &[u8]) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update(salt);
+        hasher.update(self.0.as_bytes());
+        hasher.finalize().into()
+    }
+
     /// True when the key is empty.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -51,6 +60,14 @@ impl fmt::Debug for StreamKey {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(formatter, "StreamKey(fingerprint {})", self.fingerprint())
     }
+}
+
+/// Whether `a` and `b` are equal, in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn process_salt() -> &'static [u8; 16] {
