@@ -6,6 +6,7 @@
 pub mod api;
 pub mod backoff;
 pub mod controller;
+pub mod gateway;
 pub mod ingest;
 pub mod origin;
 pub mod package;

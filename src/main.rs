@@ -35,6 +35,9 @@ enum Command {
     },
     /// Run the operator: reconcile LiveStreams into workers.
     Controller(Box<livestream::controller::ControllerArgs>),
+    /// Run the ingest gateway: one RTMP/RTMPS address for every stream, routing each
+    /// publish by its key to the stream's worker.
+    Gateway(Box<livestream::gateway::GatewayArgs>),
     /// Print the LiveStream CustomResourceDefinition as YAML.
     Crd,
     /// Print the reference of every LiveStream field as Markdown (docs/reference.md).
@@ -76,6 +79,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging(cli.log_format);
             let cleaner = std::sync::Arc::new(livestream::controller::s3_cleaner::S3Cleaner);
             runtime()?.block_on(livestream::controller::run(*args, cleaner)).context("livestream controller")
+        }
+        Command::Gateway(args) => {
+            init_logging(cli.log_format);
+            runtime()?.block_on(livestream::gateway::run(*args)).context("livestream gateway")
         }
         Command::Worker { config, listen_ip } => {
             init_logging(cli.log_format);

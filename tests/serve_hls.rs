@@ -545,22 +545,6 @@ fn a_transcoder_behind_is_restarted_at_a_faster_preset_and_keeps_up() {
     assert!(!serve.log().contains("died; restarting"), "a preset change is not a crash: {}", serve.log());
 }
 
-/// A self-signed certificate for `localhost` written as `tls.crt` and `tls.key` into
-/// `dir`, and the arguments that make `serve` take RTMPS with it on a free port.
-fn rtmps_args(dir: &std::path::Path) -> (Vec<String>, u16) {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-    let port = support::process::free_port();
-    let args = vec![
-        format!("--tls-cert={}", cert.display()),
-        format!("--tls-key={}", key.display()),
-        format!("--rtmps-addr=127.0.0.1:{port}"),
-    ];
-    (args, port)
-}
-
 /// RTMPS: ffmpeg publishes over TLS with the certificate given to `serve`, the stream
 /// plays, the index page names both ingest URLs; a certificate that cannot be read stops
 /// `serve` at start with the file's name.
@@ -568,7 +552,7 @@ fn rtmps_args(dir: &std::path::Path) -> (Vec<String>, u16) {
 fn rtmps_publish_plays_and_a_bad_certificate_is_a_clear_error() {
     let _serial = media::serial();
     let dir = tempfile::tempdir().unwrap();
-    let (mut tls_args, rtmps_port) = rtmps_args(dir.path());
+    let (mut tls_args, rtmps_port) = media::rtmps_args(dir.path());
     tls_args.push("--stream-key=secure=rtmps-k3y-0f9d".to_string());
     let key = dir.path().join("tls.key");
     let cert = dir.path().join("tls.crt");
@@ -620,7 +604,7 @@ fn gstreamer_and_librtmp_publishes_play() {
         .status()
         .unwrap();
     assert!(made.success(), "ffmpeg made no source file");
-    let (tls_args, rtmps_port) = rtmps_args(dir.path());
+    let (tls_args, rtmps_port) = media::rtmps_args(dir.path());
     let mut args = ladder_args(&["--reconnect-grace", "1"]);
     args.extend(tls_args.iter().map(String::as_str));
     let serve = Serve::start(&args, &[]);

@@ -332,3 +332,19 @@ pub fn decode_errors(input: &str, map: &str) -> String {
     }
     errors
 }
+
+/// A self-signed certificate for `localhost` written as `tls.crt` and `tls.key` into
+/// `dir`, and the arguments that make `serve` (or the gateway) take RTMPS with it on a free port.
+pub fn rtmps_args(dir: &std::path::Path) -> (Vec<String>, u16) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let port = free_port();
+    let args = vec![
+        format!("--tls-cert={}", cert.display()),
+        format!("--tls-key={}", key.display()),
+        format!("--rtmps-addr=127.0.0.1:{port}"),
+    ];
+    (args, port)
+}

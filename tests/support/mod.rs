@@ -4,6 +4,7 @@
 pub mod cdn;
 pub mod cluster;
 pub mod enhanced_source;
+pub mod gateway;
 pub mod helm;
 pub mod kube;
 pub mod livestream;
