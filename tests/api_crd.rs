@@ -12,7 +12,7 @@ use kube::core::ApiResource;
 use kube::{Client, Resource};
 use livestream::api::{
     AudioSpec, EncoderPreset, HlsSpec, IngestServiceSpec, IngestSpec, LadderSpec, LiveStream, LiveStreamStatus, Phase,
-    Retention, SampleRate, SegmentContainer, ServiceType, StorageSpec, WorkerSpec,
+    Retention, SampleRate, SegmentContainer, StorageSpec, WorkerSpec,
 };
 use serde_json::{Value, json};
 use support::kube::KubeEnv;
@@ -84,7 +84,9 @@ async fn minimal_example_is_accepted_with_documented_defaults() {
     let raw = dynamic_api(&client, ns).get("demo").await.expect("get demo");
     let spec = &raw.data["spec"];
     assert_eq!(spec["ingest"]["app"], json!("live"), "{spec:#}");
-    assert_eq!(spec["ingest"]["service"]["type"], json!("LoadBalancer"), "{spec:#}");
+    // The operator decides the type: LoadBalancer, or ClusterIP behind its ingest gateway.
+    assert_eq!(spec["ingest"]["service"].get("type"), None, "{spec:#}");
+    assert_eq!(spec["ingest"]["service"]["port"], json!(1935), "{spec:#}");
     assert_eq!(spec["ingest"]["service"]["port"], json!(1935), "{spec:#}");
     assert_eq!(spec["hls"]["segmentDurationSeconds"], json!(2), "{spec:#}");
     assert_eq!(spec["hls"]["windowSegments"], json!(6), "{spec:#}");
@@ -103,7 +105,7 @@ async fn minimal_example_is_accepted_with_documented_defaults() {
         ingest: IngestSpec {
             stream_key_secret_ref: None,
             app: "live".into(),
-            service: IngestServiceSpec { type_: ServiceType::LoadBalancer, port: 1935, ..Default::default() },
+            service: IngestServiceSpec { type_: None, port: 1935, ..Default::default() },
             tls: None,
         },
         ladder: LadderSpec {
@@ -265,6 +267,11 @@ fn invalid_cases() -> Vec<(&'static str, Value, &'static [&'static str])> {
         (
             "node port on a ClusterIP service",
             json!({"ingest": {"service": {"type": "ClusterIP", "nodePort": 31000}}}),
+            &["spec.ingest.service.nodePort", "needs service type NodePort or LoadBalancer"],
+        ),
+        (
+            "a node port without a type",
+            json!({"ingest": {"service": {"nodePort": 31000}}}),
             &["spec.ingest.service.nodePort", "needs service type NodePort or LoadBalancer"],
         ),
         ("CDN URL without a scheme", json!({"cdn": {"baseUrl": "cdn.example.com"}}), &["spec.cdn.baseUrl"]),

@@ -61,6 +61,18 @@ impl Operator {
         lease: Option<LeaseSettings>,
         identity: &str,
     ) -> Self {
+        Self::start_with(client, namespace, cleaner, lease, identity, OperatorConfig::default())
+    }
+
+    /// As [`Self::start`], with `base`'s settings besides the tests' short timings.
+    fn start_with(
+        client: &Client,
+        namespace: &str,
+        cleaner: Arc<FakeCleaner>,
+        lease: Option<LeaseSettings>,
+        identity: &str,
+        base: OperatorConfig,
+    ) -> Self {
         let settings = RunSettings {
             operator: OperatorConfig {
                 worker_image: "livestream:test".into(),
@@ -69,7 +81,7 @@ impl Operator {
                 idle_resync: Duration::from_secs(1),
                 cleanup_timeout: Duration::from_secs(3),
                 error_backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(2)),
-                ..OperatorConfig::default()
+                ..base
             },
             namespace: Some(namespace.into()),
             leader_election: lease,
@@ -438,4 +450,75 @@ async fn with_two_replicas_only_the_leader_reconciles() {
     .await;
     let holder = leases.get("livestream-operator").await.unwrap().spec.unwrap().holder_identity;
     assert_eq!(holder.as_deref(), Some("replica-b"));
+}
+
+/// Behind the ingest gateway: each stream's ingest Service is a ClusterIP one, its status
+/// names the gateway's address, and the routes Secret maps its key's digest to that
+/// Service; a deleted stream loses its route, and an unchanged fleet rewrites nothing.
+#[tokio::test]
+async fn behind_the_gateway_streams_are_routed_by_their_keys() {
+    use livestream::controller::config::GatewaySettings;
+    use livestream::gateway::routes::{ROUTES_KEY, RouteTable};
+    use livestream::ingest::session::StreamKey;
+    let ns = "ctl-gateway";
+    let client = setup(ns).await;
+    let gateway = GatewaySettings {
+        url: "rtmp://ingest.example.com:1935".into(),
+        secure_url: None,
+        routes_namespace: ns.into(),
+        routes_secret: "gateway-routes".into(),
+    };
+    let config = OperatorConfig { gateway: Some(gateway), ..OperatorConfig::default() };
+    let operator = Operator::start_with(&client, ns, Arc::default(), None, "solo", config);
+    for name in ["one", "two"] {
+        create_stream(&client, ns, name, json!({"storage": {"bucket": "live-video"}})).await;
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let table = || async {
+        let secret = secrets.get_opt("gateway-routes").await.ok().flatten()?;
+        serde_json::from_slice::<RouteTable>(&secret.data?.get(ROUTES_KEY)?.0).ok()
+    };
+    let routed = eventually("two routes", Duration::from_secs(30), || async {
+        table().await.filter(|table| table.routes.len() == 2)
+    })
+    .await;
+    for name in ["one", "two"] {
+        let stream = stream_where(&client, ns, name, "the gateway's URL", |s| {
+            s.status.as_ref().and_then(|s| s.ingest_url.as_deref()) == Some("rtmp://ingest.example.com:1935/live")
+        })
+        .await;
+        assert!(stream.status.unwrap().secure_ingest_url.is_none());
+        let service = services.get(&format!("{name}-ingest")).await.unwrap();
+        let spec = service.spec.unwrap();
+        assert_eq!(spec.type_.as_deref(), Some("ClusterIP"), "no load balancer per stream");
+        let key_secret = secrets.get(&format!("{name}-stream-key")).await.unwrap();
+        let key = String::from_utf8(key_secret.data.unwrap()["streamKey"].0.clone()).unwrap();
+        let route = routed.lookup("live", &StreamKey::new(key.trim())).expect("the key routes");
+        assert_eq!(route.stream, format!("{ns}/{name}"));
+        assert_eq!(route.address.to_string(), format!("{}:1935", spec.cluster_ip.unwrap()));
+    }
+    let raw = secrets.get("gateway-routes").await.unwrap();
+    let text = String::from_utf8(raw.data.unwrap()[ROUTES_KEY].0.clone()).unwrap();
+    for name in ["one", "two"] {
+        let key = secrets.get(&format!("{name}-stream-key")).await.unwrap().data.unwrap()["streamKey"].0.clone();
+        assert!(!text.contains(String::from_utf8(key).unwrap().trim()), "no key in the routes");
+    }
+
+    // Quiet: nothing changes, nothing is written.
+    let version = raw.metadata.resource_version.clone();
+    let target = operator.metrics.reconciles() + 6;
+    eventually("more resyncs", Duration::from_secs(30), || async {
+        (operator.metrics.reconciles() >= target).then_some(())
+    })
+    .await;
+    assert_eq!(secrets.get("gateway-routes").await.unwrap().metadata.resource_version, version);
+
+    Api::<LiveStream>::namespaced(client.clone(), ns).delete("two", &DeleteParams::default()).await.unwrap();
+    let left = eventually("one route", Duration::from_secs(30), || async {
+        table().await.filter(|table| table.routes.len() == 1)
+    })
+    .await;
+    assert_eq!(left.routes[0].stream, format!("{ns}/one"));
+    assert_eq!(left.salt, routed.salt, "the salt stays");
 }

@@ -141,12 +141,15 @@ fn default_stream_key_key() -> String {
 
 /// The ingest Service.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[x_kube(validation = Rule::new("!has(self.nodePort) || self.type != 'ClusterIP'").message("nodePort needs service type NodePort or LoadBalancer").field_path(".nodePort"))]
+#[x_kube(validation = Rule::new("!has(self.nodePort) || (has(self.type) && self.type != 'ClusterIP')").message("nodePort needs service type NodePort or LoadBalancer").field_path(".nodePort"))]
 #[serde(rename_all = "camelCase")]
 pub struct IngestServiceSpec {
-    /// Service type. LoadBalancer gives encoders outside the cluster an address.
-    #[serde(default, rename = "type")]
-    pub type_: ServiceType,
+    /// Service type. LoadBalancer gives encoders outside the cluster an address of the
+    /// stream's own. Defaults to LoadBalancer, or to ClusterIP when the operator runs the
+    /// ingest gateway: encoders then push to the gateway's one address
+    /// (`status.ingestUrl`), and no stream pays for a load balancer of its own.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<ServiceType>,
     /// The RTMP port of the Service.
     #[serde(default = "default_rtmp_port")]
     #[schemars(range(min = 1, max = 65535))]
@@ -162,7 +165,7 @@ pub struct IngestServiceSpec {
 
 impl Default for IngestServiceSpec {
     fn default() -> Self {
-        Self { type_: ServiceType::default(), port: default_rtmp_port(), node_port: None, annotations: BTreeMap::new() }
+        Self { type_: None, port: default_rtmp_port(), node_port: None, annotations: BTreeMap::new() }
     }
 }
 

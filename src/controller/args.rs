@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::OperatorConfig;
+use super::config::GatewaySettings;
 
 /// Runs the operator.
 #[derive(clap::Args, Clone, Debug, PartialEq)]
@@ -37,6 +38,18 @@ pub struct ControllerArgs {
     /// EKS's IRSA or Pod Identity. It must exist in each stream's namespace.
     #[arg(long, env = "LIVESTREAM_WORKER_SERVICE_ACCOUNT")]
     pub worker_service_account: Option<String>,
+    /// The ingest gateway's address, `rtmp://HOST:PORT`, as encoders reach it: streams
+    /// without an ingest Service type of their own get a ClusterIP Service, and this URL
+    /// in their status. Needs --gateway-routes-secret.
+    #[arg(long, env = "LIVESTREAM_GATEWAY_URL", requires = "gateway_routes_secret")]
+    pub gateway_url: Option<String>,
+    /// The gateway's RTMPS address, `rtmps://HOST:PORT`, when it serves RTMPS.
+    #[arg(long, env = "LIVESTREAM_GATEWAY_SECURE_URL", requires = "gateway_url")]
+    pub gateway_secure_url: Option<String>,
+    /// The Secret, in the operator's namespace, in which the operator keeps the gateway's
+    /// routes.
+    #[arg(long, env = "LIVESTREAM_GATEWAY_ROUTES_SECRET", requires = "gateway_url")]
+    pub gateway_routes_secret: Option<String>,
     /// Seconds between reads of a running worker's status.
     #[arg(long, env = "LIVESTREAM_LIVE_POLL_INTERVAL", default_value_t = 3)]
     pub live_poll_seconds: u64,
@@ -50,6 +63,17 @@ impl ControllerArgs {
             cleanup_timeout: Duration::from_secs(self.storage_cleanup_timeout_seconds),
             live_poll_interval: Duration::from_secs(self.live_poll_seconds.max(1)),
             worker_service_account: self.worker_service_account.clone().filter(|name| !name.is_empty()),
+            gateway: self
+                .gateway_url
+                .clone()
+                .filter(|url| !url.is_empty())
+                .zip(self.gateway_routes_secret.clone())
+                .map(|(url, routes_secret)| GatewaySettings {
+                    url,
+                    secure_url: self.gateway_secure_url.clone().filter(|url| !url.is_empty()),
+                    routes_namespace: self.lease_namespace.clone().unwrap_or_else(|| "default".into()),
+                    routes_secret,
+                }),
             ..OperatorConfig::default()
         }
     }

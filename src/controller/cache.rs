@@ -91,6 +91,20 @@ impl<K: Resource> Resource for Cached<K> {
     }
 }
 
+/// Resolves once `store` holds its first complete list, or its watch ended for good.
+///
+/// `Store::wait_until_ready` wakes only the last of several tasks that wait at once (its
+/// one-shot channel keeps one waker), and the controller itself waits on its store: so
+/// each wait here is short and taken again until the store is ready.
+pub async fn until_ready<K>(store: &kube::runtime::reflector::Store<K>)
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    const RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
+    while tokio::time::timeout(RECHECK, store.wait_until_ready()).await.is_err() {}
+}
+
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::apps::v1::Deployment;

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::api::ServiceType;
 use crate::backoff::Backoff;
 
 /// Settings that apply to every LiveStream the operator manages.
@@ -24,6 +25,30 @@ pub struct OperatorConfig {
     /// The ServiceAccount of workers whose LiveStream names none (`None`: the namespace's
     /// `default`).
     pub worker_service_account: Option<String>,
+    /// The ingest gateway that routes every stream's encoders, when one runs.
+    pub gateway: Option<GatewaySettings>,
+}
+
+/// The ingest gateway beside the operator: where encoders reach it, and the Secret in
+/// which the operator keeps its routes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewaySettings {
+    /// `rtmp://HOST:PORT`, as encoders reach the gateway.
+    pub url: String,
+    /// `rtmps://HOST:PORT`, when the gateway serves RTMPS.
+    pub secure_url: Option<String>,
+    /// Namespace of the routes Secret (the operator's own).
+    pub routes_namespace: String,
+    /// Name of the routes Secret.
+    pub routes_secret: String,
+}
+
+impl OperatorConfig {
+    /// The type of a stream's ingest Service when its spec names none: ClusterIP behind
+    /// the gateway, else LoadBalancer.
+    pub fn default_ingest_service_type(&self) -> ServiceType {
+        if self.gateway.is_some() { ServiceType::ClusterIP } else { ServiceType::LoadBalancer }
+    }
 }
 
 impl Default for OperatorConfig {
@@ -37,6 +62,7 @@ impl Default for OperatorConfig {
             cleanup_timeout: Duration::from_secs(30),
             error_backoff: Backoff::new(Duration::from_secs(2), Duration::from_secs(300)),
             worker_service_account: None,
+            gateway: None,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod children;
 pub mod cleanup;
 pub mod config;
 pub mod events;
+pub mod gateway_routes;
 pub mod leader;
 pub mod metrics;
 pub mod probe;

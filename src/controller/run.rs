@@ -21,6 +21,7 @@ use tracing::{info, warn};
 use super::backoff::FailureCounts;
 use super::cache::Cached;
 use super::children::{FIELD_MANAGER, INSTANCE_LABEL, MANAGED_SELECTOR, WORKER_POD_SELECTOR};
+use super::gateway_routes::GatewayRoutes;
 use super::leader::{LeaderElector, LeaseSettings};
 use super::probe::WorkerStatusClient;
 use super::reconcile::{Context, StatusWrites, Stores, error_policy, reconcile};
@@ -216,6 +217,11 @@ async fn run_reconcilers(
         }
     });
 
+    let gateway_routes = settings
+        .operator
+        .gateway
+        .as_ref()
+        .map(|gateway| Arc::new(GatewayRoutes::new(&gateway.routes_namespace, &gateway.routes_secret)));
     let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: Some(settings.identity.clone()) };
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -227,12 +233,17 @@ async fn run_reconcilers(
         failures: FailureCounts::default(),
         status_writes: StatusWrites::default(),
         worker_status: WorkerStatusClient::new(settings.operator.worker_status_timeout),
+        gateway_routes: gateway_routes.clone(),
     });
     // Bounded concurrency: every reconcile in flight holds an API connection (HTTP/1.1)
     // and its buffers, so a thousand new streams would otherwise open a thousand at once.
     let controller = Controller::new(api::<LiveStream>(&client, ns), watcher::Config::default())
         .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY));
     let streams = controller.store();
+    let routes_writer = gateway_routes.map(|routes| {
+        let (client, streams, metrics, stop) = (client.clone(), streams.clone(), ctx.metrics.clone(), stop.clone());
+        tokio::spawn(async move { routes.run(client, streams, metrics, stop).await })
+    });
     // Every Secret, not only the generated ones: a user who creates or fixes a referenced
     // Secret sees the stream recover at once, not after a backoff. Only their metadata is
     // watched: the data of every Secret of the cluster would cost memory for nothing.
@@ -254,6 +265,9 @@ async fn run_reconcilers(
             futures::future::ready(())
         })
         .await;
+    if let Some(writer) = routes_writer {
+        let _ = writer.await;
+    }
     info!("the LiveStream controller stopped");
 }
 

@@ -7,6 +7,7 @@ use kube::ResourceExt;
 use super::children::{GENERATED_STREAM_KEY_KEY, MAX_STREAM_NAME_LEN, generated_secret_name};
 use crate::api::{CredentialsSecretRef, LiveStream, SecretKeyRef};
 use crate::ingest::listener::check_pem;
+use crate::ingest::session::StreamKey;
 
 /// The keys of a `kubernetes.io/tls` Secret.
 pub const TLS_CERTIFICATE_KEY: &str = "tls.crt";
@@ -27,6 +28,9 @@ pub struct Invalid {
 pub struct Resolved {
     /// Where the worker reads its stream key.
     pub stream_key: SecretKeyRef,
+    /// The stream key itself, as the worker reads it (for the ingest gateway's routes;
+    /// its `Debug` shows only a fingerprint).
+    pub key: StreamKey,
     /// Where the worker reads its storage credentials, if anywhere.
     pub credentials: Option<CredentialsSecretRef>,
     /// The `kubernetes.io/tls` Secret of RTMPS, checked to hold a certificate and its key.
@@ -97,7 +101,7 @@ pub fn resolve(stream: &LiveStream, fetched: Fetched<'_>) -> Result<Resolved, In
             message: format!("Secret {:?} (spec.ingest.streamKeySecretRef) does not exist", stream_key.name),
         });
     };
-    if !has_value(secret, &stream_key.key) {
+    let Some(key) = value(secret, &stream_key.key) else {
         return Err(Invalid {
             reason: "StreamKeyMissing",
             message: format!(
@@ -105,7 +109,7 @@ pub fn resolve(stream: &LiveStream, fetched: Fetched<'_>) -> Result<Resolved, In
                 stream_key.name, stream_key.key
             ),
         });
-    }
+    };
     let credentials = stream.spec.storage.credentials_secret_ref.clone();
     if let Some(reference) = &credentials {
         let Some(secret) = credentials_secret else {
@@ -130,7 +134,7 @@ pub fn resolve(stream: &LiveStream, fetched: Fetched<'_>) -> Result<Resolved, In
     if let Some(name) = &tls {
         check_tls_secret(name, tls_secret)?;
     }
-    Ok(Resolved { stream_key, credentials, tls_secret: tls })
+    Ok(Resolved { stream_key, key, credentials, tls_secret: tls })
 }
 
 /// A TLS Secret must hold a certificate chain and its private key, PEM, that serve
@@ -153,6 +157,14 @@ fn check_tls_secret(name: &str, secret: Option<&Secret>) -> Result<(), Invalid> 
     };
     check_pem(certificate, private_key)
         .map_err(|problem| Invalid { reason: "TlsCertificateInvalid", message: format!("Secret {name:?}: {problem}") })
+}
+
+/// The stream key under `key` of `secret`, trimmed as the worker trims it; `None` when
+/// empty or absent.
+fn value(secret: &Secret, key: &str) -> Option<StreamKey> {
+    let data = secret.data.as_ref().and_then(|d| d.get(key)).map(|v| String::from_utf8_lossy(&v.0).into_owned());
+    let string_data = || secret.string_data.as_ref().and_then(|d| d.get(key)).cloned();
+    data.or_else(string_data).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).map(StreamKey::new)
 }
 
 /// Whether `secret` holds a non-empty value under `key`.

@@ -322,6 +322,7 @@ mod tests {
     fn resolved(credentials: bool) -> Resolved {
         Resolved {
             stream_key: SecretKeyRef { name: "demo-stream-key".into(), key: "streamKey".into() },
+            key: crate::ingest::session::StreamKey::new("k3y"),
             credentials: credentials.then(|| CredentialsSecretRef {
                 name: "s3".into(),
                 access_key_id_key: "id".into(),

@@ -48,7 +48,7 @@ pub fn build(stream: &LiveStream, config: &OperatorConfig, resolved: &Resolved) 
     Ok(Children {
         config_map: config_map(stream, yaml)?,
         deployment: deployment(stream, config, resolved, &checksum)?,
-        ingest_service: ingest_service(stream)?,
+        ingest_service: ingest_service(stream, config)?,
         origin_service: origin_service(stream)?,
     })
 }

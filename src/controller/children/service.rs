@@ -11,9 +11,11 @@ use kube::ResourceExt;
 use super::BuildError;
 use super::names::{Component, child_metadata, ingest_service_name, origin_service_name, selector_labels};
 use crate::api::{LiveStream, ServiceType};
+use crate::controller::OperatorConfig;
 
-/// The ingest Service of `stream`.
-pub fn ingest_service(stream: &LiveStream) -> Result<Service, BuildError> {
+/// The ingest Service of `stream`; without a type in its spec, of the operator's default
+/// type (ClusterIP behind the ingest gateway).
+pub fn ingest_service(stream: &LiveStream, config: &OperatorConfig) -> Result<Service, BuildError> {
     let spec = &stream.spec.ingest.service;
     let name = ingest_service_name(&stream.name_any());
     let rtmp = Exposed { port: spec.port, node_port: spec.node_port, target: "rtmp" };
@@ -23,7 +25,8 @@ pub fn ingest_service(stream: &LiveStream) -> Result<Service, BuildError> {
         target: "rtmps",
     });
     let ports: Vec<Exposed> = std::iter::once(rtmp).chain(rtmps).collect();
-    service(stream, name, Component::Ingest, spec.type_, ports, &spec.annotations)
+    let type_ = spec.type_.unwrap_or_else(|| config.default_ingest_service_type());
+    service(stream, name, Component::Ingest, type_, ports, &spec.annotations)
 }
 
 /// The origin Service of `stream`: as the spec asks while Low-Latency HLS is on, a
@@ -96,11 +99,11 @@ mod tests {
     #[test]
     fn service_follows_the_ingest_spec() {
         let mut stream = fixtures::stream("media", "demo");
-        stream.spec.ingest.service.type_ = ServiceType::NodePort;
+        stream.spec.ingest.service.type_ = Some(ServiceType::NodePort);
         stream.spec.ingest.service.port = 1936;
         stream.spec.ingest.service.node_port = Some(31935);
         stream.spec.ingest.service.annotations.insert("lb.example/kind".into(), "nlb".into());
-        let svc = ingest_service(&stream).unwrap();
+        let svc = ingest_service(&stream, &OperatorConfig::default()).unwrap();
         assert_eq!(svc.metadata.name.as_deref(), Some("demo-ingest"));
         assert_eq!(svc.metadata.annotations.as_ref().unwrap()["lb.example/kind"], "nlb");
         let spec = svc.spec.unwrap();
@@ -116,7 +119,7 @@ mod tests {
         let mut stream = fixtures::stream("media", "demo");
         stream.spec.ingest.tls =
             Some(crate::api::IngestTlsSpec { secret_name: "ingest-tls".into(), port: 443, node_port: Some(31443) });
-        let ports = ingest_service(&stream).unwrap().spec.unwrap().ports.unwrap();
+        let ports = ingest_service(&stream, &OperatorConfig::default()).unwrap().spec.unwrap().ports.unwrap();
         let named: Vec<_> = ports.iter().map(|p| (p.name.as_deref().unwrap(), p.port, p.node_port)).collect();
         assert_eq!(named, vec![("rtmp", 1935, None), ("rtmps", 443, Some(31443))]);
         assert_eq!(ports[1].target_port, Some(IntOrString::String("rtmps".into())));
@@ -141,7 +144,7 @@ mod tests {
 
     #[test]
     fn default_service_is_a_load_balancer_without_annotations() {
-        let svc = ingest_service(&fixtures::stream("media", "demo")).unwrap();
+        let svc = ingest_service(&fixtures::stream("media", "demo"), &OperatorConfig::default()).unwrap();
         assert_eq!(svc.metadata.annotations, None);
         assert_eq!(svc.spec.unwrap().type_.as_deref(), Some("LoadBalancer"));
     }

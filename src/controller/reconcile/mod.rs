@@ -28,13 +28,14 @@ use tracing::{debug, warn};
 pub use update_status::StatusWrites;
 
 use super::backoff::FailureCounts;
-use super::cache::Cached;
+use super::cache::{Cached, until_ready};
 use super::children::{self, BuildError, FINALIZER, ingest_service_name, origin_service_name, worker_name};
 use super::cleanup::{CleanupOutcome, PrefixCleaner, StorageTarget, clean_up};
 use super::events::{Notice, publish};
+use super::gateway_routes::GatewayRoutes;
 use super::probe::WorkerStatusClient;
 use super::status::{Observed, WorkerObservation, compute};
-use super::validate::Invalid;
+use super::validate::{Invalid, Resolved};
 use super::{Metrics, OperatorConfig};
 use crate::api::{LiveStream, Retention};
 
@@ -52,11 +53,11 @@ impl Stores {
     /// Resolves once every cache holds its first complete list (at once after that), or
     /// when a watch ended for good.
     pub async fn ready(&self) {
-        let _ = futures::join!(
-            self.config_maps.wait_until_ready(),
-            self.deployments.wait_until_ready(),
-            self.services.wait_until_ready(),
-            self.pods.wait_until_ready(),
+        futures::join!(
+            until_ready(&self.config_maps),
+            until_ready(&self.deployments),
+            until_ready(&self.services),
+            until_ready(&self.pods),
         );
     }
 }
@@ -73,6 +74,8 @@ pub struct Context {
     pub status_writes: StatusWrites,
     /// Reads the workers' `/status`.
     pub worker_status: WorkerStatusClient,
+    /// The ingest gateway's routes, when the operator runs one.
+    pub gateway_routes: Option<Arc<GatewayRoutes>>,
 }
 
 /// Why a reconcile failed, naming the object it failed on; retried with backoff.
@@ -167,6 +170,7 @@ async fn apply_stream(stream: &LiveStream, ctx: &Context) -> Result<Action, Reco
     };
     let children = children::build(stream, &ctx.config, &resolved)?;
     let applied = apply_children::apply(children, &namespace, ctx).await?;
+    route_through_gateway(stream, &resolved, &applied.ingest_service, ctx);
 
     let pod = observe::running_worker_pod(&ctx.stores.pods, &namespace, &stream.name_any());
     let available = applied.deployment.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0) > 0;
@@ -180,6 +184,7 @@ async fn apply_stream(stream: &LiveStream, ctx: &Context) -> Result<Action, Reco
         ingest_service: Some(&applied.ingest_service),
         origin_service: Some(&applied.origin_service),
         node_address: node_address.as_deref(),
+        gateway: ctx.config.gateway.as_ref(),
         worker,
     };
     let status = compute(stream, &observed, None, update_status::now_in_seconds());
@@ -190,6 +195,25 @@ async fn apply_stream(stream: &LiveStream, ctx: &Context) -> Result<Action, Reco
     } else {
         Action::requeue(ctx.config.idle_resync)
     })
+}
+
+/// Routes the stream's publishes through the ingest gateway to its ingest Service's
+/// cluster IP, where kube-proxy finds its current worker pod.
+fn route_through_gateway(stream: &LiveStream, resolved: &Resolved, service: &Service, ctx: &Context) {
+    let Some(routes) = &ctx.gateway_routes else { return };
+    let spec = service.spec.as_ref();
+    let ip = spec.and_then(|spec| spec.cluster_ip.as_deref()).and_then(|ip| ip.parse::<std::net::IpAddr>().ok());
+    let port = spec
+        .and_then(|spec| spec.ports.as_ref())
+        .and_then(|ports| ports.iter().find(|p| p.name.as_deref() == Some("rtmp")))
+        .and_then(|port| u16::try_from(port.port).ok());
+    match (ip, port) {
+        (Some(ip), Some(port)) => {
+            let address = std::net::SocketAddr::new(ip, port);
+            routes.set(&stream_key(stream), &stream.spec.ingest.app, &resolved.key, address);
+        }
+        _ => routes.remove(&stream_key(stream)),
+    }
 }
 
 /// A stream whose references are unusable: its status says why (with what the caches hold
@@ -210,8 +234,12 @@ async fn report_invalid(
         ingest_service: ingest.as_ref(),
         origin_service: origin.as_ref(),
         node_address: None,
+        gateway: ctx.config.gateway.as_ref(),
         worker: WorkerObservation::NotRunning,
     };
+    if let Some(routes) = &ctx.gateway_routes {
+        routes.remove(&stream_key(stream));
+    }
     let status = compute(stream, &observed, Some(invalid), update_status::now_in_seconds());
     update_status::write(stream, namespace, status, ctx).await?;
     let failures = ctx.failures.record_failure(&stream_key(stream));
@@ -231,6 +259,9 @@ where
 /// within the configured time.
 async fn cleanup_stream(stream: &LiveStream, ctx: &Context) -> Result<Action, ReconcileError> {
     ctx.metrics.set_phase(&stream_key(stream), None);
+    if let Some(routes) = &ctx.gateway_routes {
+        routes.remove(&stream_key(stream));
+    }
     ctx.status_writes.forget(&stream_key(stream));
     if stream.spec.storage.retention == Retention::Retain {
         return Ok(Action::await_change());

@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
+use super::config::GatewaySettings;
 use super::validate::Invalid;
 use crate::api::{LiveFigures, LiveStream, LiveStreamStatus, Phase, condition as types};
 use crate::worker::status::{StreamPhase, WorkerStatus};
@@ -36,6 +37,8 @@ pub struct Observed<'a> {
     pub origin_service: Option<&'a Service>,
     /// The address of the node that runs the worker, for NodePort ingest URLs.
     pub node_address: Option<&'a str>,
+    /// The ingest gateway, when the operator runs one.
+    pub gateway: Option<&'a GatewaySettings>,
     pub worker: WorkerObservation,
 }
 
@@ -60,8 +63,8 @@ pub fn compute(
         phase: Some(verdict.phase),
         conditions,
         observed_generation: generation,
-        ingest_url: ingest_url(stream, observed.ingest_service, observed.node_address),
-        secure_ingest_url: secure_ingest_url(stream, observed.ingest_service, observed.node_address),
+        ingest_url: ingest_url(stream, observed.ingest_service, observed.node_address, observed.gateway),
+        secure_ingest_url: secure_ingest_url(stream, observed.ingest_service, observed.node_address, observed.gateway),
         playback_url: Some(playback_url(stream)),
         poster_url: Some(poster_url(stream)),
         low_latency_playback_url: low_latency_playback_url(stream, observed.origin_service, observed.node_address),
@@ -236,6 +239,7 @@ mod tests {
             ingest_service: None,
             origin_service: None,
             node_address: None,
+            gateway: None,
             worker: WorkerObservation::NotRunning,
         };
         let status = compute(&stream, &observed, None, at(100));
@@ -254,6 +258,7 @@ mod tests {
             ingest_service: None,
             origin_service: None,
             node_address: None,
+            gateway: None,
             worker: report(StreamPhase::Idle),
         };
         let status = compute(&stream, &observed, None, at(200));
@@ -273,6 +278,7 @@ mod tests {
             ingest_service: None,
             origin_service: None,
             node_address: None,
+            gateway: None,
             worker: report(StreamPhase::Live),
         };
         let status = compute(&stream, &observed, None, at(100));
@@ -295,6 +301,7 @@ mod tests {
             ingest_service: None,
             origin_service: None,
             node_address: None,
+            gateway: None,
             worker: report(StreamPhase::Idle),
         };
         let first = compute(&stream, &observed, None, at(100));
@@ -312,6 +319,7 @@ mod tests {
             ingest_service: None,
             origin_service: None,
             node_address: None,
+            gateway: None,
             worker: WorkerObservation::NotRunning,
         };
         let status = compute(&stream, &observed, Some(&invalid), at(100));
@@ -335,6 +343,7 @@ mod tests {
             ingest_service: None,
             origin_service: None,
             node_address: None,
+            gateway: None,
             worker: WorkerObservation::Reported(ws),
         };
         let status = compute(&stream, &observed, None, at(100));
@@ -363,6 +372,7 @@ mod tests {
             ingest_service: None,
             origin_service: None,
             node_address: None,
+            gateway: None,
             worker: WorkerObservation::NotRunning,
         };
         let status = compute(&stream, &observed, None, at(100));

@@ -4,20 +4,48 @@ use k8s_openapi::api::core::v1::Service;
 
 use crate::api::{LiveStream, ServiceType};
 use crate::controller::children::storage_prefix;
+use crate::controller::config::GatewaySettings;
 use crate::storage::bucket_url;
 use crate::transcode::poster::POSTER_FILE;
 
-/// `rtmp://HOST:PORT/APP` for the ingest Service. Never carries the stream key.
-pub fn ingest_url(stream: &LiveStream, service: Option<&Service>, node_address: Option<&str>) -> Option<String> {
-    let (host, port) = service_address(service?, "rtmp", stream.spec.ingest.service.type_, node_address)?;
-    Some(format!("rtmp://{host}:{port}/{}", stream.spec.ingest.app))
+/// `rtmp://HOST:PORT/APP` where encoders push: the ingest gateway's address when the
+/// stream's own Service is a ClusterIP one behind it, else that Service's. Never carries
+/// the stream key.
+pub fn ingest_url(
+    stream: &LiveStream,
+    service: Option<&Service>,
+    node_address: Option<&str>,
+    gateway: Option<&GatewaySettings>,
+) -> Option<String> {
+    let app = &stream.spec.ingest.app;
+    let service = service?;
+    if let Some(gateway) = gateway.filter(|_| is_cluster_ip(service)) {
+        return Some(format!("{}/{app}", gateway.url.trim_end_matches('/')));
+    }
+    let (host, port) = service_address(service, "rtmp", node_address)?;
+    Some(format!("rtmp://{host}:{port}/{app}"))
 }
 
-/// `rtmps://HOST:PORT/APP` for the ingest Service's RTMPS port, when the stream has one.
-pub fn secure_ingest_url(stream: &LiveStream, service: Option<&Service>, node_address: Option<&str>) -> Option<String> {
+/// `rtmps://HOST:PORT/APP`: the gateway's, when it serves RTMPS and the stream is behind
+/// it; else the ingest Service's RTMPS port, when the stream has one.
+pub fn secure_ingest_url(
+    stream: &LiveStream,
+    service: Option<&Service>,
+    node_address: Option<&str>,
+    gateway: Option<&GatewaySettings>,
+) -> Option<String> {
+    let app = &stream.spec.ingest.app;
+    let service = service?;
+    if let Some(gateway) = gateway.filter(|_| is_cluster_ip(service)) {
+        return gateway.secure_url.as_ref().map(|url| format!("{}/{app}", url.trim_end_matches('/')));
+    }
     stream.spec.ingest.tls.as_ref()?;
-    let (host, port) = service_address(service?, "rtmps", stream.spec.ingest.service.type_, node_address)?;
-    Some(format!("rtmps://{host}:{port}/{}", stream.spec.ingest.app))
+    let (host, port) = service_address(service, "rtmps", node_address)?;
+    Some(format!("rtmps://{host}:{port}/{app}"))
+}
+
+fn is_cluster_ip(service: &Service) -> bool {
+    service.spec.as_ref().and_then(|spec| spec.type_.as_deref()).is_none_or(|type_| type_ == "ClusterIP")
 }
 
 /// The low-latency master playlist, while Low-Latency HLS is on: under the CDN's
@@ -32,20 +60,20 @@ pub fn low_latency_playback_url(
     if let Some(base) = stream.spec.cdn.as_ref().and_then(|cdn| cdn.low_latency_base_url.as_ref()) {
         return Some(format!("{}/{prefix}/master.m3u8", base.trim_end_matches('/')));
     }
-    let (host, port) = service_address(origin_service?, "origin", stream.spec.origin.service.type_, node_address)?;
+    let (host, port) = service_address(origin_service?, "origin", node_address)?;
     let authority = if port == 80 { host } else { format!("{host}:{port}") };
     Some(format!("http://{authority}/{prefix}/master.m3u8"))
 }
 
 /// Where clients reach the port named `port_name` of `service`: a load balancer's address,
-/// else a node address and the node port, else the cluster IP.
-fn service_address(
-    service: &Service,
-    port_name: &str,
-    type_: ServiceType,
-    node_address: Option<&str>,
-) -> Option<(String, i32)> {
+/// else a node address and the node port, else the cluster IP (by the Service's own type).
+fn service_address(service: &Service, port_name: &str, node_address: Option<&str>) -> Option<(String, i32)> {
     let spec = service.spec.as_ref()?;
+    let type_ = match spec.type_.as_deref() {
+        Some("LoadBalancer") => ServiceType::LoadBalancer,
+        Some("NodePort") => ServiceType::NodePort,
+        _ => ServiceType::ClusterIP,
+    };
     let port = spec.ports.as_ref()?.iter().find(|p| p.name.as_deref() == Some(port_name))?;
     let load_balancer = service
         .status
@@ -99,6 +127,7 @@ mod tests {
 
     use super::*;
     use crate::api::CdnSpec;
+    use crate::controller::OperatorConfig;
     use crate::controller::children::{fixtures, ingest_service, origin_service};
 
     fn service(
@@ -107,7 +136,7 @@ mod tests {
         node_port: Option<i32>,
         lb: Option<LoadBalancerIngress>,
     ) -> Service {
-        let mut svc = ingest_service(stream).unwrap();
+        let mut svc = ingest_service(stream, &OperatorConfig::default()).unwrap();
         let spec = svc.spec.as_mut().unwrap();
         spec.cluster_ip = Some(cluster_ip.into());
         spec.ports.as_mut().unwrap()[0].node_port = node_port;
@@ -123,21 +152,56 @@ mod tests {
         let stream = fixtures::stream("media", "demo");
         let lb = LoadBalancerIngress { hostname: Some("lb.example.com".into()), ..Default::default() };
         let svc = service(&stream, "10.96.0.10", Some(31000), Some(lb));
-        assert_eq!(ingest_url(&stream, Some(&svc), Some("192.0.2.1")).unwrap(), "rtmp://lb.example.com:1935/live");
+        assert_eq!(
+            ingest_url(&stream, Some(&svc), Some("192.0.2.1"), None).unwrap(),
+            "rtmp://lb.example.com:1935/live"
+        );
         let svc = service(&stream, "10.96.0.10", Some(31000), None);
-        assert_eq!(ingest_url(&stream, Some(&svc), Some("192.0.2.1")).unwrap(), "rtmp://192.0.2.1:31000/live");
-        assert_eq!(ingest_url(&stream, Some(&svc), None).unwrap(), "rtmp://10.96.0.10:1935/live");
-        assert_eq!(ingest_url(&stream, Some(&svc), Some("2001:db8::1")).unwrap(), "rtmp://[2001:db8::1]:31000/live");
-        assert_eq!(ingest_url(&stream, None, None), None);
-        assert_eq!(secure_ingest_url(&stream, Some(&svc), None), None, "no TLS in the spec");
+        assert_eq!(ingest_url(&stream, Some(&svc), Some("192.0.2.1"), None).unwrap(), "rtmp://192.0.2.1:31000/live");
+        assert_eq!(ingest_url(&stream, Some(&svc), None, None).unwrap(), "rtmp://10.96.0.10:1935/live");
+        assert_eq!(
+            ingest_url(&stream, Some(&svc), Some("2001:db8::1"), None).unwrap(),
+            "rtmp://[2001:db8::1]:31000/live"
+        );
+        assert_eq!(ingest_url(&stream, None, None, None), None);
+        assert_eq!(secure_ingest_url(&stream, Some(&svc), None, None), None, "no TLS in the spec");
 
         let mut secure = stream.clone();
         secure.spec.ingest.tls =
             Some(crate::api::IngestTlsSpec { secret_name: "t".into(), port: 443, node_port: None });
         let lb = LoadBalancerIngress { ip: Some("203.0.113.7".into()), ..Default::default() };
         let svc = service(&secure, "10.96.0.10", None, Some(lb));
-        assert_eq!(secure_ingest_url(&secure, Some(&svc), None).unwrap(), "rtmps://203.0.113.7:443/live");
-        assert_eq!(ingest_url(&secure, Some(&svc), None).unwrap(), "rtmp://203.0.113.7:1935/live");
+        assert_eq!(secure_ingest_url(&secure, Some(&svc), None, None).unwrap(), "rtmps://203.0.113.7:443/live");
+        assert_eq!(ingest_url(&secure, Some(&svc), None, None).unwrap(), "rtmp://203.0.113.7:1935/live");
+    }
+
+    #[test]
+    fn behind_the_gateway_a_cluster_ip_stream_shows_the_gateway() {
+        let config = OperatorConfig {
+            gateway: Some(GatewaySettings {
+                url: "rtmp://ingest.example.com:1935".into(),
+                secure_url: Some("rtmps://ingest.example.com:443/".into()),
+                routes_namespace: "livestream".into(),
+                routes_secret: "routes".into(),
+            }),
+            ..OperatorConfig::default()
+        };
+        let gateway = config.gateway.as_ref();
+        let stream = fixtures::stream("media", "demo");
+        let mut svc = ingest_service(&stream, &config).unwrap();
+        assert_eq!(svc.spec.as_ref().unwrap().type_.as_deref(), Some("ClusterIP"), "no load balancer of its own");
+        svc.spec.as_mut().unwrap().cluster_ip = Some("10.96.0.10".into());
+        assert_eq!(ingest_url(&stream, Some(&svc), None, gateway).unwrap(), "rtmp://ingest.example.com:1935/live");
+        assert_eq!(
+            secure_ingest_url(&stream, Some(&svc), None, gateway).unwrap(),
+            "rtmps://ingest.example.com:443/live"
+        );
+        // A stream that asks for a load balancer of its own keeps its own address.
+        let mut own = stream.clone();
+        own.spec.ingest.service.type_ = Some(ServiceType::LoadBalancer);
+        let lb = LoadBalancerIngress { ip: Some("203.0.113.7".into()), ..Default::default() };
+        let svc = service(&own, "10.96.0.11", None, Some(lb));
+        assert_eq!(ingest_url(&own, Some(&svc), None, gateway).unwrap(), "rtmp://203.0.113.7:1935/live");
     }
 
     #[test]

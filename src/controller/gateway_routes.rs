@@ -1,0 +1,223 @@
+//! The ingest gateway's routes, kept by the operator: every reconciled stream's key (as
+//! a salted digest), application and worker address, in one Secret that the gateway
+//! watches. Reconciles set and remove entries; one task writes the Secret, only when
+//! the table changed, so an unchanged fleet causes no writes.
+//!
+//! The operator starts from the Secret it finds: its salt (so digests stay the same
+//! across restarts) and its routes, which stand for the streams that no reconcile has
+//! visited since (so encoders keep reaching their workers while a restarted operator
+//! catches up). A route goes when its stream goes.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::reflector::Store;
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::Metrics;
+use super::cache::until_ready;
+use super::children::{FIELD_MANAGER, MANAGED_SELECTOR};
+use crate::api::LiveStream;
+use crate::gateway::routes::{ROUTES_KEY, Route, RouteTable};
+use crate::ingest::session::StreamKey;
+
+/// Changes that come within this time are written together.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// What a reconcile knows of a stream's route.
+#[derive(Clone, Debug, PartialEq)]
+struct Entry {
+    app: String,
+    key: StreamKey,
+    address: SocketAddr,
+}
+
+/// The routes of the streams, and the Secret they are written to.
+#[derive(Debug)]
+pub struct GatewayRoutes {
+    namespace: String,
+    name: String,
+    entries: Mutex<BTreeMap<String, Entry>>,
+    changed: Notify,
+}
+
+impl GatewayRoutes {
+    /// Routes kept in the Secret `name` of `namespace`.
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+            entries: Mutex::new(BTreeMap::new()),
+            changed: Notify::new(),
+        }
+    }
+
+    /// Routes publishes of `stream` (`NAMESPACE/NAME`) with `key` to `app` at `address`.
+    pub fn set(&self, stream: &str, app: &str, key: &StreamKey, address: SocketAddr) {
+        let entry = Entry { app: app.into(), key: key.clone(), address };
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.get(stream) != Some(&entry) {
+            entries.insert(stream.into(), entry);
+            self.changed.notify_one();
+        }
+    }
+
+    /// Routes nothing to `stream` any more.
+    pub fn remove(&self, stream: &str) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.remove(stream).is_some() {
+            self.changed.notify_one();
+        }
+    }
+
+    /// The table to write: the streams of `streams` by their entries, or by their routes
+    /// in `found` (the Secret as the operator found it) until a reconcile visits them.
+    fn table(&self, salt: &str, found: &RouteTable, streams: &[String]) -> RouteTable {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut table = RouteTable { salt: salt.to_string(), routes: Vec::new() };
+        for stream in streams {
+            let route = match entries.get(stream) {
+                Some(entry) => Some(Route {
+                    stream: stream.clone(),
+                    app: entry.app.clone(),
+                    key_digest: table.digest(&entry.key),
+                    address: entry.address,
+                }),
+                None => found.routes.iter().find(|route| route.stream == *stream).cloned(),
+            };
+            table.routes.extend(route);
+        }
+        table
+    }
+
+    /// Writes the table whenever it changes, until `stop`.
+    pub async fn run(&self, client: Client, streams: Store<LiveStream>, metrics: Metrics, stop: CancellationToken) {
+        let api: Api<Secret> = Api::namespaced(client, &self.namespace);
+        let found = loop {
+            match api.get_opt(&self.name).await {
+                Ok(secret) => break secret.and_then(|secret| read_table(&secret)),
+                Err(error) => {
+                    tracing::warn!(%error, secret = %self.name, "cannot read the gateway's routes; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                        () = stop.cancelled() => return,
+                    }
+                }
+            }
+        };
+        let salt = found.as_ref().map(|table| table.salt.clone()).unwrap_or_else(|| RouteTable::new().salt);
+        let found = found.unwrap_or_default();
+        let mut written = found.clone();
+        until_ready(&streams).await;
+        loop {
+            let mut names: Vec<String> = streams
+                .state()
+                .iter()
+                .filter(|stream| stream.metadata.deletion_timestamp.is_none())
+                .map(|stream| format!("{}/{}", stream.namespace().unwrap_or_default(), stream.name_any()))
+                .collect();
+            names.sort();
+            let table = self.table(&salt, &found, &names);
+            if table != written || written.salt != salt {
+                match self.write(&api, &table).await {
+                    Ok(()) => {
+                        metrics.observe_write("Secret");
+                        tracing::info!(routes = table.routes.len(), "wrote the gateway's routes");
+                        written = table;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, secret = %self.name, "cannot write the gateway's routes; retrying");
+                        tokio::select! {
+                            () = tokio::time::sleep(Duration::from_secs(2)) => continue,
+                            () = stop.cancelled() => return,
+                        }
+                    }
+                }
+            }
+            tokio::select! {
+                () = self.changed.notified() => {}
+                () = stop.cancelled() => return,
+            }
+            tokio::time::sleep(DEBOUNCE).await;
+        }
+    }
+
+    async fn write(&self, api: &Api<Secret>, table: &RouteTable) -> Result<(), kube::Error> {
+        let routes = serde_json::to_vec(table).map_err(kube::Error::SerdeError)?;
+        let (label, value) = MANAGED_SELECTOR.split_once('=').unwrap_or((MANAGED_SELECTOR, ""));
+        let secret = json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": self.name, "labels": {label: value}},
+            "type": "Opaque",
+            "data": {ROUTES_KEY: ByteString(routes)},
+        });
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        api.patch(&self.name, &params, &Patch::Apply(&secret)).await.map(|_| ())
+    }
+}
+
+fn read_table(secret: &Secret) -> Option<RouteTable> {
+    let bytes = secret.data.as_ref()?.get(ROUTES_KEY)?;
+    match serde_json::from_slice(&bytes.0) {
+        Ok(table) => Some(table),
+        Err(error) => {
+            tracing::warn!(%error, "the gateway's routes do not parse; starting afresh");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address(port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 96, 0, 9], port))
+    }
+
+    #[test]
+    fn the_table_holds_reconciled_streams_and_keeps_found_routes_until_they_are() {
+        let routes = GatewayRoutes::new("livestream", "routes");
+        let found = RouteTable {
+            salt: "5a17".into(),
+            routes: vec![
+                Route { stream: "a/old".into(), app: "live".into(), key_digest: "d1".into(), address: address(1) },
+                Route { stream: "a/gone".into(), app: "live".into(), key_digest: "d2".into(), address: address(2) },
+            ],
+        };
+        routes.set("a/new", "live", &StreamKey::new("k3y"), address(3));
+        let streams = vec!["a/new".to_string(), "a/old".to_string()];
+        let table = routes.table("5a17", &found, &streams);
+        let names: Vec<&str> = table.routes.iter().map(|r| r.stream.as_str()).collect();
+        assert_eq!(names, ["a/new", "a/old"], "a stream that is gone loses its route");
+        assert_eq!(table.routes[0].key_digest, table.digest(&StreamKey::new("k3y")));
+        assert!(table.lookup("live", &StreamKey::new("k3y")).is_some());
+        // Once reconciled, a stream's own entry replaces what was found.
+        routes.set("a/old", "live", &StreamKey::new("other"), address(4));
+        let table = routes.table("5a17", &found, &streams);
+        assert_eq!(table.routes[1].address, address(4));
+        routes.remove("a/new");
+        assert_eq!(routes.table("5a17", &found, &streams).routes.len(), 1);
+    }
+
+    #[test]
+    fn an_unchanged_entry_is_no_change() {
+        let routes = GatewayRoutes::new("livestream", "routes");
+        routes.set("a/s", "live", &StreamKey::new("k"), address(1));
+        routes.set("a/s", "live", &StreamKey::new("k"), address(1));
+        // One notification is stored at most; the second set did not add one.
+        let notified = routes.changed.notified();
+        let mut notified = std::pin::pin!(notified);
+        assert!(futures::FutureExt::now_or_never(notified.as_mut()).is_some());
+        assert!(futures::FutureExt::now_or_never(routes.changed.notified()).is_none());
+    }
+}
