@@ -11,9 +11,9 @@ use tokio::sync::watch;
 use tokio::time::{Instant, timeout};
 use tracing::Instrument;
 
-use super::admission::Unauthenticated;
 use super::tls::TlsIdentity;
 use super::{EndReason, ListenerConfig, MediaMessage, PublishHandler, PublishRequest, PublishSink, wait_for_shutdown};
+use crate::ingest::admission::Unauthenticated;
 use crate::ingest::session::{Session, SessionError, SessionEvent, StreamKey};
 use crate::media::flv::{FlvTag, FlvTagKind};
 use crate::telemetry::clip;

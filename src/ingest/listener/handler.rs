@@ -27,6 +27,15 @@ pub trait PublishHandler: Send + Sync {
     /// Accepts the publish with a sink for its media, or refuses it. Called on the
     /// connection's task; keep it quick.
     fn authorize(&self, request: &PublishRequest) -> Result<PublishSink, Rejection>;
+
+    /// Whether [`authorize`](Self::authorize) would let `request` publish (its
+    /// application, its key, a stream not live from another publisher), without starting
+    /// anything: for protocols that refuse a caller during their handshake (SRT), before a
+    /// connection exists. Called on a thread of the protocol library; keep it quicker still.
+    fn admits(&self, request: &PublishRequest) -> Result<(), Rejection> {
+        let _ = request;
+        Ok(())
+    }
 }
 
 /// One message of an accepted publish, in order.
@@ -82,7 +91,7 @@ impl PublishSink {
     }
 
     /// Sends one message, waiting while the channel is full. Fails if the receiver is gone.
-    pub(super) async fn send(&self, message: MediaMessage) -> Result<(), mpsc::error::SendError<MediaMessage>> {
+    pub(crate) async fn send(&self, message: MediaMessage) -> Result<(), mpsc::error::SendError<MediaMessage>> {
         self.sender.send(message).await
     }
 }
