@@ -37,6 +37,8 @@ pub fn worker_config(stream: &LiveStream) -> Result<WorkerConfig, BuildError> {
             }),
             ..RtmpConfig::default()
         },
+        // SRT is not in the LiveStream spec yet.
+        srt: None,
         http: HttpConfig::default(),
         origin: OriginConfig { media_base_url: Some(media_base_url(stream)), ..OriginConfig::default() },
         ladder: stream.spec.ladder.clone(),
