@@ -265,7 +265,7 @@ pub async fn run_until(
         srt: args.srt.then(|| SrtIngest {
             addr: args.srt_addr,
             latency: Duration::from_millis(args.srt_latency_ms),
-            passphrase: args.srt_passphrase.clone(),
+            passphrase: args.srt_passphrase.clone().map(crate::ingest::srt::Passphrase::new),
             default_app: args.app.clone(),
         }),
         http: args.http_addr,

@@ -7,6 +7,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 
+use crate::ingest::srt::Passphrase;
 use crate::storage::{AnyStore, LocalStore, S3Settings, S3Store};
 
 use super::config::{ConfigError, StorageConfig, WorkerConfig, read_secret_env};
@@ -71,7 +72,7 @@ pub async fn run_until(
         Some(srt) => Some(SrtIngest {
             addr: with_ip(srt.listen),
             latency: std::time::Duration::from_millis(u64::from(srt.latency_milliseconds)),
-            passphrase: srt.passphrase_env.as_deref().map(read_secret_env).transpose()?,
+            passphrase: srt.passphrase_env.as_deref().map(read_secret_env).transpose()?.map(Passphrase::new),
             default_app: config.rtmp.app.clone(),
         }),
         None => None,

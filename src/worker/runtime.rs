@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::ingest::listener::{self, Endpoint, IngestMetrics, ListenerConfig, TlsError, TlsFiles, TlsIdentity};
-use crate::ingest::srt::{SrtConfig, SrtError, SrtListener};
+use crate::ingest::srt::{Passphrase, SrtConfig, SrtError, SrtListener};
 use crate::origin::{LiveIndex, Origin};
 use crate::storage::{AnyStore, InstrumentedStore, StorageMetrics};
 use crate::telemetry::{self, Health, HealthCheck};
@@ -70,7 +70,7 @@ pub struct SrtIngest {
     pub addr: SocketAddr,
     pub latency: Duration,
     /// AES encryption with a key from this passphrase.
-    pub passphrase: Option<String>,
+    pub passphrase: Option<Passphrase>,
     /// The application of stream IDs that name none.
     pub default_app: String,
 }

@@ -11,7 +11,7 @@ use crate::connection::Connection;
 use crate::{SrtError, address, ffi, set_bool, set_int, set_string, startup};
 
 /// Settings of a listener, which its connections inherit.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ListenerOptions {
     /// The receiver's latency (`SRTO_RCVLATENCY`): how long it holds packets to recover
     /// losses. The connection's is the larger of this and the caller's.
@@ -23,6 +23,19 @@ pub struct ListenerOptions {
     pub passphrase: Option<String>,
     /// Connections accepted by libsrt that the application has not taken yet.
     pub backlog: u16,
+}
+
+impl std::fmt::Debug for ListenerOptions {
+    // Never prints the passphrase.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ListenerOptions")
+            .field("latency", &self.latency)
+            .field("peer_idle_timeout", &self.peer_idle_timeout)
+            .field("encrypted", &self.passphrase.is_some())
+            .field("backlog", &self.backlog)
+            .finish()
+    }
 }
 
 /// A caller in the handshake, as the gate sees it.

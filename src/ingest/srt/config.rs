@@ -10,13 +10,34 @@ use crate::ingest::listener::{IngestMetrics, ListenerConfig};
 /// and the connection takes the larger of the two.
 pub const DEFAULT_LATENCY: Duration = Duration::from_millis(120);
 
+/// An SRT passphrase: a secret that `Debug` never shows.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Passphrase(String);
+
+impl Passphrase {
+    pub fn new(passphrase: impl Into<String>) -> Self {
+        Self(passphrase.into())
+    }
+
+    /// The passphrase itself, for libsrt. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Passphrase {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Passphrase(…)")
+    }
+}
+
 /// The limits and settings of [`SrtListener`](super::SrtListener).
 #[derive(Debug, Clone)]
 pub struct SrtConfig {
     /// The receiver's latency: how long packets are held to recover losses.
     pub latency: Duration,
     /// AES encryption; callers must know the passphrase (10 to 79 characters).
-    pub passphrase: Option<String>,
+    pub passphrase: Option<Passphrase>,
     /// The application of a stream ID that names none (`KEY` rather than `live/KEY`).
     pub default_app: String,
     /// Connections served at once, in all and from one address before they publish: the

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use livestream_protocol::srt::{StreamIdError, parse_stream_id};
 use livestream_srt::{Caller, Rejection as SrtRejection, Verdict};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -14,7 +15,6 @@ use crate::ingest::admission::{Admission, Unauthenticated};
 use crate::ingest::listener::{PublishHandler, PublishRequest};
 use crate::ingest::session::Rejection;
 use crate::telemetry::clip;
-use livestream_protocol::srt::{StreamIdError, parse_stream_id};
 
 /// A caller the gate let through, until its connection is accepted.
 pub(super) struct Pending {

@@ -15,7 +15,7 @@ mod config;
 mod connection;
 mod gate;
 
-pub use config::{DEFAULT_LATENCY, SrtConfig};
+pub use config::{DEFAULT_LATENCY, Passphrase, SrtConfig};
 pub use livestream_srt::SrtError;
 
 use std::net::SocketAddr;
@@ -47,7 +47,7 @@ impl SrtListener {
         let options = ListenerOptions {
             latency: config.latency,
             peer_idle_timeout: config.peer_idle_timeout,
-            passphrase: config.passphrase.clone(),
+            passphrase: config.passphrase.as_ref().map(|passphrase| passphrase.expose().to_string()),
             backlog: u16::try_from(config.max_unauthenticated).unwrap_or(u16::MAX),
         };
         let gate = Arc::new(Gate::new(config, handler));
