@@ -1042,3 +1042,40 @@ fn srt_with_a_passphrase_takes_only_callers_that_know_it() {
     assert_plays_aligned(&serve, "secret", 4.0);
     assert!(!serve.log().contains(passphrase), "the passphrase appears in the log");
 }
+
+/// HEVC over SRT (libx265 in MPEG-TS, as hardware encoders send it): transcoded into the
+/// H.264 ladder and passed through as `hvc1`, every rendition decoding.
+#[test]
+fn srt_hevc_is_transcoded_and_passed_through() {
+    let _serial = media::serial();
+    let args = ["--rendition", "source:passthrough", "--rendition", "90p:160x90:100", "--reconnect-grace", "1"];
+    let serve = Serve::start(&args, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(support::process::testenv_bin("ffmpeg"));
+    command
+        .args(["-hide_banner", "-nostdin", "-loglevel", "warning", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", "4", "-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p"])
+        .args(["-x265-params", "log-level=error:keyint=25:bframes=2"])
+        .args(["-c:a", "aac", "-f", "mpegts"])
+        .arg(serve.srt_url(&srt_publish_id("live", "hevc")));
+    let mut pusher = support::process::ManagedProcess::spawn("hevc", command, &dir.path().join("push.log"));
+    assert!(wait_exit(&mut pusher, Duration::from_secs(40)), "{}", pusher.log_tail(2000));
+    let base = serve.http_url("live/hevc");
+    let playlists = wait_ended(&base, &serve);
+    assert_eq!(playlists.len(), 2, "both renditions: {}", serve.log());
+    let master = String::from_utf8(http_get(&format!("{base}/master.m3u8")).3).unwrap();
+    for (attributes, uri) in parse_master(&master) {
+        let codecs = media::attribute(&attributes, "CODECS").unwrap_or_default().to_string();
+        let expected = if uri.starts_with("source/") { "hvc1.1.6.L" } else { "avc1." };
+        assert!(codecs.starts_with(expected) && codecs.ends_with(",mp4a.40.2"), "{uri}: {master}");
+    }
+    for (uri, playlist) in &playlists {
+        let first = first_segment(dir.path(), &base, uri, playlist);
+        let expected = if uri.starts_with("source/") { "hevc" } else { "h264" };
+        assert_eq!(video_codec(&first), expected, "{uri}");
+        let errors = media::decode_errors(&format!("{base}/{uri}"), "0");
+        assert!(errors.trim().is_empty(), "{uri} does not decode cleanly: {errors}");
+    }
+}

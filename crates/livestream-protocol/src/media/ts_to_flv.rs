@@ -1,19 +1,25 @@
-//! A live MPEG-TS of H.264 and AAC (as SRT carries it) turned into the FLV tags that an
-//! RTMP publish of the same media would give, so that both feed one pipeline.
+//! A live MPEG-TS of H.264 or HEVC and AAC (as SRT carries it) turned into the FLV tags
+//! that an RTMP publish of the same media would give, so that both feed one pipeline.
 //!
-//! - The PMT's first H.264 stream is the video and its first ADTS AAC stream the audio;
-//!   other streams (data, subtitles, a second program) are ignored.
-//! - An `onMetaData` tag comes first, as RTMP encoders send it: the picture size and frame
-//!   rate of the SPS, and whether the program has audio at all.
+//! - The PMT's first H.264 (else HEVC) stream is the video and its first ADTS AAC stream
+//!   the audio; other streams (data, subtitles, a second program) are ignored.
+//! - An `onMetaData` tag comes first, as RTMP encoders send it: the picture size (and for
+//!   H.264 the frame rate) of the SPS, and whether the program has audio at all.
 //! - Video: one access unit per PES packet (as encoders packetize live video), Annex B NAL
-//!   units become four-byte length-prefixed ones; the SPS and PPS go into an AVC sequence
-//!   header (AVCDecoderConfigurationRecord), sent again when they change; access unit
-//!   delimiters and filler go. The tag's timestamp is the DTS, its composition time
-//!   PTS - DTS, and an IDR slice makes it a keyframe. Frames before the first SPS and PPS
-//!   cannot be decoded and are dropped.
+//!   units become four-byte length-prefixed ones; the parameter sets go into a sequence
+//!   header (AVCDecoderConfigurationRecord, or HEVCDecoderConfigurationRecord in an
+//!   Enhanced RTMP `hvc1` tag), sent again when they change; access unit delimiters and
+//!   filler go. The tag's timestamp is the DTS, its composition time PTS - DTS, and an IDR
+//!   (HEVC: IRAP) slice makes it a keyframe. Frames before the first parameter sets cannot
+//!   be decoded and are dropped.
 //! - Audio: each ADTS frame of a PES packet becomes a raw AAC frame, 1024 samples after the
 //!   one before it; its header gives the AAC sequence header (AudioSpecificConfig), sent
 //!   again when it changes.
+//! - Order: RTMP encoders send every configuration before the first frame, and
+//!   Matroska, which the worker gives ffmpeg for HEVC, needs them so (its tracks are fixed
+//!   in its header). In MPEG-TS the first audio often comes after the first pictures, so
+//!   while the program has audio whose configuration is not known yet, video is held
+//!   back (at most [`MAX_HELD_VIDEO_MS`] of it), then sent after the audio configuration.
 //! - Time: the 33-bit 90 kHz clock is unwrapped (it wraps every 26.5 hours) and counted in
 //!   milliseconds from a second before the first time stamp, so that a stream starting a
 //!   little earlier than the first PES packet still starts after zero; anything earlier is
@@ -31,10 +37,14 @@ use super::adts::{self, AdtsError, AudioConfig};
 use super::amf0::{self, Amf0Value};
 use super::codecs::annex_b_nal_units;
 use super::flv::{FlvTag, FlvTagKind, MAX_TAG_BODY_LEN};
-use super::h264::{self, H264Error, nal_type};
+use super::h264::H264Error;
+use super::hevc::HevcError;
 use super::mpegts::{
     Pes, ProgramStream, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_H264, STREAM_TYPE_HEVC, TsDemuxer, TsError, TsEvent,
 };
+use video::{NalRole, VideoConfiguration, VideoFormat};
+
+mod video;
 
 /// Ticks of the MPEG-TS clock per millisecond.
 const TICKS_PER_MS: i64 = 90;
@@ -45,16 +55,16 @@ const ORIGIN_LEAD_TICKS: i64 = 90_000;
 /// Composition times beyond FLV's signed 24 bits are clamped.
 const MAX_COMPOSITION_MS: i64 = (1 << 23) - 1;
 
-const FLV_AVC_KEYFRAME: u8 = 0x17;
-const FLV_AVC_INTER: u8 = 0x27;
-const FLV_AVC_SEQUENCE_HEADER: u8 = 0;
-const FLV_AVC_NALU: u8 = 1;
+/// The longest stretch of video held back while waiting for the audio configuration.
+pub const MAX_HELD_VIDEO_MS: u32 = 1000;
+/// The most video tags held back meanwhile.
+const MAX_HELD_VIDEO_TAGS: usize = 256;
+
 /// AAC, with the rate, size and channel bits FLV requires for AAC (44 kHz, 16-bit, stereo).
 const FLV_AAC: u8 = 0xaf;
 const FLV_AAC_SEQUENCE_HEADER: u8 = 0;
 const FLV_AAC_RAW: u8 = 1;
-/// FLV's codec ids, for `onMetaData`.
-const FLV_CODEC_AVC: f64 = 7.0;
+/// FLV's codec id of AAC, for `onMetaData`.
 const FLV_CODEC_AAC: f64 = 10.0;
 
 /// Why a transport stream cannot be converted.
@@ -66,9 +76,11 @@ pub enum TsToFlvError {
     Adts(#[from] AdtsError),
     #[error("H.264 video: {0}")]
     H264(#[from] H264Error),
-    /// The program has no H.264 video; names the video it has, if any.
-    #[error("the MPEG-TS program has no H.264 video{0}")]
-    NoH264(String),
+    #[error("HEVC video: {0}")]
+    Hevc(#[from] HevcError),
+    /// The program has neither H.264 nor HEVC video.
+    #[error("the MPEG-TS program has no H.264 or HEVC video")]
+    NoVideo,
     /// A PES packet of a listed stream without the PTS that places it in time.
     #[error("a PES packet on PID {0} has no PTS")]
     NoPts(u16),
@@ -83,13 +95,17 @@ pub enum TsToFlvError {
 #[derive(Debug, Default)]
 pub struct TsToFlv {
     demuxer: TsDemuxer,
-    video_pid: Option<u16>,
+    video: Option<(u16, VideoFormat)>,
     audio_pid: Option<u16>,
     clock: Clock,
-    /// The SPS and PPSs of the last AVC sequence header sent.
+    /// The parameter sets of the last sequence header sent.
     video_config: Option<Vec<Vec<u8>>>,
     audio_config: Option<AudioConfig>,
     metadata_sent: bool,
+    /// Video (and metadata) held back until the audio configuration is known.
+    held: Vec<FlvTag>,
+    /// Video flows without waiting for audio (which came, or is late).
+    video_released: bool,
     tags: VecDeque<FlvTag>,
 }
 
@@ -107,7 +123,9 @@ impl TsToFlv {
     /// The stream ended: converts the frames still held.
     pub fn finish(&mut self) -> Result<(), TsToFlvError> {
         self.demuxer.finish()?;
-        self.drain_demuxer()
+        self.drain_demuxer()?;
+        self.release_video(None);
+        Ok(())
     }
 
     /// The next tag, in the order of the stream.
@@ -119,7 +137,7 @@ impl TsToFlv {
         while let Some(event) = self.demuxer.next_event() {
             match event {
                 TsEvent::Program(streams) => self.program(&streams)?,
-                TsEvent::Pes(pes) if Some(pes.pid) == self.video_pid => self.video(&pes)?,
+                TsEvent::Pes(pes) if Some(pes.pid) == self.video.map(|(pid, _)| pid) => self.video(&pes)?,
                 TsEvent::Pes(pes) if Some(pes.pid) == self.audio_pid => self.audio(&pes)?,
                 TsEvent::Pes(_) => {}
             }
@@ -129,83 +147,79 @@ impl TsToFlv {
 
     fn program(&mut self, streams: &[ProgramStream]) -> Result<(), TsToFlvError> {
         let first = |stream_type: u8| streams.iter().find(|stream| stream.stream_type == stream_type);
-        let Some(video) = first(STREAM_TYPE_H264) else {
-            let named = match first(STREAM_TYPE_HEVC) {
-                Some(_) => " (it carries HEVC, which SRT ingest does not take yet: send H.264)".to_string(),
-                None => String::new(),
-            };
-            return Err(TsToFlvError::NoH264(named));
+        let video = match (first(STREAM_TYPE_H264), first(STREAM_TYPE_HEVC)) {
+            (Some(h264), _) => (h264.pid, VideoFormat::H264),
+            (None, Some(hevc)) => (hevc.pid, VideoFormat::Hevc),
+            (None, None) => return Err(TsToFlvError::NoVideo),
         };
-        self.video_pid = Some(video.pid);
+        if self.video.is_some_and(|(_, format)| format != video.1) {
+            // Another codec needs another decoder configuration from scratch.
+            self.video_config = None;
+        }
+        self.video = Some(video);
         self.audio_pid = first(STREAM_TYPE_AAC_ADTS).map(|stream| stream.pid);
         Ok(())
     }
 
     fn video(&mut self, pes: &Pes) -> Result<(), TsToFlvError> {
+        let Some((_, format)) = self.video else { return Ok(()) };
         let pts = pes.pts.ok_or(TsToFlvError::NoPts(pes.pid))?;
         let (dts, pts) = self.clock.place_video(pes.dts.unwrap_or(pts), pts);
         let mut parameter_sets: Vec<&[u8]> = Vec::new();
         let mut keyframe = false;
-        let mut body = BytesMut::with_capacity(pes.payload.len() + 5);
+        let mut units = BytesMut::with_capacity(pes.payload.len());
         for nal in annex_b_nal_units(&pes.payload) {
-            match h264::nal_unit_type(nal) {
-                Some(nal_type::SPS | nal_type::PPS) => parameter_sets.push(nal),
-                Some(nal_type::AUD | FILLER_DATA) | None => {}
-                Some(kind) => {
-                    keyframe |= kind == nal_type::IDR;
+            match format.role(nal) {
+                NalRole::ParameterSet => parameter_sets.push(nal),
+                NalRole::Dropped => {}
+                NalRole::Frame { keyframe: key } => {
+                    keyframe |= key;
                     let length = u32::try_from(nal.len()).map_err(|_| TsToFlvError::FrameTooLarge(nal.len()))?;
-                    body.put_u32(length);
-                    body.put_slice(nal);
+                    units.put_u32(length);
+                    units.put_slice(nal);
                 }
             }
         }
         if !parameter_sets.is_empty() {
-            self.video_configuration(&parameter_sets, dts)?;
+            self.video_configuration(format, &parameter_sets, dts)?;
         }
         let (Some(dts_ms), Some(pts_ms)) = (dts, pts) else { return Ok(()) };
-        if self.video_config.is_none() || body.is_empty() {
+        if self.video_config.is_none() || units.is_empty() {
             return Ok(());
         }
         let composition = (pts_ms - dts_ms).clamp(-MAX_COMPOSITION_MS, MAX_COMPOSITION_MS) as i32;
-        let [_, high, middle, low] = composition.to_be_bytes();
-        let header = [if keyframe { FLV_AVC_KEYFRAME } else { FLV_AVC_INTER }, FLV_AVC_NALU, high, middle, low];
-        self.push_tag(FlvTagKind::Video, dts_ms, [&header[..], &body].concat())
+        self.push_tag(FlvTagKind::Video, dts_ms, format.frame(keyframe, composition, &units))
     }
 
-    /// Sends an AVC sequence header when the access unit's parameter sets differ from the
-    /// last ones sent (the metadata before the first).
-    fn video_configuration(&mut self, parameter_sets: &[&[u8]], dts_ms: Option<i64>) -> Result<(), TsToFlvError> {
-        let Some(sps) = parameter_sets.iter().find(|nal| h264::nal_unit_type(nal) == Some(nal_type::SPS)) else {
-            return Ok(());
-        };
-        let pps: Vec<&[u8]> =
-            parameter_sets.iter().filter(|nal| h264::nal_unit_type(nal) == Some(nal_type::PPS)).copied().collect();
-        if pps.is_empty() {
-            return Ok(());
-        }
-        let sets: Vec<Vec<u8>> = std::iter::once(*sps).chain(pps.iter().copied()).map(<[u8]>::to_vec).collect();
+    /// Sends a sequence header when the access unit's parameter sets differ from the last
+    /// ones sent (the metadata before the first).
+    fn video_configuration(
+        &mut self,
+        format: VideoFormat,
+        parameter_sets: &[&[u8]],
+        dts_ms: Option<i64>,
+    ) -> Result<(), TsToFlvError> {
+        let sets: Vec<Vec<u8>> = parameter_sets.iter().map(|nal| nal.to_vec()).collect();
         if self.video_config.as_ref() == Some(&sets) {
             return Ok(());
         }
-        let record = h264::decoder_configuration_record(sps, &pps)?;
+        let Some(configuration) = format.configuration(parameter_sets)? else { return Ok(()) };
         let at = dts_ms.unwrap_or_default();
         if !self.metadata_sent {
-            let info = h264::parse_sps(sps)?;
-            self.metadata(info, at)?;
+            self.metadata(format, &configuration, at)?;
         }
         self.video_config = Some(sets);
-        let header = [FLV_AVC_KEYFRAME, FLV_AVC_SEQUENCE_HEADER, 0, 0, 0];
-        self.push_tag(FlvTagKind::Video, at, [&header[..], &record].concat())
+        self.push_tag(FlvTagKind::Video, at, format.sequence_header(&configuration.record))
     }
 
     /// `onMetaData` as RTMP encoders send it, from the SPS and the program.
-    fn metadata(&mut self, sps: h264::SpsInfo, at: i64) -> Result<(), TsToFlvError> {
+    fn metadata(&mut self, format: VideoFormat, video: &VideoConfiguration, at: i64) -> Result<(), TsToFlvError> {
         let mut fields = vec![
-            ("width", Amf0Value::Number(f64::from(sps.width))),
-            ("height", Amf0Value::Number(f64::from(sps.height))),
-            ("videocodecid", Amf0Value::Number(FLV_CODEC_AVC)),
+            ("width", Amf0Value::Number(f64::from(video.width))),
+            ("height", Amf0Value::Number(f64::from(video.height))),
+            ("videocodecid", Amf0Value::Number(format.codec_id())),
         ];
-        if let Some(rate) = sps.timing.and_then(|timing| timing.frame_rate()).filter(|rate| *rate <= 1000.0) {
+        if let Some(rate) = video.frame_rate.filter(|rate| *rate <= 1000.0) {
             fields.push(("framerate", Amf0Value::Number(rate)));
         }
         if self.audio_pid.is_some() {
@@ -230,26 +244,56 @@ impl TsToFlv {
             if self.audio_config != Some(frame.config) {
                 self.audio_config = Some(frame.config);
                 let config = frame.config.audio_specific_config();
-                self.push_tag(FlvTagKind::Audio, at, [&[FLV_AAC, FLV_AAC_SEQUENCE_HEADER][..], &config].concat())?;
+                let header =
+                    self.tag(FlvTagKind::Audio, at, [&[FLV_AAC, FLV_AAC_SEQUENCE_HEADER][..], &config].concat())?;
+                self.release_video(Some(header));
             }
             self.push_tag(FlvTagKind::Audio, at, [&[FLV_AAC, FLV_AAC_RAW][..], frame.raw].concat())?;
         }
         Ok(())
     }
 
-    fn push_tag(&mut self, kind: FlvTagKind, at_ms: i64, body: Vec<u8>) -> Result<(), TsToFlvError> {
+    fn tag(&self, kind: FlvTagKind, at_ms: i64, body: Vec<u8>) -> Result<FlvTag, TsToFlvError> {
         if body.len() > MAX_TAG_BODY_LEN {
             return Err(TsToFlvError::FrameTooLarge(body.len()));
         }
         // FLV's 32-bit milliseconds wrap after 49 days, as RTMP's do.
         let timestamp = at_ms.rem_euclid(1 << 32) as u32;
-        self.tags.push_back(FlvTag::new(kind, timestamp, Bytes::from(body)));
+        Ok(FlvTag::new(kind, timestamp, Bytes::from(body)))
+    }
+
+    /// Queues a tag, holding video back while the audio configuration is awaited.
+    fn push_tag(&mut self, kind: FlvTagKind, at_ms: i64, body: Vec<u8>) -> Result<(), TsToFlvError> {
+        let tag = self.tag(kind, at_ms, body)?;
+        let awaiting_audio = self.audio_pid.is_some() && self.audio_config.is_none() && !self.video_released;
+        if kind == FlvTagKind::Audio || !awaiting_audio {
+            self.tags.push_back(tag);
+            return Ok(());
+        }
+        self.held.push(tag);
+        let span = match (self.held.first(), self.held.last()) {
+            (Some(first), Some(last)) => last.timestamp_ms.wrapping_sub(first.timestamp_ms),
+            _ => 0,
+        };
+        if span > MAX_HELD_VIDEO_MS || self.held.len() > MAX_HELD_VIDEO_TAGS {
+            // Audio this late is not waited for any longer.
+            self.release_video(None);
+        }
         Ok(())
     }
-}
 
-/// `nal_unit_type` of filler data, which carries nothing for a decoder.
-const FILLER_DATA: u8 = 12;
+    /// Lets held video flow: its configurations first, then `audio_header`, then its
+    /// frames.
+    fn release_video(&mut self, audio_header: Option<FlvTag>) {
+        self.video_released = true;
+        let (headers, frames): (Vec<FlvTag>, Vec<FlvTag>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|tag| tag.kind == FlvTagKind::Script || tag.is_sequence_header());
+        self.tags.extend(headers);
+        self.tags.extend(audio_header);
+        self.tags.extend(frames);
+    }
+}
 
 /// The FLV timeline of one stream: 33-bit time stamps unwrapped, in milliseconds from the
 /// origin. `None` for a time before the origin.

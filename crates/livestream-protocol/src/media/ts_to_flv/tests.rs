@@ -1,18 +1,21 @@
 //! The fixtures are ffmpeg's own output (`-f lavfi -i testsrc2=size=64x36:rate=10 -f lavfi
 //! -i sine=frequency=440:sample_rate=44100 -t 1 -c:v libx264 -profile:v high -bf 2 -g 5
 //! -c:a aac -b:a 32k -ac 1 -f mpegts`, bit-exact), the second with `-output_ts_offset
-//! 95442.5`, so that its 33-bit clock wraps within the first frames.
+//! 95442.5`, so that its 33-bit clock wraps within the first frames, the third with
+//! `-c:v libx265 -x265-params bframes=2:keyint=5:min-keyint=5:scenecut=0`.
 
 use super::*;
 use crate::media::adts::tests::adts_frame;
 use crate::media::flv::{AacPacket, aac_packet};
 use crate::media::h264::AvcDecoderConfig;
+use crate::media::hevc::HevcDecoderConfig;
 use crate::media::mpegts::TS_PACKET_SIZE;
 use crate::media::mpegts::tests::{number, packetize, pes_with_times, section};
-use crate::media::video_tag::{VideoPacket, VideoPacketKind};
+use crate::media::video_tag::{VideoCodec, VideoPacket, VideoPacketKind};
 
 const FFMPEG_TS: &[u8] = include_bytes!("h264-aac.ts");
 const FFMPEG_TS_WRAPPING: &[u8] = include_bytes!("h264-aac-wrap.ts");
+const FFMPEG_HEVC_TS: &[u8] = include_bytes!("hevc-aac.ts");
 
 fn convert(ts: &[u8], chunk: usize) -> Result<Vec<FlvTag>, TsToFlvError> {
     let mut converter = TsToFlv::new();
@@ -36,6 +39,9 @@ fn ffmpeg_output_becomes_the_tags_of_an_rtmp_publish() {
     let first_video = tags.iter().position(|tag| tag.kind == FlvTagKind::Video).unwrap();
     let metadata = tags.iter().position(|tag| tag.kind == FlvTagKind::Script).expect("onMetaData");
     assert!(metadata < first_video, "the metadata comes before the video");
+    let audio_config = tags.iter().position(|tag| tag.kind == FlvTagKind::Audio && tag.is_sequence_header());
+    let first_frame = tags.iter().position(|tag| tag.kind == FlvTagKind::Video && !tag.is_sequence_header());
+    assert!(audio_config < first_frame, "every configuration before the first frame, as RTMP encoders send them");
     let values = amf0::decode_all(&tags[metadata].data).unwrap();
     assert_eq!(values[0].as_str(), Some("onMetaData"));
     let number = |key: &str| values[1].property(key).and_then(Amf0Value::as_number);
@@ -86,6 +92,28 @@ fn ffmpeg_output_becomes_the_tags_of_an_rtmp_publish() {
     // The audio starts 14318 - 16408 = -21 ms before the first picture is shown.
     let first_shown = frames[0].timestamp_ms as i64 + i64::from(composition_times[0]);
     assert!((first_shown - raw[0].timestamp_ms as i64 - 23).abs() <= 1, "{first_shown} {}", raw[0].timestamp_ms);
+}
+
+#[test]
+fn ffmpeg_hevc_becomes_enhanced_rtmp_hvc1_tags() {
+    let tags = convert(FFMPEG_HEVC_TS, 1316).unwrap();
+    let values = amf0::decode_all(&tags.iter().find(|tag| tag.kind == FlvTagKind::Script).unwrap().data).unwrap();
+    let number = |key: &str| values[1].property(key).and_then(Amf0Value::as_number);
+    assert_eq!((number("width"), number("height")), (Some(64.0), Some(36.0)));
+    assert_eq!(number("videocodecid"), Some(f64::from(u32::from_be_bytes(*b"hvc1"))), "the FourCC");
+    let video = of_kind(&tags, FlvTagKind::Video);
+    let start = VideoPacket::parse(&video[0].data).unwrap();
+    assert!(start.enhanced && start.codec == VideoCodec::Hevc && start.kind == VideoPacketKind::SequenceStart);
+    let config = HevcDecoderConfig::parse(start.payload).unwrap();
+    assert_eq!((config.picture_size().unwrap(), config.length_size), ((64, 36), 4));
+    assert!(config.codec_string("hvc1").starts_with("hvc1.1.6.L"), "{}", config.codec_string("hvc1"));
+    let frames: Vec<VideoPacket<'_>> = video[1..].iter().map(|tag| VideoPacket::parse(&tag.data).unwrap()).collect();
+    assert_eq!(frames.len(), 10, "one tag per frame");
+    assert!(frames.iter().all(|frame| frame.kind == VideoPacketKind::CodedFrames && frame.codec == VideoCodec::Hevc));
+    assert!(frames[0].keyframe && frames.iter().filter(|frame| frame.keyframe).count() >= 2);
+    assert!(frames.iter().any(|frame| frame.composition_time_ms > 0), "B-frames are shown later than decoded");
+    assert!(frames.iter().all(|frame| frame.composition_time_ms >= 0));
+    assert!(of_kind(&tags, FlvTagKind::Audio).len() > 40, "the audio as with H.264");
 }
 
 #[test]
@@ -221,11 +249,28 @@ fn audio_frames_follow_each_other_and_a_new_config_is_sent_again() {
 }
 
 #[test]
+fn video_waits_for_late_audio_a_second_at_most() {
+    let mut ts = tables(&[(STREAM_TYPE_H264, VIDEO_PID), (STREAM_TYPE_AAC_ADTS, AUDIO_PID)]);
+    let tables_len = ts.len();
+    for frame in 0..30u64 {
+        let units: &[&[u8]] = if frame == 0 { &[SPS, PPS, &[0x65, 1]] } else { &[&[0x41, 2]] };
+        ts.extend(video_pes(frame * 3600, units));
+    }
+    number(&mut ts);
+    let mut converter = TsToFlv::new();
+    // Ten frames of 40 ms: held, since the program has audio not seen yet.
+    converter.push(&ts[..tables_len + 10 * TS_PACKET_SIZE]).unwrap();
+    assert_eq!(converter.next_tag(), None, "held while the audio configuration is awaited");
+    converter.push(&ts[tables_len + 10 * TS_PACKET_SIZE..]).unwrap();
+    let tags: Vec<FlvTag> = std::iter::from_fn(|| converter.next_tag()).collect();
+    assert_eq!(tags.len(), 2 + 29, "metadata, configuration and every whole frame, once a second is held");
+    assert_eq!((tags[2].timestamp_ms, tags[30].timestamp_ms), (1000, 2120), "in order");
+}
+
+#[test]
 fn programs_and_packets_it_cannot_take_are_errors() {
-    let hevc = tables(&[(STREAM_TYPE_HEVC, VIDEO_PID), (STREAM_TYPE_AAC_ADTS, AUDIO_PID)]);
-    let error = convert(&hevc, 188).unwrap_err();
-    assert!(matches!(&error, TsToFlvError::NoH264(named) if named.contains("HEVC")), "{error}");
-    assert_eq!(convert(&tables(&[(STREAM_TYPE_AAC_ADTS, AUDIO_PID)]), 188), Err(TsToFlvError::NoH264(String::new())));
+    assert_eq!(convert(&tables(&[(STREAM_TYPE_AAC_ADTS, AUDIO_PID)]), 188), Err(TsToFlvError::NoVideo));
+    assert_eq!(convert(&tables(&[(0x06, VIDEO_PID)]), 188), Err(TsToFlvError::NoVideo), "private data only");
 
     let mut no_pts = tables(&[(STREAM_TYPE_H264, VIDEO_PID)]);
     no_pts.extend(packetize(VIDEO_PID, &[0, 0, 1, 0xe0, 0, 0, 0x80, 0, 0, 0, 0, 1, 0x65]));
