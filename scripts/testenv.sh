@@ -75,11 +75,7 @@ install_build_deps() {
     return
   fi
   log "installing libsrt-gnutls-dev and pkg-config from Debian (to build livestream)"
-  local sudo=""
-  [[ $(id -u) -ne 0 ]] && sudo=sudo
-  $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq -o=Dpkg::Use-Pty=0 \
-    --no-install-recommends libsrt-gnutls-dev pkg-config >/dev/null
+  apt_install libsrt-gnutls-dev pkg-config
 }
 
 build_kube() {
