@@ -964,6 +964,13 @@ fn srt_reconnect_within_grace_continues_the_playlists() {
         fetch_consistent(&base).filter(|p| !p.is_empty() && p.iter().all(|(_, p)| !p.segments.is_empty()))
     });
     first.kill();
+    // Until SRT's peer idle timeout says the sender is gone, the stream is live: another
+    // publisher is refused in the handshake (409, conflict).
+    let mut early = push(&url, &Push::default(), &logs.path().join("early.log"));
+    assert!(!wait_exit(&mut early, Duration::from_secs(15)), "a publish to a live stream must be refused");
+    assert!(early.log_tail(4000).to_lowercase().contains("reject"), "{}", early.log_tail(2000));
+    let metrics = String::from_utf8_lossy(&http_get(&serve.http_url("metrics")).3).into_owned();
+    assert!(metrics.contains("srt_publishes_rejected_total{reason=\"already_live\"} 1"), "{metrics}");
     wait_for("the stream to wait for its encoder", Duration::from_secs(15), || {
         let (_, _, _, status) = http_get(&serve.http_url("status"));
         String::from_utf8_lossy(&status).contains("\"phase\":\"Reconnecting\"").then_some(())
