@@ -9,17 +9,20 @@
 #
 # Both put the binary into the same `runtime` stage: what users get is what the tests run.
 
-# Debian with ffmpeg and CA certificates, and a fixed non-root user matching the pods'
-# runAsUser.
+# Debian with ffmpeg, libsrt (the GnuTLS build that Debian's ffmpeg itself links, for SRT
+# ingest) and CA certificates, and a fixed non-root user matching the pods' runAsUser.
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ffmpeg ca-certificates \
+ && apt-get install -y --no-install-recommends ffmpeg libsrt1.5-gnutls ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 USER 65532:65532
-EXPOSE 1935 8080
+EXPOSE 1935 8080 9000/udp
 ENTRYPOINT ["/usr/local/bin/livestream"]
 
 FROM rust:1-bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libsrt-gnutls-dev pkg-config \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src

@@ -6,6 +6,8 @@
 #   scripts/testenv.sh --print    print the bin directory only
 #
 # Components:
+#   libsrt-gnutls-dev, pkg-config         Debian packages: to build livestream (SRT ingest links
+#                                         libsrt, the GnuTLS build Debian's ffmpeg uses)
 #   ffmpeg, ffprobe, curl, pgrep          Debian packages
 #   chromium, node and npm                Debian packages (node and npm only when missing)
 #   nginx                                 Debian's package, unpacked into the cache (no service)
@@ -70,6 +72,14 @@ install_ffmpeg() {
   $sudo apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq -o=Dpkg::Use-Pty=0 \
     --no-install-recommends ffmpeg curl procps >/dev/null
+}
+
+install_build_deps() {
+  if command -v pkg-config >/dev/null && pkg-config --exists srt; then
+    return
+  fi
+  log "installing libsrt-gnutls-dev and pkg-config from Debian (to build livestream)"
+  apt_install libsrt-gnutls-dev pkg-config
 }
 
 build_kube() {
@@ -356,6 +366,7 @@ debian_mirror() {
 }
 
 command -v go >/dev/null || { log "Go is required to build the test components"; exit 1; }
+install_build_deps
 install_ffmpeg
 install_gstreamer
 install_chromium

@@ -107,6 +107,7 @@ async fn minimal_example_is_accepted_with_documented_defaults() {
             app: "live".into(),
             service: IngestServiceSpec { type_: None, port: 1935, ..Default::default() },
             tls: None,
+            srt: None,
         },
         ladder: LadderSpec {
             renditions: vec![],
@@ -370,6 +371,7 @@ async fn status_subresource_and_printer_columns() {
         observed_generation: Some(generation),
         ingest_url: Some("rtmp://203.0.113.7:1935/live".into()),
         secure_ingest_url: Some("rtmps://203.0.113.7:1936/live".into()),
+        srt_ingest_url: Some("srt://203.0.113.7:9000".into()),
         playback_url: Some("https://cdn.example.com/status-columns/demo/master.m3u8".into()),
         low_latency_playback_url: Some("https://live.example.com/status-columns/demo/master.m3u8".into()),
         poster_url: Some("https://cdn.example.com/status-columns/demo/poster.jpg".into()),

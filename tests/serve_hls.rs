@@ -882,3 +882,229 @@ fn an_unsupported_video_codec_is_refused_by_name() {
     let status = String::from_utf8(http_get(&serve.http_url("status")).3).unwrap();
     assert!(status.contains("SourceUnsupported") && status.contains("vp09"), "the status says why: {status}");
 }
+
+/// The Access Control stream ID that ffmpeg and OBS users give for a publish.
+fn srt_publish_id(app: &str, key: &str) -> String {
+    format!("#!::r={app}/{key},m=publish")
+}
+
+/// SRT publishes with the key in either form of stream ID (the Access Control syntax and
+/// the plain `APP/KEY`) play like RTMP ones: both renditions, aligned, decoding, with the
+/// audio and the frame rate of the source; the index page names the SRT URL.
+#[test]
+fn srt_publishes_with_the_key_in_either_stream_id_form_and_plays() {
+    let _serial = media::serial();
+    let keys = ["--stream-key", "studio=srt-Key-0ne-1s-l0ng", "--stream-key", "backup=srt-Key-tw0-1s-l0ng"];
+    let serve = Serve::start(&ladder_args(&[&keys[..], &["--reconnect-grace", "1"]].concat()), &[]);
+    let logs = tempfile::tempdir().unwrap();
+    let forms = [
+        ("studio", serve.srt_url(&srt_publish_id("live", "srt-Key-0ne-1s-l0ng"))),
+        ("backup", serve.srt_url("live/srt-Key-tw0-1s-l0ng")),
+    ];
+    for (name, url) in &forms {
+        let mut pusher = push(url, &Push { seconds: 5.0, ..Push::default() }, &logs.path().join(format!("{name}.log")));
+        assert!(wait_exit(&mut pusher, Duration::from_secs(30)), "{name}: {}", pusher.log_tail(2000));
+        let master = assert_plays_aligned(&serve, name, 5.0);
+        for (attributes, _) in parse_master(&master) {
+            let codecs = media::attribute(&attributes, "CODECS").expect("CODECS");
+            assert!(codecs.starts_with("avc1.") && codecs.contains("mp4a.40.2"), "{name}: {codecs}");
+            assert_eq!(media::attribute(&attributes, "FRAME-RATE"), Some("25.000"), "{name}: {master}");
+        }
+    }
+    assert!(serve.log().contains("reason=Unpublished"), "the sender's close ends the stream: {}", serve.log());
+    let log = serve.log();
+    assert!(!log.contains("srt-Key-0ne") && !log.contains("srt-Key-tw0"), "a key appears in the log:\n{log}");
+    let (_, _, _, metrics) = http_get(&serve.http_url("metrics"));
+    let metrics = String::from_utf8_lossy(&metrics).into_owned();
+    assert!(metrics.contains("srt_connections_accepted_total 2"), "{metrics}");
+    let (_, _, _, index) = http_get(&serve.http_url(""));
+    let index = String::from_utf8(index).unwrap();
+    let ingest = format!("srt://127.0.0.1:{}?streamid=#!::r=live/NAME,m=publish", serve.srt_port);
+    assert!(index.contains(&ingest), "the index names the SRT URL: {index}");
+}
+
+/// A wrong key, another application and a playback request are refused in the SRT
+/// handshake: ffmpeg fails at once, nothing is written, the refusals are counted, and the
+/// keys never reach the log.
+#[test]
+fn srt_refuses_a_wrong_key_another_app_and_playback() {
+    let _serial = media::serial();
+    let serve = Serve::start(&ladder_args(&["--stream-key", "studio=srt-k3y-Th4t-is-l0ng"]), &[]);
+    let logs = tempfile::tempdir().unwrap();
+    let refused = [
+        ("wrong key", srt_publish_id("live", "srt-n0t-the-k3y")),
+        ("plain wrong key", "live/srt-n0t-the-k3y".to_string()),
+        ("other app", srt_publish_id("vod", "srt-k3y-Th4t-is-l0ng")),
+        ("playback", "#!::r=live/srt-k3y-Th4t-is-l0ng,m=request".to_string()),
+        ("no stream id", String::new()),
+    ];
+    for (what, stream_id) in &refused {
+        let url =
+            if stream_id.is_empty() { format!("srt://127.0.0.1:{}", serve.srt_port) } else { serve.srt_url(stream_id) };
+        let mut pusher = push(&url, &Push::default(), &logs.path().join("refused.log"));
+        assert!(!wait_exit(&mut pusher, Duration::from_secs(15)), "{what}: a refused caller must fail");
+        assert!(pusher.log_tail(4000).to_lowercase().contains("reject"), "{what}: {}", pusher.log_tail(2000));
+    }
+    assert!(!serve.data_dir.join("live").exists() && !serve.data_dir.join("vod").exists(), "nothing may be written");
+    let (_, _, _, metrics) = http_get(&serve.http_url("metrics"));
+    let metrics = String::from_utf8_lossy(&metrics).into_owned();
+    assert!(metrics.contains("srt_publishes_rejected_total{reason=\"bad_key\"} 3"), "{metrics}");
+    assert!(metrics.contains("srt_publishes_rejected_total{reason=\"other\"} 2"), "{metrics}");
+    assert!(metrics.contains("srt_connections_accepted_total 0"), "{metrics}");
+    let log = serve.log();
+    assert!(!log.contains("srt-k3y-Th4t") && !log.contains("srt-n0t-the"), "a key appears in the log:\n{log}");
+}
+
+#[test]
+fn srt_source_without_audio_plays_as_video_only_renditions() {
+    let _serial = media::serial();
+    let serve = Serve::start(&ladder_args(&["--reconnect-grace", "1"]), &[]);
+    let logs = tempfile::tempdir().unwrap();
+    let silent = Push { seconds: 4.0, audio: false, ..Push::default() };
+    let mut pusher = push(&serve.srt_url(&srt_publish_id("live", "silent")), &silent, &logs.path().join("push.log"));
+    assert!(wait_exit(&mut pusher, Duration::from_secs(30)), "{}", pusher.log_tail(2000));
+    let master = assert_plays_aligned(&serve, "silent", 4.0);
+    for (attributes, _) in parse_master(&master) {
+        let codecs = media::attribute(&attributes, "CODECS").expect("CODECS");
+        assert!(codecs.starts_with("avc1.") && !codecs.contains("mp4a"), "{codecs}");
+    }
+    assert!(!serve.log().contains("matches no streams"), "{}", serve.log());
+}
+
+/// An SRT sender that vanishes (its process killed: no close reaches the server) is
+/// taken as dropped once it has been silent for SRT's peer idle timeout; a new publish
+/// within the grace continues the same playlists after one discontinuity.
+#[test]
+fn srt_reconnect_within_grace_continues_the_playlists() {
+    let _serial = media::serial();
+    let serve = Serve::start(&ladder_args(&["--reconnect-grace", "10"]), &[]);
+    let logs = tempfile::tempdir().unwrap();
+    let url = serve.srt_url(&srt_publish_id("live", "demo"));
+    let base = serve.http_url("live/demo");
+    let mut first = push(&url, &Push { seconds: 30.0, ..Push::default() }, &logs.path().join("first.log"));
+    wait_for("a segment of the first push in every playlist", Duration::from_secs(20), || {
+        fetch_consistent(&base).filter(|p| !p.is_empty() && p.iter().all(|(_, p)| !p.segments.is_empty()))
+    });
+    first.kill();
+    // Until SRT's peer idle timeout says the sender is gone, the stream is live: another
+    // publisher is refused in the handshake (409, conflict).
+    let mut early = push(&url, &Push::default(), &logs.path().join("early.log"));
+    assert!(!wait_exit(&mut early, Duration::from_secs(15)), "a publish to a live stream must be refused");
+    assert!(early.log_tail(4000).to_lowercase().contains("reject"), "{}", early.log_tail(2000));
+    let metrics = String::from_utf8_lossy(&http_get(&serve.http_url("metrics")).3).into_owned();
+    assert!(metrics.contains("srt_publishes_rejected_total{reason=\"already_live\"} 1"), "{metrics}");
+    wait_for("the stream to wait for its encoder", Duration::from_secs(15), || {
+        let (_, _, _, status) = http_get(&serve.http_url("status"));
+        String::from_utf8_lossy(&status).contains("\"phase\":\"Reconnecting\"").then_some(())
+    });
+    let before = fetch_consistent(&base).expect("playlists after the first push");
+    assert!(before.iter().all(|(_, p)| !p.ended), "no ENDLIST within the grace window");
+    let mut second = push(&url, &Push { seconds: 3.0, ..Push::default() }, &logs.path().join("second.log"));
+    assert!(wait_exit(&mut second, Duration::from_secs(30)), "{}", second.log_tail(2000));
+    let after = wait_ended(&base, &serve);
+    for (uri, playlist) in &after {
+        let discontinuities = playlist.segments.iter().filter(|s| s.2).count() as u64;
+        assert_eq!(playlist.discontinuity_sequence + discontinuities, 1, "{uri}: one discontinuity: {playlist:?}");
+        let names: Vec<u64> =
+            playlist.segments.iter().map(|s| s.0.split('.').next().unwrap().parse().unwrap()).collect();
+        assert!(names.windows(2).all(|w| w[1] == w[0] + 1), "{uri}: sequence continues: {names:?}");
+    }
+    assert!(serve.log().contains("SRT sender fell silent"), "{}", serve.log());
+    let errors = media::decode_errors(&format!("{base}/master.m3u8"), "0:v:0");
+    assert!(errors.trim().is_empty(), "{errors}");
+}
+
+/// Datagrams that are not SRT, or SRT handshakes that go nowhere, leave a live SRT
+/// publish alone.
+#[test]
+fn garbage_on_the_srt_port_does_not_disturb_a_live_stream() {
+    let _serial = media::serial();
+    let serve = Serve::start(&ladder_args(&["--reconnect-grace", "1"]), &[]);
+    let logs = tempfile::tempdir().unwrap();
+    let base = serve.http_url("live/demo");
+    let url = serve.srt_url(&srt_publish_id("live", "demo"));
+    let mut pusher = push(&url, &Push { seconds: 5.0, ..Push::default() }, &logs.path().join("push.log"));
+    wait_for("the first playlist", Duration::from_secs(20), || fetch_consistent(&base));
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut handshake = vec![0x80, 0x00, 0x00, 0x00];
+    handshake.resize(64, 0xab);
+    let mut noise = 0x1234_5678_u32;
+    for round in 0..300 {
+        let datagram: Vec<u8> = match round % 3 {
+            0 => handshake.clone(),
+            1 => b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+            _ => (0..1316)
+                .map(|_| {
+                    noise ^= noise << 13;
+                    noise ^= noise >> 17;
+                    noise ^= noise << 5;
+                    noise as u8
+                })
+                .collect(),
+        };
+        socket.send_to(&datagram, ("127.0.0.1", serve.srt_port)).unwrap();
+    }
+    assert!(wait_exit(&mut pusher, Duration::from_secs(30)), "the push survives: {}", pusher.log_tail(2000));
+    let playlists = wait_ended(&base, &serve);
+    assert!(playlists.iter().all(|(_, p)| p.segments.len() >= 4), "{playlists:?}");
+    serve_still_ready(&serve);
+}
+
+/// With a passphrase, SRT is encrypted: a caller with it publishes, one without it or with
+/// another is refused.
+#[test]
+fn srt_with_a_passphrase_takes_only_callers_that_know_it() {
+    let _serial = media::serial();
+    let passphrase = "correct-horse-battery";
+    let serve = Serve::start(&ladder_args(&["--reconnect-grace", "1"]), &[("LIVESTREAM_SRT_PASSPHRASE", passphrase)]);
+    let logs = tempfile::tempdir().unwrap();
+    let url = serve.srt_url(&srt_publish_id("live", "secret"));
+    for (what, suffix) in [("no passphrase", String::new()), ("another", "&passphrase=wrong-horse-battery".to_string())]
+    {
+        let mut pusher = push(&format!("{url}{suffix}"), &Push::default(), &logs.path().join("refused.log"));
+        assert!(!wait_exit(&mut pusher, Duration::from_secs(15)), "{what}: must be refused");
+    }
+    assert!(!serve.data_dir.join("live").exists(), "nothing may be written");
+    let encrypted = format!("{url}&passphrase={passphrase}");
+    let mut pusher = push(&encrypted, &Push { seconds: 4.0, ..Push::default() }, &logs.path().join("push.log"));
+    assert!(wait_exit(&mut pusher, Duration::from_secs(30)), "{}", pusher.log_tail(2000));
+    assert_plays_aligned(&serve, "secret", 4.0);
+    assert!(!serve.log().contains(passphrase), "the passphrase appears in the log");
+}
+
+/// HEVC over SRT (libx265 in MPEG-TS, as hardware encoders send it): transcoded into the
+/// H.264 ladder and passed through as `hvc1`, every rendition decoding.
+#[test]
+fn srt_hevc_is_transcoded_and_passed_through() {
+    let _serial = media::serial();
+    let args = ["--rendition", "source:passthrough", "--rendition", "90p:160x90:100", "--reconnect-grace", "1"];
+    let serve = Serve::start(&args, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(support::process::testenv_bin("ffmpeg"));
+    command
+        .args(["-hide_banner", "-nostdin", "-loglevel", "warning", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", "4", "-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p"])
+        .args(["-x265-params", "log-level=error:keyint=25:bframes=2"])
+        .args(["-c:a", "aac", "-f", "mpegts"])
+        .arg(serve.srt_url(&srt_publish_id("live", "hevc")));
+    let mut pusher = support::process::ManagedProcess::spawn("hevc", command, &dir.path().join("push.log"));
+    assert!(wait_exit(&mut pusher, Duration::from_secs(40)), "{}", pusher.log_tail(2000));
+    let base = serve.http_url("live/hevc");
+    let playlists = wait_ended(&base, &serve);
+    assert_eq!(playlists.len(), 2, "both renditions: {}", serve.log());
+    let master = String::from_utf8(http_get(&format!("{base}/master.m3u8")).3).unwrap();
+    for (attributes, uri) in parse_master(&master) {
+        let codecs = media::attribute(&attributes, "CODECS").unwrap_or_default().to_string();
+        let expected = if uri.starts_with("source/") { "hvc1.1.6.L" } else { "avc1." };
+        assert!(codecs.starts_with(expected) && codecs.ends_with(",mp4a.40.2"), "{uri}: {master}");
+    }
+    for (uri, playlist) in &playlists {
+        let first = first_segment(dir.path(), &base, uri, playlist);
+        let expected = if uri.starts_with("source/") { "hevc" } else { "h264" };
+        assert_eq!(video_codec(&first), expected, "{uri}");
+        let errors = media::decode_errors(&format!("{base}/{uri}"), "0");
+        assert!(errors.trim().is_empty(), "{uri} does not decode cleanly: {errors}");
+    }
+}

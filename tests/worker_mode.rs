@@ -92,6 +92,18 @@ struct Worker {
 }
 
 fn start_worker(minio: &MinioServer, dir: &std::path::Path, name: &str) -> Worker {
+    start_worker_with(minio, dir, name, "", &[])
+}
+
+/// A worker as [`start_worker`] starts it, with `extra` lines in its configuration and
+/// `env` in its environment.
+fn start_worker_with(
+    minio: &MinioServer,
+    dir: &std::path::Path,
+    name: &str,
+    extra: &str,
+    env: &[(&str, &str)],
+) -> Worker {
     let (rtmp, http, origin) = (free_port(), free_port(), free_port());
     let config = format!(
         r#"
@@ -109,6 +121,7 @@ storage:
 scratchDir: {scratch}
 ffmpeg: {ffmpeg}
 reconnectGraceSeconds: 30
+{extra}
 "#,
         endpoint = minio.endpoint(),
         scratch = dir.join(format!("scratch-{name}")).display(),
@@ -121,7 +134,8 @@ reconnectGraceSeconds: 30
         .arg(&config_path)
         .env("LIVESTREAM_STREAM_KEY", "w0rker-key-of-keynote")
         .env("AWS_ACCESS_KEY_ID", minio.access_key())
-        .env("AWS_SECRET_ACCESS_KEY", minio.secret_key());
+        .env("AWS_SECRET_ACCESS_KEY", minio.secret_key())
+        .envs(env.iter().copied());
     let mut process = ManagedProcess::spawn(name, cmd, &dir.join(format!("{name}.log")));
     wait_for("the worker to become ready", Duration::from_secs(30), || {
         process.assert_running();
@@ -301,4 +315,34 @@ fn old_segments_are_deleted_and_a_second_publisher_is_refused() {
     let dir = serve.data_dir.join("live/demo/90p");
     assert!(!dir.join("0.m4s").exists(), "segment 0 left the window long ago and is deleted");
     assert!(dir.join(format!("{}.m4s", oldest - 1)).exists(), "a segment that just left stays for a window");
+}
+
+/// The worker's `srt` section: a publish over SRT with the stream's key (the plain stream
+/// ID) and the passphrase from the environment plays from MinIO; neither secret is logged.
+#[test]
+fn worker_takes_an_encrypted_srt_publish_from_its_config_file() {
+    let _serial = media::serial();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let minio = runtime.block_on(MinioServer::start());
+    runtime.block_on(minio.create_bucket("streams", true));
+    let dir = tempfile::tempdir().unwrap();
+    let srt = support::process::free_udp_port();
+    let config =
+        format!(r#"srt: {{listen: "127.0.0.1:{srt}", latencyMilliseconds: 200, passphraseEnv: SRT_PASSPHRASE}}"#);
+    let mut worker =
+        start_worker_with(&minio, dir.path(), "srt", &config, &[("SRT_PASSPHRASE", "w0rker-srt-passphrase")]);
+    let url = format!("srt://127.0.0.1:{srt}?streamid=live/w0rker-key-of-keynote&passphrase=w0rker-srt-passphrase");
+    let mut pusher = push(&url, &Push { seconds: 4.0, ..Push::default() }, &dir.path().join("push.log"));
+    assert!(wait_exit(&mut pusher, Duration::from_secs(30)), "{}", pusher.log_tail(2000));
+    wait_for("/status to say Ended", Duration::from_secs(20), || {
+        status(worker.http).filter(|s| s.phase == StreamPhase::Ended)
+    });
+    let base = format!("{}/streams/media/keynote", minio.endpoint());
+    let playlists = fetch_consistent(&base).expect("playlists");
+    assert!(playlists.iter().all(|(_, p)| p.ended && p.segments.len() >= 3), "{playlists:?}");
+    let errors = media::decode_errors(&format!("{base}/{}", playlists[0].0), "0");
+    assert!(errors.trim().is_empty(), "{errors}");
+    worker.process.assert_running();
+    let log = worker.process.log_tail(50_000);
+    assert!(!log.contains("w0rker-key-of-keynote") && !log.contains("w0rker-srt-passphrase"), "a secret in the log");
 }

@@ -87,12 +87,55 @@ pub struct IngestSpec {
     /// same Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<IngestTlsSpec>,
+    /// SRT beside RTMP: a UDP port of the same Service; encoders send the application and
+    /// stream key as the stream ID `#!::r=APP/STREAMKEY,m=publish`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub srt: Option<IngestSrtSpec>,
 }
 
 impl Default for IngestSpec {
     fn default() -> Self {
-        Self { stream_key_secret_ref: None, app: default_app(), service: IngestServiceSpec::default(), tls: None }
+        Self {
+            stream_key_secret_ref: None,
+            app: default_app(),
+            service: IngestServiceSpec::default(),
+            tls: None,
+            srt: None,
+        }
     }
+}
+
+/// SRT ingest: the port and the receiver's latency.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestSrtSpec {
+    /// The SRT port (UDP) of the ingest Service.
+    #[serde(default = "default_srt_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// A fixed node port for SRT, for NodePort and LoadBalancer Services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 30000, max = 32767))]
+    pub node_port: Option<i32>,
+    /// How long the worker holds packets to recover losses, in milliseconds (libsrt's and
+    /// ffmpeg's default); the larger of this and the encoder's own applies.
+    #[serde(default = "default_srt_latency")]
+    #[schemars(range(min = 20, max = 8000))]
+    pub latency_milliseconds: u32,
+}
+
+impl Default for IngestSrtSpec {
+    fn default() -> Self {
+        Self { port: default_srt_port(), node_port: None, latency_milliseconds: default_srt_latency() }
+    }
+}
+
+fn default_srt_port() -> i32 {
+    9000
+}
+
+fn default_srt_latency() -> u32 {
+    120
 }
 
 /// RTMPS: the certificate and the port.

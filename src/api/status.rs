@@ -27,6 +27,10 @@ pub struct LiveStreamStatus {
     /// Where encoders push RTMPS, when `spec.ingest.tls` is set: `rtmps://HOST:PORT/APP`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secure_ingest_url: Option<String>,
+    /// Where encoders push SRT, when `spec.ingest.srt` is set: `srt://HOST:PORT`, with the
+    /// stream ID `#!::r=APP/STREAMKEY,m=publish`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub srt_ingest_url: Option<String>,
     /// Where viewers play: the master playlist in storage (standard HLS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub playback_url: Option<String>,

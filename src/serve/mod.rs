@@ -1,4 +1,4 @@
-//! `livestream serve`: the worker as one standalone process. RTMP in, the HLS ladder on
+//! `livestream serve`: the worker as one standalone process. RTMP and SRT in, the HLS ladder on
 //! local disk (or S3), served over HTTP with an index page of the live streams.
 
 mod index;
@@ -22,7 +22,7 @@ use crate::storage::{AnyStore, LocalStore, S3Settings, S3Store};
 use crate::worker::config::credentials_from_env;
 use crate::worker::keys::{KeyConfigError, KeyPolicy};
 use crate::worker::manager::{ManagerSettings, PrefixRule, StreamManager};
-use crate::worker::runtime::{self, Addresses, Bound, ScratchUse};
+use crate::worker::runtime::{self, Addresses, Bound, ScratchUse, SrtIngest};
 
 pub use index::{Listing, render as render_index};
 
@@ -42,6 +42,19 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "LIVESTREAM_TLS_KEY", requires = "tls_cert", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// SRT ingest beside RTMP (UDP, on --srt-addr).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL", env = "LIVESTREAM_SRT")]
+    pub srt: bool,
+    /// Where encoders push SRT (UDP), with the stream ID `#!::r=APP/NAME,m=publish`.
+    #[arg(long, default_value = "0.0.0.0:9000", env = "LIVESTREAM_SRT_ADDR")]
+    pub srt_addr: SocketAddr,
+    /// SRT receiver latency in milliseconds (libsrt's and ffmpeg's default): how long
+    /// packets are held to recover losses; the larger of this and the encoder's applies.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(20..=8000))]
+    pub srt_latency_ms: u64,
+    /// SRT encryption (AES): callers must send this passphrase (10 to 79 characters).
+    #[arg(long, env = "LIVESTREAM_SRT_PASSPHRASE", hide_env_values = true, value_name = "PASSPHRASE")]
+    pub srt_passphrase: Option<String>,
     /// The RTMP application encoders publish to (`rtmp://HOST:PORT/APP/NAME`); publishes to
     /// any other application are refused.
     #[arg(long, default_value = "live", env = "LIVESTREAM_RTMP_APP")]
@@ -245,6 +258,12 @@ pub async fn run_until(
     let addresses = Addresses {
         rtmp: args.rtmp_addr,
         rtmps: tls.map(|files| (args.rtmps_addr, files)),
+        srt: args.srt.then(|| SrtIngest {
+            addr: args.srt_addr,
+            latency: Duration::from_millis(args.srt_latency_ms),
+            passphrase: args.srt_passphrase.clone().map(crate::ingest::srt::Passphrase::new),
+            default_app: args.app.clone(),
+        }),
         http: args.http_addr,
         origin: None,
     };
@@ -254,7 +273,12 @@ pub async fn run_until(
         addresses,
         ScratchUse::Shared,
         move |manager, index, bound| {
-            let ingest = Ingest { app: index_app, port: bound.rtmp.port(), tls_port: bound.rtmps.map(|a| a.port()) };
+            let ingest = Ingest {
+                app: index_app,
+                port: bound.rtmp.port(),
+                tls_port: bound.rtmps.map(|a| a.port()),
+                srt_port: bound.srt.map(|a| a.port()),
+            };
             routes(manager, index, files, player, ingest)
         },
         move |bound, _| {
@@ -275,6 +299,9 @@ fn announce(bound: Bound, app: &str, open: bool, s3_bucket: Option<&str>) {
     let http = host(bound.http);
     if let Some(rtmps) = bound.rtmps {
         tracing::info!("RTMPS on rtmps://{}/{app}/", host(rtmps));
+    }
+    if let Some(srt) = bound.srt {
+        tracing::info!("SRT on {}", srt_url(&host(srt), app, if open { "NAME" } else { "KEY" }));
     }
     if open {
         tracing::warn!(
@@ -307,6 +334,13 @@ struct Ingest {
     port: u16,
     /// The RTMPS port, when serving it.
     tls_port: Option<u16>,
+    /// The SRT port, when serving it.
+    srt_port: Option<u16>,
+}
+
+/// The SRT URL an encoder such as ffmpeg publishes to, with the Access Control stream ID.
+fn srt_url(host_port: &str, app: &str, name: &str) -> String {
+    format!("srt://{host_port}?streamid=#!::r={app}/{name},m=publish")
 }
 
 fn routes(
@@ -347,9 +381,10 @@ async fn index(State(state): State<AppState>, headers: HeaderMap) -> Html<String
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
         _ => host.as_str(),
     };
-    let Ingest { app, port, tls_port } = &state.ingest;
+    let Ingest { app, port, tls_port, srt_port } = &state.ingest;
     let mut ingest = vec![format!("rtmp://{rtmp_host}:{port}/{app}/NAME")];
     ingest.extend(tls_port.map(|port| format!("rtmps://{rtmp_host}:{port}/{app}/NAME")));
+    ingest.extend(srt_port.map(|port| srt_url(&format!("{rtmp_host}:{port}"), app, "NAME")));
     Html(render_index(&format!("http://{host}"), &ingest, &listings))
 }
 

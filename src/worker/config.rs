@@ -36,6 +36,9 @@ pub struct WorkerConfig {
     /// RTMP ingest.
     #[serde(default)]
     pub rtmp: RtmpConfig,
+    /// SRT ingest beside RTMP, when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub srt: Option<SrtIngestConfig>,
     /// Health, metrics and the live status the controller reads.
     #[serde(default)]
     pub http: HttpConfig,
@@ -114,6 +117,37 @@ impl RtmpsConfig {
     pub fn files(&self) -> TlsFiles {
         TlsFiles { certificate: self.certificate_file.clone(), private_key: self.private_key_file.clone() }
     }
+}
+
+/// SRT ingest: a UDP port whose callers name `APP/KEY` in their stream ID, the
+/// application and key being RTMP's.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SrtIngestConfig {
+    #[serde(default = "default_srt_listen")]
+    pub listen: SocketAddr,
+    /// Receiver latency: how long packets are held to recover losses.
+    #[serde(default = "default_srt_latency")]
+    pub latency_milliseconds: u32,
+    /// Environment variable holding the SRT passphrase (set from a Secret), for AES
+    /// encryption; none without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase_env: Option<String>,
+}
+
+impl Default for SrtIngestConfig {
+    fn default() -> Self {
+        Self { listen: default_srt_listen(), latency_milliseconds: default_srt_latency(), passphrase_env: None }
+    }
+}
+
+fn default_srt_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 9000))
+}
+
+fn default_srt_latency() -> u32 {
+    // libsrt's and ffmpeg's default.
+    120
 }
 
 /// The worker's HTTP endpoints.
@@ -241,6 +275,11 @@ impl WorkerConfig {
         if !self.hls.segment_duration_seconds.is_multiple_of(self.ladder.keyframe_interval_seconds) {
             return Err("hls.segmentDurationSeconds must be a multiple of ladder.keyframeIntervalSeconds".into());
         }
+        if let Some(srt) = &self.srt
+            && !(20..=8000).contains(&srt.latency_milliseconds)
+        {
+            return Err("srt.latencyMilliseconds must be 20 to 8000".into());
+        }
         if self.hls.window_segments < 3 {
             return Err("hls.windowSegments must be at least 3".into());
         }
@@ -306,7 +345,17 @@ storage:
         assert_eq!(config.http.listen, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(config.hls.segment_duration_seconds, 2);
         assert_eq!(config.reconnect_grace(), Duration::from_secs(10));
+        assert_eq!(config.srt, None, "SRT only when configured");
         assert!(config.check().is_ok());
+    }
+
+    #[test]
+    fn srt_takes_defaults_and_checks_its_latency() {
+        let mut config: WorkerConfig = serde_yaml::from_str(&format!("{MINIMAL}srt: {{}}\n")).unwrap();
+        assert_eq!(config.srt, Some(SrtIngestConfig::default()));
+        assert_eq!(config.srt.as_ref().map(|srt| srt.listen.port()), Some(9000));
+        config.srt = Some(SrtIngestConfig { latency_milliseconds: 5, ..SrtIngestConfig::default() });
+        assert!(config.check().unwrap_err().contains("latency"));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::ingest::listener::{Publish, PublishHandler, PublishRequest};
 use crate::ingest::session::Rejection;
 use crate::origin::LiveIndex;
 use crate::storage::{AnyStore, InstrumentedStore};
+use crate::telemetry::clip;
 
 use super::keys::{KeyPolicy, is_valid_name};
 use super::metrics::WorkerMetrics;
@@ -154,24 +155,32 @@ impl StreamManager {
     }
 }
 
-impl PublishHandler for StreamManager {
-    fn authorize(&self, request: &PublishRequest) -> Result<Publish, Rejection> {
+impl StreamManager {
+    /// The stream name a request may publish as: its application is this manager's and its
+    /// key a known one.
+    fn resolve(&self, request: &PublishRequest) -> Result<String, Rejection> {
         let app_ok = match &self.settings.app {
             Some(app) => request.app == *app,
             None => is_valid_name(&request.app),
         };
         if !app_ok {
-            tracing::warn!(peer = %request.peer, app = %request.app, "publish refused: unknown application");
+            tracing::warn!(peer = %request.peer, app = %clip(&request.app), "publish refused: unknown application");
             return Err(Rejection::BadKey);
         }
-        let Some(name) = self.settings.policy.resolve(request.stream_key.expose()) else {
+        self.settings.policy.resolve(request.stream_key.expose()).ok_or_else(|| {
             tracing::warn!(
                 peer = %request.peer,
                 key = %request.stream_key.fingerprint(),
                 "publish refused: unknown stream key"
             );
-            return Err(Rejection::BadKey);
-        };
+            Rejection::BadKey
+        })
+    }
+}
+
+impl PublishHandler for StreamManager {
+    fn authorize(&self, request: &PublishRequest) -> Result<Publish, Rejection> {
+        let name = self.resolve(request)?;
         let stream = self.stream_for(&request.app, &name)?;
         let sink = stream.begin_publish(request.peer);
         match &sink {
@@ -182,5 +191,17 @@ impl PublishHandler for StreamManager {
             Err(_) => {}
         }
         sink.map(Publish::Media)
+    }
+
+    fn admits(&self, request: &PublishRequest) -> Result<(), Rejection> {
+        let name = self.resolve(request)?;
+        let path = format!("{}/{name}", request.app);
+        let live = self
+            .streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&path)
+            .is_some_and(|stream| stream.phase() == StreamPhase::Live);
+        if live { Err(Rejection::AlreadyLive) } else { Ok(()) }
     }
 }

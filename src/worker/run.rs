@@ -7,12 +7,13 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 
+use crate::ingest::srt::Passphrase;
 use crate::storage::{AnyStore, LocalStore, S3Settings, S3Store};
 
 use super::config::{ConfigError, StorageConfig, WorkerConfig, credentials_from_env, read_secret_env};
 use super::keys::{KeyConfigError, KeyPolicy};
 use super::manager::{ManagerSettings, PrefixRule, StreamManager};
-use super::runtime::{self, Addresses, Bound, RuntimeError, ScratchUse};
+use super::runtime::{self, Addresses, Bound, RuntimeError, ScratchUse, SrtIngest};
 
 /// Errors of `livestream worker`.
 #[derive(Debug, thiserror::Error)]
@@ -63,10 +64,20 @@ pub async fn run_until(
         scratch_dir: config.scratch_dir.clone(),
         reconnect_grace: config.reconnect_grace(),
     };
+    let srt = match &config.srt {
+        Some(srt) => Some(SrtIngest {
+            addr: with_ip(srt.listen),
+            latency: std::time::Duration::from_millis(u64::from(srt.latency_milliseconds)),
+            passphrase: srt.passphrase_env.as_deref().map(read_secret_env).transpose()?.map(Passphrase::new),
+            default_app: config.rtmp.app.clone(),
+        }),
+        None => None,
+    };
     let identity = format!("{}/{}", config.stream.namespace, config.stream.name);
     let addresses = Addresses {
         rtmp: with_ip(config.rtmp.listen),
         rtmps: config.rtmp.tls.as_ref().map(|tls| (with_ip(tls.listen), tls.files())),
+        srt,
         http: with_ip(config.http.listen),
         origin: config.hls.part_target().map(|_| with_ip(config.origin.listen)),
     };
@@ -81,6 +92,7 @@ pub async fn run_until(
                 stream = %identity,
                 rtmp = %bound.rtmp,
                 rtmps = ?bound.rtmps,
+                srt = ?bound.srt,
                 http = %bound.http,
                 origin = ?bound.origin,
                 "worker ready for a publish"

@@ -1,4 +1,4 @@
-//! A process that runs streams: RTMP listener, stream manager, storage, and the HTTP
+//! A process that runs streams: RTMP and SRT listeners, stream manager, storage, and the HTTP
 //! server with health, metrics and the routes of its mode. Shared by `livestream worker`
 //! (one LiveStream) and `livestream serve` (standalone).
 
@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::backoff::Backoff;
 use crate::ingest::listener::{self, Endpoint, IngestMetrics, ListenerConfig, TlsError, TlsFiles, TlsIdentity};
+use crate::ingest::srt::{Passphrase, SrtConfig, SrtError, SrtListener};
 use crate::origin::{LiveIndex, Origin};
 use crate::storage::{AnyStore, InstrumentedStore, StorageMetrics};
 use crate::telemetry::{self, Health, HealthCheck};
@@ -28,6 +29,8 @@ pub enum RuntimeError {
     BindRtmp { addr: SocketAddr, source: std::io::Error },
     #[error("cannot listen for RTMPS on {addr}: {source}")]
     BindRtmps { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen for SRT on {addr}: {source}")]
+    BindSrt { addr: SocketAddr, source: SrtError },
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error(transparent)]
@@ -42,6 +45,8 @@ pub struct Bound {
     pub rtmp: SocketAddr,
     /// The RTMPS port, when TLS is configured.
     pub rtmps: Option<SocketAddr>,
+    /// The SRT port (UDP), when SRT is on.
+    pub srt: Option<SocketAddr>,
     pub http: SocketAddr,
     /// The HLS origin's own port (a worker's); `serve` has its origin on `http`.
     pub origin: Option<SocketAddr>,
@@ -53,9 +58,22 @@ pub struct Addresses {
     pub rtmp: SocketAddr,
     /// RTMPS: where, and the certificate to serve.
     pub rtmps: Option<(SocketAddr, TlsFiles)>,
+    /// SRT: where, and how.
+    pub srt: Option<SrtIngest>,
     pub http: SocketAddr,
     /// A separate port for the HLS origin.
     pub origin: Option<SocketAddr>,
+}
+
+/// The SRT listener of a process.
+#[derive(Clone, Debug)]
+pub struct SrtIngest {
+    pub addr: SocketAddr,
+    pub latency: Duration,
+    /// AES encryption with a key from this passphrase.
+    pub passphrase: Option<Passphrase>,
+    /// The application of stream IDs that name none.
+    pub default_app: String,
 }
 
 /// Who else may use the scratch directory's base.
@@ -93,7 +111,6 @@ pub async fn run(
     storage_metrics.register(&mut registry);
     let worker_metrics = WorkerMetrics::new();
     worker_metrics.register(&mut registry);
-    let registry = Arc::new(registry);
 
     let health = Health::new();
     let store = Arc::new(InstrumentedStore::new(store, storage_metrics));
@@ -116,6 +133,24 @@ pub async fn run(
         }
         None => None,
     };
+    let srt = match addresses.srt {
+        Some(ingest) => {
+            let metrics = Arc::new(IngestMetrics::default());
+            metrics.register_srt(&mut registry);
+            let config = SrtConfig {
+                latency: ingest.latency,
+                passphrase: ingest.passphrase,
+                default_app: ingest.default_app,
+                metrics,
+                ..SrtConfig::default()
+            };
+            let listener = SrtListener::bind(ingest.addr, config, manager.clone())
+                .map_err(|source| RuntimeError::BindSrt { addr: ingest.addr, source })?;
+            Some(listener)
+        }
+        None => None,
+    };
+    let registry = Arc::new(registry);
     let http = telemetry::bind(http_addr).await?;
     let origin = match addresses.origin {
         Some(addr) => Some(telemetry::bind(addr).await?),
@@ -124,6 +159,7 @@ pub async fn run(
     let bound = Bound {
         rtmp: rtmp.local_addr().unwrap_or(rtmp_addr),
         rtmps: rtmps.as_ref().and_then(|(socket, _)| socket.local_addr().ok()),
+        srt: srt.as_ref().and_then(|listener| listener.local_addr().ok()),
         http: http.local_addr().unwrap_or(http_addr),
         origin: origin.as_ref().and_then(|listener| listener.local_addr().ok()),
     };
@@ -143,6 +179,7 @@ pub async fn run(
     let mut endpoints = vec![Endpoint::plain(rtmp)];
     endpoints.extend(rtmps.map(|(socket, identity)| Endpoint::tls(socket, identity)));
     let ingest = tokio::spawn(listener::run(endpoints, listener_config, manager.clone(), shutdown.clone()));
+    let srt_ingest = srt.map(|listener| tokio::spawn(listener.run(shutdown.clone())));
 
     let extra = routes(manager.clone(), index, bound);
     let mut http_shutdown = shutdown.clone();
@@ -154,6 +191,9 @@ pub async fn run(
     let _ = wait.wait_for(|stop| *stop).await;
     tracing::info!("shutting down: finishing open streams");
     let _ = ingest.await;
+    if let Some(task) = srt_ingest {
+        let _ = task.await;
+    }
     if !manager.join_all(SHUTDOWN_FLUSH).await {
         tracing::warn!("some streams did not finish within {SHUTDOWN_FLUSH:?}");
     }

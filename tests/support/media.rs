@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::process::{ManagedProcess, free_port, testenv_bin, wait_for};
+use super::process::{ManagedProcess, free_port, free_udp_port, testenv_bin, wait_for};
 
 /// Media tests run one at a time: each runs real-time encoders, and two cores are few.
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -28,6 +28,8 @@ pub fn livestream_bin() -> PathBuf {
 pub struct Serve {
     pub process: ManagedProcess,
     pub rtmp_port: u16,
+    /// SRT's UDP port.
+    pub srt_port: u16,
     pub http_port: u16,
     pub data_dir: PathBuf,
     _dir: tempfile::TempDir,
@@ -45,10 +47,12 @@ impl Serve {
             .map(PathBuf::from)
             .unwrap_or_else(|| dir.path().join("data"));
         let rtmp_port = free_port();
+        let srt_port = free_udp_port();
         let http_port = free_port();
         let mut cmd = Command::new(livestream_bin());
         cmd.arg("serve")
             .arg(format!("--rtmp-addr=127.0.0.1:{rtmp_port}"))
+            .arg(format!("--srt-addr=127.0.0.1:{srt_port}"))
             .arg(format!("--http-addr=127.0.0.1:{http_port}"))
             .args(
                 (!extra.iter().any(|a| a.starts_with("--data-dir=")))
@@ -69,11 +73,17 @@ impl Serve {
             let out = Command::new("curl").args(["-sf", &url]).output().ok()?;
             out.status.success().then_some(())
         });
-        Self { process, rtmp_port, http_port, data_dir, _dir: dir }
+        Self { process, rtmp_port, srt_port, http_port, data_dir, _dir: dir }
     }
 
     pub fn rtmp_url(&self, app: &str, key: &str) -> String {
         format!("rtmp://127.0.0.1:{}/{app}/{key}", self.rtmp_port)
+    }
+
+    /// The SRT URL ffmpeg publishes to with `stream_id` (its `#` and `,` as they are:
+    /// ffmpeg takes the query's value up to the next `&`).
+    pub fn srt_url(&self, stream_id: &str) -> String {
+        format!("srt://127.0.0.1:{}?streamid={stream_id}", self.srt_port)
     }
 
     pub fn http_url(&self, path: &str) -> String {
@@ -124,7 +134,7 @@ impl Default for Push {
 }
 
 /// Starts ffmpeg pushing testsrc and a sine tone (either may be left out) in real time
-/// to `url`.
+/// to `url`: FLV to `rtmp://` and `rtmps://`, MPEG-TS to `srt://`.
 pub fn push(url: &str, options: &Push, log: &Path) -> ManagedProcess {
     let mut cmd = Command::new(testenv_bin("ffmpeg"));
     cmd.args(["-hide_banner", "-nostdin", "-loglevel", "warning", "-re"]);
@@ -144,7 +154,8 @@ pub fn push(url: &str, options: &Push, log: &Path) -> ManagedProcess {
     if options.audio {
         cmd.args(["-c:a", "aac", "-b:a", "64k"]);
     }
-    cmd.args(["-f", "flv", url]);
+    let format = if url.starts_with("srt://") { "mpegts" } else { "flv" };
+    cmd.args(["-f", format, url]);
     ManagedProcess::spawn("ffmpeg push", cmd, log)
 }
 

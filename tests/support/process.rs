@@ -41,6 +41,12 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
+/// A free UDP port on 127.0.0.1 at the time of the call.
+pub fn free_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral UDP port");
+    socket.local_addr().expect("local address").port()
+}
+
 /// Polls `check` until it returns `Some`, at most `timeout`, with a clear panic otherwise.
 /// For conditions that have no event to await (a port that starts listening, a file that
 /// appears); `what` names the condition in the failure message.

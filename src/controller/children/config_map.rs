@@ -9,13 +9,14 @@ use kube::ResourceExt;
 use sha2::{Digest, Sha256};
 
 use super::BuildError;
-use super::deployment::{RTMPS_PORT, TLS_MOUNT_DIR};
+use super::deployment::{RTMPS_PORT, SRT_PORT, TLS_MOUNT_DIR};
 use super::names::{Component, child_metadata, storage_prefix, worker_name};
 use crate::api::LiveStream;
 use crate::controller::status::urls::media_base_url;
 use crate::controller::validate::{TLS_CERTIFICATE_KEY, TLS_PRIVATE_KEY_KEY};
 use crate::worker::config::{
-    HttpConfig, OriginConfig, RtmpConfig, RtmpsConfig, S3Config, StorageConfig, StreamIdentity, WorkerConfig,
+    HttpConfig, OriginConfig, RtmpConfig, RtmpsConfig, S3Config, SrtIngestConfig, StorageConfig, StreamIdentity,
+    WorkerConfig,
 };
 
 /// The ConfigMap key (and file name) of the worker configuration.
@@ -37,6 +38,11 @@ pub fn worker_config(stream: &LiveStream) -> Result<WorkerConfig, BuildError> {
             }),
             ..RtmpConfig::default()
         },
+        srt: stream.spec.ingest.srt.as_ref().map(|srt| SrtIngestConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], SRT_PORT as u16)),
+            latency_milliseconds: srt.latency_milliseconds,
+            passphrase_env: None,
+        }),
         http: HttpConfig::default(),
         origin: OriginConfig { media_base_url: Some(media_base_url(stream)), ..OriginConfig::default() },
         ladder: stream.spec.ladder.clone(),
@@ -105,6 +111,13 @@ mod tests {
         assert_eq!(tls.listen.port(), 1936, "the worker's own port; the Service maps 443 to it");
         assert_eq!(tls.certificate_file, Path::new("/etc/livestream-tls/tls.crt"));
         assert_eq!(tls.private_key_file, Path::new("/etc/livestream-tls/tls.key"));
+        assert_eq!(parsed.srt, None, "no SRT unless asked for");
+
+        stream.spec.ingest.srt =
+            Some(crate::api::IngestSrtSpec { port: 7001, node_port: None, latency_milliseconds: 400 });
+        let parsed: WorkerConfig = serde_yaml::from_str(&worker_config_yaml(&stream).unwrap()).unwrap();
+        let srt = parsed.srt.expect("SRT configured");
+        assert_eq!((srt.listen.port(), srt.latency_milliseconds), (9000, 400), "the worker's own port");
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub const STREAM_KEY_ENV: &str = "LIVESTREAM_STREAM_KEY";
 pub const RTMP_PORT: i32 = 1935;
 /// The worker's RTMPS port, when the stream has a TLS Secret.
 pub const RTMPS_PORT: i32 = 1936;
+/// The worker's SRT port (UDP).
+pub const SRT_PORT: i32 = 9000;
 /// Where the TLS Secret is mounted in the worker.
 pub const TLS_MOUNT_DIR: &str = "/etc/livestream-tls";
 /// The worker's HTTP port (health, metrics, `/status`).
@@ -158,6 +160,14 @@ fn worker_container(stream: &LiveStream, config: &OperatorConfig, resolved: &Res
             [port("rtmp", RTMP_PORT), port("http", HTTP_PORT), port("origin", ORIGIN_PORT)]
                 .into_iter()
                 .chain(resolved.tls_secret.is_some().then(|| port("rtmps", RTMPS_PORT)))
+                .chain(
+                    stream
+                        .spec
+                        .ingest
+                        .srt
+                        .is_some()
+                        .then(|| ContainerPort { protocol: Some("UDP".into()), ..port("srt", SRT_PORT) }),
+                )
                 .collect(),
         ),
         volume_mounts: Some(
@@ -457,6 +467,19 @@ mod tests {
         );
         let without = deployment(&stream, &OperatorConfig::default(), &resolved(false), "abc").unwrap();
         assert!(!container(&without).ports.as_ref().unwrap().iter().any(|p| p.name.as_deref() == Some("rtmps")));
+    }
+
+    #[test]
+    fn srt_is_a_udp_container_port() {
+        let mut stream = fixtures::stream("media", "demo");
+        let srt_port = |stream: &LiveStream| {
+            let d = deployment(stream, &OperatorConfig::default(), &resolved(false), "abc").unwrap();
+            let ports = container(&d).ports.clone().unwrap();
+            ports.into_iter().find(|p| p.name.as_deref() == Some("srt")).map(|p| (p.container_port, p.protocol))
+        };
+        assert_eq!(srt_port(&stream), None);
+        stream.spec.ingest.srt = Some(crate::api::IngestSrtSpec::default());
+        assert_eq!(srt_port(&stream), Some((SRT_PORT, Some("UDP".into()))));
     }
 
     #[test]

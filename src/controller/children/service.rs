@@ -1,5 +1,6 @@
-//! The Services of a stream: the ingest Service (the worker's RTMP port, and its RTMPS
-//! port when the stream has a certificate) and the origin
+//! The Services of a stream: the ingest Service (the worker's RTMP port, its RTMPS port
+//! when the stream has a certificate, its SRT port over UDP when the stream takes SRT) and
+//! the origin
 //! Service (its HLS origin), exposed as the spec asks.
 
 use std::collections::BTreeMap;
@@ -18,13 +19,20 @@ use crate::controller::OperatorConfig;
 pub fn ingest_service(stream: &LiveStream, config: &OperatorConfig) -> Result<Service, BuildError> {
     let spec = &stream.spec.ingest.service;
     let name = ingest_service_name(&stream.name_any());
-    let rtmp = Exposed { port: spec.port, node_port: spec.node_port, target: "rtmp" };
+    let rtmp = Exposed { port: spec.port, node_port: spec.node_port, target: "rtmp", protocol: "TCP" };
     let rtmps = stream.spec.ingest.tls.as_ref().map(|tls| Exposed {
         port: tls.port,
         node_port: tls.node_port,
         target: "rtmps",
+        protocol: "TCP",
     });
-    let ports: Vec<Exposed> = std::iter::once(rtmp).chain(rtmps).collect();
+    let srt = stream.spec.ingest.srt.as_ref().map(|srt| Exposed {
+        port: srt.port,
+        node_port: srt.node_port,
+        target: "srt",
+        protocol: "UDP",
+    });
+    let ports: Vec<Exposed> = std::iter::once(rtmp).chain(rtmps).chain(srt).collect();
     let type_ = spec.type_.unwrap_or_else(|| config.default_ingest_service_type());
     service(stream, name, Component::Ingest, type_, ports, &spec.annotations)
 }
@@ -36,7 +44,7 @@ pub fn origin_service(stream: &LiveStream) -> Result<Service, BuildError> {
     let name = origin_service_name(&stream.name_any());
     let low_latency = stream.spec.hls.part_target().is_some();
     let type_ = if low_latency { spec.type_ } else { ServiceType::ClusterIP };
-    let port = Exposed { port: spec.port, node_port: spec.node_port, target: "origin" };
+    let port = Exposed { port: spec.port, node_port: spec.node_port, target: "origin", protocol: "TCP" };
     service(stream, name, Component::Origin, type_, vec![port], &spec.annotations)
 }
 
@@ -45,6 +53,7 @@ struct Exposed {
     port: i32,
     node_port: Option<i32>,
     target: &'static str,
+    protocol: &'static str,
 }
 
 fn service(
@@ -80,7 +89,7 @@ fn service(
                             ServiceType::ClusterIP => None,
                             _ => port.node_port,
                         },
-                        protocol: Some("TCP".into()),
+                        protocol: Some(port.protocol.into()),
                         ..ServicePort::default()
                     })
                     .collect(),
@@ -123,6 +132,18 @@ mod tests {
         let named: Vec<_> = ports.iter().map(|p| (p.name.as_deref().unwrap(), p.port, p.node_port)).collect();
         assert_eq!(named, vec![("rtmp", 1935, None), ("rtmps", 443, Some(31443))]);
         assert_eq!(ports[1].target_port, Some(IntOrString::String("rtmps".into())));
+    }
+
+    #[test]
+    fn srt_is_a_udp_port_of_the_ingest_service() {
+        let mut stream = fixtures::stream("media", "demo");
+        stream.spec.ingest.service.type_ = Some(ServiceType::NodePort);
+        stream.spec.ingest.srt = Some(crate::api::IngestSrtSpec { node_port: Some(31900), ..Default::default() });
+        let ports = ingest_service(&stream, &OperatorConfig::default()).unwrap().spec.unwrap().ports.unwrap();
+        let named: Vec<_> =
+            ports.iter().map(|p| (p.name.as_deref().unwrap(), p.port, p.node_port, p.protocol.as_deref())).collect();
+        assert_eq!(named, vec![("rtmp", 1935, None, Some("TCP")), ("srt", 9000, Some(31900), Some("UDP"))]);
+        assert_eq!(ports[1].target_port, Some(IntOrString::String("srt".into())));
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod conditions;
 pub(crate) mod urls;
 
 pub use conditions::{Desired, condition, find, sanitize_reason};
-pub use urls::{ingest_url, low_latency_playback_url, playback_url, poster_url, secure_ingest_url};
+pub use urls::{ingest_url, low_latency_playback_url, playback_url, poster_url, secure_ingest_url, srt_ingest_url};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
@@ -65,6 +65,7 @@ pub fn compute(
         observed_generation: generation,
         ingest_url: ingest_url(stream, observed.ingest_service, observed.node_address, observed.gateway),
         secure_ingest_url: secure_ingest_url(stream, observed.ingest_service, observed.node_address, observed.gateway),
+        srt_ingest_url: srt_ingest_url(stream, observed.ingest_service, observed.node_address),
         playback_url: Some(playback_url(stream)),
         poster_url: Some(poster_url(stream)),
         low_latency_playback_url: low_latency_playback_url(stream, observed.origin_service, observed.node_address),

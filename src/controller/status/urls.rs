@@ -48,6 +48,14 @@ fn is_cluster_ip(service: &Service) -> bool {
     service.spec.as_ref().and_then(|spec| spec.type_.as_deref()).is_none_or(|type_| type_ == "ClusterIP")
 }
 
+/// `srt://HOST:PORT` for the ingest Service's SRT port, when the stream has one. The
+/// stream ID, which carries the key, is the encoder's to add.
+pub fn srt_ingest_url(stream: &LiveStream, service: Option<&Service>, node_address: Option<&str>) -> Option<String> {
+    stream.spec.ingest.srt.as_ref()?;
+    let (host, port) = service_address(service?, "srt", node_address)?;
+    Some(format!("srt://{host}:{port}"))
+}
+
 /// The low-latency master playlist, while Low-Latency HLS is on: under the CDN's
 /// low-latency base URL when there is one, else at the origin Service's address.
 pub fn low_latency_playback_url(
@@ -202,6 +210,19 @@ mod tests {
         let lb = LoadBalancerIngress { ip: Some("203.0.113.7".into()), ..Default::default() };
         let svc = service(&own, "10.96.0.11", None, Some(lb));
         assert_eq!(ingest_url(&own, Some(&svc), None, gateway).unwrap(), "rtmp://203.0.113.7:1935/live");
+    }
+
+    #[test]
+    fn srt_ingest_names_the_udp_port_without_the_key() {
+        let mut stream = fixtures::stream("media", "demo");
+        let svc = service(&stream, "10.96.0.10", None, None);
+        assert_eq!(srt_ingest_url(&stream, Some(&svc), None), None, "no SRT in the spec");
+        stream.spec.ingest.srt = Some(crate::api::IngestSrtSpec::default());
+        let mut svc = crate::controller::children::ingest_service(&stream, &OperatorConfig::default()).unwrap();
+        svc.spec.as_mut().unwrap().cluster_ip = Some("10.96.0.10".into());
+        svc.spec.as_mut().unwrap().ports.as_mut().unwrap()[1].node_port = Some(31900);
+        assert_eq!(srt_ingest_url(&stream, Some(&svc), None).unwrap(), "srt://10.96.0.10:9000");
+        assert_eq!(srt_ingest_url(&stream, Some(&svc), Some("192.0.2.1")).unwrap(), "srt://192.0.2.1:31900");
     }
 
     #[test]

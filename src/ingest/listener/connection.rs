@@ -11,12 +11,12 @@ use tokio::sync::watch;
 use tokio::time::{Instant, timeout};
 use tracing::Instrument;
 
-use super::admission::Unauthenticated;
 use super::relay::{RelayOutcome, relay};
 use super::tls::TlsIdentity;
 use super::{
     EndReason, ListenerConfig, MediaMessage, Publish, PublishHandler, PublishRequest, PublishSink, wait_for_shutdown,
 };
+use crate::ingest::admission::Unauthenticated;
 use crate::ingest::session::{Rejection, Session, SessionError, SessionEvent, StreamKey};
 use crate::media::flv::{FlvTag, FlvTagKind};
 use crate::telemetry::clip;

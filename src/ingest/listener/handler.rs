@@ -44,6 +44,15 @@ pub trait PublishHandler: Send + Sync {
     fn relays(&self) -> bool {
         false
     }
+
+    /// Whether [`authorize`](Self::authorize) would let `request` publish (its
+    /// application, its key, a stream not live from another publisher), without starting
+    /// anything: for protocols that refuse a caller during their handshake (SRT), before a
+    /// connection exists. Called on a thread of the protocol library; keep it quicker still.
+    fn admits(&self, request: &PublishRequest) -> Result<(), Rejection> {
+        let _ = request;
+        Ok(())
+    }
 }
 
 /// One message of an accepted publish, in order.
@@ -99,7 +108,7 @@ impl PublishSink {
     }
 
     /// Sends one message, waiting while the channel is full. Fails if the receiver is gone.
-    pub(super) async fn send(&self, message: MediaMessage) -> Result<(), mpsc::error::SendError<MediaMessage>> {
+    pub(crate) async fn send(&self, message: MediaMessage) -> Result<(), mpsc::error::SendError<MediaMessage>> {
         self.sender.send(message).await
     }
 }

@@ -1,4 +1,4 @@
-//! Prometheus metrics of the RTMP listener.
+//! Prometheus metrics of an ingest listener: RTMP's (`rtmp_` names) and SRT's (`srt_`).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -20,7 +20,7 @@ struct RelayLabels {
     result: &'static str,
 }
 
-/// Counters and gauges of the RTMP listener, shared by all its connections.
+/// Counters and gauges of a listener, shared by all its connections.
 #[derive(Debug, Default)]
 pub struct IngestMetrics {
     connections_accepted: Counter,
@@ -34,31 +34,14 @@ pub struct IngestMetrics {
 }
 
 impl IngestMetrics {
-    /// Registers every metric in `registry` under the `rtmp_` prefix.
+    /// Registers every metric of the RTMP listener in `registry` under the `rtmp_` prefix.
     pub fn register(&self, registry: &mut Registry) {
-        registry.register("rtmp_connections_accepted", "RTMP connections accepted", self.connections_accepted.clone());
-        registry.register(
-            "rtmp_connections_refused",
-            "RTMP connections refused because the connection limit was reached",
-            self.connections_refused.clone(),
-        );
-        registry.register(
-            "rtmp_publishes_rejected",
-            "RTMP publish requests refused, by reason",
-            self.publishes_rejected.clone(),
-        );
-        registry.register(
-            "rtmp_protocol_errors",
-            "RTMP connections closed because of a protocol error",
-            self.protocol_errors.clone(),
-        );
+        self.register_as(registry, "rtmp", "RTMP");
         registry.register(
             "rtmp_tls_handshake_failures",
             "RTMPS connections closed because their TLS handshake failed or timed out",
             self.tls_failures.clone(),
         );
-        registry.register("rtmp_received_bytes", "Bytes received from RTMP clients", self.bytes_received.clone());
-        registry.register("rtmp_active_connections", "Open RTMP connections", self.active_connections.clone());
         registry.register(
             "rtmp_relays",
             "Publishes relayed to a worker, by result: started, refused (by the worker), unreachable",
@@ -74,6 +57,44 @@ impl IngestMetrics {
     /// Relayed publishes with `result` so far.
     pub fn relays(&self, result: &'static str) -> u64 {
         self.relays.get_or_create(&RelayLabels { result }).get()
+    }
+
+    /// Registers every metric of the SRT listener in `registry` under the `srt_` prefix.
+    pub fn register_srt(&self, registry: &mut Registry) {
+        self.register_as(registry, "srt", "SRT");
+    }
+
+    fn register_as(&self, registry: &mut Registry, prefix: &str, protocol: &str) {
+        registry.register(
+            format!("{prefix}_connections_accepted"),
+            format!("{protocol} connections accepted"),
+            self.connections_accepted.clone(),
+        );
+        registry.register(
+            format!("{prefix}_connections_refused"),
+            format!("{protocol} connections refused because a connection limit was reached"),
+            self.connections_refused.clone(),
+        );
+        registry.register(
+            format!("{prefix}_publishes_rejected"),
+            format!("{protocol} publish requests refused, by reason"),
+            self.publishes_rejected.clone(),
+        );
+        registry.register(
+            format!("{prefix}_protocol_errors"),
+            format!("{protocol} connections closed because of a protocol or media format error"),
+            self.protocol_errors.clone(),
+        );
+        registry.register(
+            format!("{prefix}_received_bytes"),
+            format!("Bytes received from {protocol} clients"),
+            self.bytes_received.clone(),
+        );
+        registry.register(
+            format!("{prefix}_active_connections"),
+            format!("Open {protocol} connections"),
+            self.active_connections.clone(),
+        );
     }
 
     /// Connections accepted so far.
@@ -111,21 +132,21 @@ impl IngestMetrics {
         self.active_connections.get()
     }
 
-    pub(super) fn record_accepted(&self) -> ActiveConnection<'_> {
+    pub(crate) fn record_accepted(&self) -> ActiveConnection<'_> {
         self.connections_accepted.inc();
         self.active_connections.inc();
         ActiveConnection { metrics: self }
     }
 
-    pub(super) fn record_refused(&self) {
+    pub(crate) fn record_refused(&self) {
         self.connections_refused.inc();
     }
 
-    pub(super) fn record_rejected(&self, rejection: &Rejection) {
+    pub(crate) fn record_rejected(&self, rejection: &Rejection) {
         self.publishes_rejected.get_or_create(&RejectionLabels { reason: rejection.label() }).inc();
     }
 
-    pub(super) fn record_protocol_error(&self) {
+    pub(crate) fn record_protocol_error(&self) {
         self.protocol_errors.inc();
     }
 
@@ -133,14 +154,14 @@ impl IngestMetrics {
         self.tls_failures.inc();
     }
 
-    pub(super) fn record_bytes(&self, count: usize) {
+    pub(crate) fn record_bytes(&self, count: usize) {
         self.bytes_received.inc_by(count as u64);
     }
 }
 
 /// Keeps the active-connections gauge raised while alive.
 #[derive(Debug)]
-pub(super) struct ActiveConnection<'a> {
+pub(crate) struct ActiveConnection<'a> {
     metrics: &'a IngestMetrics,
 }
 
@@ -170,6 +191,14 @@ mod tests {
         assert!(text.contains("rtmp_active_connections 1"), "{text}");
         drop(active);
         assert_eq!(metrics.active_connections(), 0);
+        let srt = IngestMetrics::default();
+        let mut registry = Registry::default();
+        srt.register_srt(&mut registry);
+        srt.record_rejected(&Rejection::BadKey);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains("srt_publishes_rejected_total{reason=\"bad_key\"} 1"), "{text}");
+        assert!(!text.contains("rtmp_") && !text.contains("tls"), "{text}");
         assert_eq!(metrics.publishes_rejected(&Rejection::BadKey), 1);
         assert_eq!(metrics.publishes_rejected(&Rejection::AlreadyLive), 0);
     }

@@ -5,7 +5,6 @@
 //!
 //! Logs name the peer and the application, never the stream key (only its fingerprint).
 
-mod admission;
 mod config;
 mod connection;
 mod handler;
@@ -31,7 +30,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use admission::Admission;
+use crate::ingest::admission::Admission;
 use connection::ConnectionContext;
 
 /// Pause after a failed accept (for example when out of file descriptors).
@@ -126,7 +125,7 @@ async fn accept_any(endpoints: &[Endpoint]) -> (&Endpoint, std::io::Result<(TcpS
 }
 
 /// Resolves once `shutdown` is true or its sender is gone.
-async fn wait_for_shutdown(shutdown: &mut watch::Receiver<bool>) {
+pub(crate) async fn wait_for_shutdown(shutdown: &mut watch::Receiver<bool>) {
     // An error means the sender was dropped, which also means shut down.
     let _ = shutdown.wait_for(|stop| *stop).await;
 }

@@ -2,8 +2,10 @@
 //! level, and the AVCDecoderConfigurationRecord (ISO/IEC 14496-15) that carries it in FLV
 //! sequence headers and MP4 `avcC` boxes.
 //!
-//! The parser reads only what it needs (up to the frame cropping fields; VUI is skipped)
-//! and returns errors on truncated or out-of-range input, never panics.
+//! The parser reads only what it needs (up to the frame cropping fields, and the VUI's
+//! timing for the frame rate) and returns errors on truncated or out-of-range input, never
+//! panics. [`decoder_configuration_record`] builds the record from parameter sets that
+//! arrive in the stream (MPEG-TS carries them in-band).
 
 use thiserror::Error;
 
@@ -62,6 +64,26 @@ pub struct SpsInfo {
     pub width: u32,
     /// Displayed height in pixels, after cropping.
     pub height: u32,
+    /// The VUI's timing information, when present and readable.
+    pub timing: Option<SpsTiming>,
+}
+
+/// The clock of the VUI's timing information: one frame lasts two ticks (a field each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpsTiming {
+    /// `num_units_in_tick`.
+    pub num_units_in_tick: u32,
+    /// `time_scale`, in units per second.
+    pub time_scale: u32,
+}
+
+impl SpsTiming {
+    /// The frame rate the timing gives: `time_scale / (2 * num_units_in_tick)`, as libx264
+    /// and hardware encoders write it; `None` when a field is zero.
+    pub fn frame_rate(&self) -> Option<f64> {
+        (self.num_units_in_tick > 0 && self.time_scale > 0)
+            .then(|| f64::from(self.time_scale) / (2.0 * f64::from(self.num_units_in_tick)))
+    }
 }
 
 impl SpsInfo {
@@ -210,13 +232,101 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, H264Error> {
         return Err(H264Error::OutOfRange { field: "frame cropping", value: crop_x.max(crop_y) });
     }
     let to_u32 = |value: u64| u32::try_from(value).map_err(|_| H264Error::OutOfRange { field: "picture size", value });
+    // The frame rate is a help, not a requirement: a VUI cut short leaves it unknown.
+    let timing = match bits.flag("vui_parameters_present_flag") {
+        Ok(true) => vui_timing(&mut bits).ok().flatten(),
+        _ => None,
+    };
     Ok(SpsInfo {
         profile_idc,
         constraint_flags,
         level_idc,
         width: to_u32(full_width - crop_x)?,
         height: to_u32(full_height - crop_y)?,
+        timing,
     })
+}
+
+/// Reads the VUI up to its timing information (H.264 Annex E.1.1).
+fn vui_timing(bits: &mut BitReader<'_>) -> Result<Option<SpsTiming>, H264Error> {
+    const EXTENDED_SAR: u64 = 255;
+    if bits.flag("aspect_ratio_info_present_flag")? && bits.bits(8, "aspect_ratio_idc")? == EXTENDED_SAR {
+        bits.bits(32, "sar_width and sar_height")?;
+    }
+    if bits.flag("overscan_info_present_flag")? {
+        bits.flag("overscan_appropriate_flag")?;
+    }
+    if bits.flag("video_signal_type_present_flag")? {
+        bits.bits(4, "video_format and video_full_range_flag")?;
+        if bits.flag("colour_description_present_flag")? {
+            bits.bits(24, "colour description")?;
+        }
+    }
+    if bits.flag("chroma_loc_info_present_flag")? {
+        bits.ue("chroma_sample_loc_type_top_field")?;
+        bits.ue("chroma_sample_loc_type_bottom_field")?;
+    }
+    if !bits.flag("timing_info_present_flag")? {
+        return Ok(None);
+    }
+    // 32-bit fields always fit.
+    let num_units_in_tick = bits.bits(32, "num_units_in_tick")? as u32;
+    let time_scale = bits.bits(32, "time_scale")? as u32;
+    Ok(Some(SpsTiming { num_units_in_tick, time_scale }))
+}
+
+/// NAL unit types of H.264 that the conversions look for.
+pub mod nal_type {
+    /// A coded slice of an IDR picture: a keyframe.
+    pub const IDR: u8 = 5;
+    /// Sequence parameter set.
+    pub const SPS: u8 = 7;
+    /// Picture parameter set.
+    pub const PPS: u8 = 8;
+    /// Access unit delimiter.
+    pub const AUD: u8 = 9;
+}
+
+/// The `nal_unit_type` of a NAL unit (its first byte's low five bits).
+pub fn nal_unit_type(nal: &[u8]) -> Option<u8> {
+    nal.first().map(|header| header & 0x1f)
+}
+
+/// Most picture parameter sets one configuration record carries.
+const MAX_PPS_COUNT: usize = 32;
+/// Largest PPS accepted, in bytes.
+const MAX_PPS_BYTES: usize = 4096;
+
+/// An AVCDecoderConfigurationRecord with four-byte NAL unit lengths, built from one SPS and
+/// its PPSs (as an FLV AVC sequence header or an `avcC` box carries it).
+pub fn decoder_configuration_record(sps: &[u8], pps: &[&[u8]]) -> Result<Vec<u8>, H264Error> {
+    if sps.len() > MAX_SPS_BYTES {
+        return Err(H264Error::TooLarge(sps.len()));
+    }
+    let sps_type = nal_unit_type(sps).ok_or(H264Error::NoSps)?;
+    if sps_type != nal_type::SPS {
+        return Err(H264Error::NotSps(sps_type));
+    }
+    let profile = sps.get(1..4).ok_or(H264Error::Truncated("SPS profile and level"))?;
+    if pps.is_empty() || pps.len() > MAX_PPS_COUNT {
+        return Err(H264Error::OutOfRange { field: "numOfPictureParameterSets", value: pps.len() as u64 });
+    }
+    let mut record = Vec::with_capacity(11 + sps.len() + pps.iter().map(|p| 2 + p.len()).sum::<usize>());
+    record.push(1);
+    record.extend_from_slice(profile);
+    // lengthSizeMinusOne = 3 with its reserved bits; one SPS with its reserved bits.
+    record.extend_from_slice(&[0xff, 0xe1]);
+    record.extend_from_slice(&(sps.len() as u16).to_be_bytes());
+    record.extend_from_slice(sps);
+    record.push(pps.len() as u8);
+    for unit in pps {
+        if unit.len() > MAX_PPS_BYTES || unit.is_empty() {
+            return Err(H264Error::OutOfRange { field: "pictureParameterSetLength", value: unit.len() as u64 });
+        }
+        record.extend_from_slice(&(unit.len() as u16).to_be_bytes());
+        record.extend_from_slice(unit);
+    }
+    Ok(record)
 }
 
 fn check_range(field: &'static str, value: u64, max: u64) -> Result<(), H264Error> {
@@ -278,7 +388,10 @@ mod tests {
     #[test]
     fn parses_cropped_high_profile_sps() {
         let info = parse_sps(SPS_HIGH_320X180).unwrap();
-        assert_eq!(info, SpsInfo { profile_idc: 100, constraint_flags: 0, level_idc: 12, width: 320, height: 180 });
+        assert_eq!(
+            (info.profile_idc, info.constraint_flags, info.level_idc, info.width, info.height),
+            (100, 0, 12, 320, 180)
+        );
         assert_eq!(info.codec_string(), "avc1.64000c");
     }
 
@@ -365,6 +478,76 @@ mod tests {
         writer.put(0, 1); // no VUI
         let info = parse_sps(&writer.bytes()).unwrap();
         assert_eq!((info.width, info.height, info.level_idc), (1920, 1080, 40));
+        assert_eq!(info.timing, None);
+    }
+
+    /// A Baseline SPS of 640x480 with the VUI given by `vui`.
+    fn sps_with_vui(vui: impl FnOnce(&mut BitWriter)) -> Vec<u8> {
+        let mut writer = BitWriter::default();
+        writer.put(0x67, 8);
+        writer.put(66, 8);
+        writer.put(0xc0, 8);
+        writer.put(30, 8);
+        writer.ue(0);
+        writer.ue(0);
+        writer.ue(2); // poc type 2
+        writer.ue(1);
+        writer.put(0, 1);
+        writer.ue(39);
+        writer.ue(29);
+        writer.put(1, 1);
+        writer.put(1, 1);
+        writer.put(0, 1); // no cropping
+        writer.put(1, 1); // VUI present
+        vui(&mut writer);
+        writer.bytes()
+    }
+
+    #[test]
+    fn reads_the_frame_rate_from_the_vui_timing() {
+        let sps = sps_with_vui(|vui| {
+            vui.put(1, 1);
+            vui.put(255, 8); // extended SAR
+            vui.put(1, 16);
+            vui.put(1, 16);
+            vui.put(0, 1);
+            vui.put(1, 1); // video signal type with colour description
+            vui.put(5, 4);
+            vui.put(1, 1);
+            vui.put(0x010101, 24);
+            vui.put(1, 1); // chroma location
+            vui.ue(0);
+            vui.ue(0);
+            vui.put(1, 1); // timing: 30000/1001 frames per second
+            vui.put(1001, 32);
+            vui.put(60000, 32);
+            vui.put(0, 1);
+        });
+        let info = parse_sps(&sps).unwrap();
+        assert_eq!((info.width, info.height), (640, 480));
+        let timing = info.timing.expect("timing");
+        assert!((timing.frame_rate().unwrap() - 29.97).abs() < 0.001, "{timing:?}");
+        let cut = sps_with_vui(|vui| vui.put(0, 4));
+        assert_eq!(parse_sps(&cut).unwrap().timing, None, "no timing information");
+        let zero = SpsTiming { num_units_in_tick: 0, time_scale: 50 };
+        assert_eq!(zero.frame_rate(), None);
+    }
+
+    #[test]
+    fn builds_a_configuration_record_that_parses_back() {
+        let pps: &[u8] = &[0x68, 0xeb, 0xe3, 0xcb];
+        let record = decoder_configuration_record(SPS_HIGH_320X180, &[pps]).unwrap();
+        let config = AvcDecoderConfig::parse(&record).unwrap();
+        assert_eq!((config.profile_idc, config.level_idc, config.nal_length_size), (100, 12, 4));
+        assert_eq!(config.sps, SPS_HIGH_320X180);
+        assert_eq!(&record[record.len() - 7..], &[1, 0, 4, 0x68, 0xeb, 0xe3, 0xcb]);
+        assert_eq!(decoder_configuration_record(pps, &[pps]), Err(H264Error::NotSps(8)));
+        assert_eq!(
+            decoder_configuration_record(&[0x67, 0x64], &[pps]),
+            Err(H264Error::Truncated("SPS profile and level"))
+        );
+        assert!(decoder_configuration_record(SPS_HIGH_320X180, &[]).is_err(), "at least one PPS");
+        assert!(decoder_configuration_record(SPS_HIGH_320X180, &[&[]]).is_err(), "an empty PPS");
     }
 
     #[test]

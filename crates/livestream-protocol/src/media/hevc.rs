@@ -1,6 +1,7 @@
 //! HEVC (H.265) parameter sets: the HEVCDecoderConfigurationRecord (ISO/IEC 14496-15,
 //! `hvcC`) that Enhanced RTMP sequence starts and MP4 sample entries carry, its RFC 6381
-//! codec string, and the picture size from the SPS inside it.
+//! codec string, the picture size from the SPS inside it, and the record built from the
+//! parameter sets that arrive in the stream (MPEG-TS carries them in-band).
 //!
 //! Only the fields needed are read; truncated or out-of-range input is an error, never a
 //! panic.
@@ -10,8 +11,31 @@ use thiserror::Error;
 use super::bits::{BitReader, BitsError};
 use super::h264::remove_emulation_prevention;
 
-/// NAL unit type of a sequence parameter set.
-const NAL_SPS: u8 = 33;
+/// NAL unit types of HEVC that the conversions look for.
+pub mod nal_type {
+    /// The first and last coded slices of an intra random access point: keyframes.
+    pub const IRAP_FIRST: u8 = 16;
+    pub const IRAP_LAST: u8 = 23;
+    /// Video parameter set.
+    pub const VPS: u8 = 32;
+    /// Sequence parameter set.
+    pub const SPS: u8 = 33;
+    /// Picture parameter set.
+    pub const PPS: u8 = 34;
+    /// Access unit delimiter.
+    pub const AUD: u8 = 35;
+    /// Filler data.
+    pub const FILLER: u8 = 38;
+}
+
+/// The `nal_unit_type` of a NAL unit (six bits of its two-byte header).
+pub fn nal_unit_type(nal: &[u8]) -> Option<u8> {
+    nal.first().map(|header| (header >> 1) & 0x3f)
+}
+
+const NAL_SPS: u8 = nal_type::SPS;
+/// Most parameter sets of one kind that a built record carries.
+const MAX_PARAMETER_SETS: usize = 16;
 /// Length of the record's fixed part, before the arrays of NAL units.
 const RECORD_HEADER_LEN: usize = 23;
 /// Largest SPS accepted, in bytes; real ones are a few dozen.
@@ -121,6 +145,24 @@ impl HevcDecoderConfig {
 
 /// The displayed picture size (after the conformance window) of an SPS NAL unit.
 pub fn sps_picture_size(nal: &[u8]) -> Result<(u32, u32), HevcError> {
+    parse_sps(nal).map(|sps| (sps.width, sps.height))
+}
+
+/// What a configuration record needs from an SPS besides its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpsInfo {
+    /// Displayed size, after the conformance window.
+    pub width: u32,
+    pub height: u32,
+    pub chroma_format_idc: u8,
+    pub bit_depth_luma_minus8: u8,
+    pub bit_depth_chroma_minus8: u8,
+    pub max_sub_layers_minus1: u8,
+    pub temporal_id_nesting: bool,
+}
+
+/// Parses an SPS NAL unit up to its bit depths.
+pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, HevcError> {
     if nal.len() > MAX_SPS_BYTES {
         return Err(HevcError::TooLarge(nal.len()));
     }
@@ -128,7 +170,7 @@ pub fn sps_picture_size(nal: &[u8]) -> Result<(u32, u32), HevcError> {
     let mut bits = BitReader::new(&rbsp);
     bits.bits(4, "sps_video_parameter_set_id")?;
     let sub_layers = bits.bits(3, "sps_max_sub_layers_minus1")? as u32;
-    bits.bit("sps_temporal_id_nesting_flag")?;
+    let temporal_id_nesting = bits.flag("sps_temporal_id_nesting_flag")?;
     // profile_tier_level: the general profile, tier and level (96 bits), then the
     // sub-layers' presence flags and whatever they announce.
     bits.bits(64, "general_profile")?;
@@ -169,6 +211,15 @@ pub fn sps_picture_size(nal: &[u8]) -> Result<(u32, u32), HevcError> {
         (2, _) => (2, 1),
         _ => (1, 1),
     };
+    let bit_depth_luma_minus8 = bits.ue("bit_depth_luma_minus8")?;
+    let bit_depth_chroma_minus8 = bits.ue("bit_depth_chroma_minus8")?;
+    for (field, depth) in
+        [("bit_depth_luma_minus8", bit_depth_luma_minus8), ("bit_depth_chroma_minus8", bit_depth_chroma_minus8)]
+    {
+        if depth > 8 {
+            return Err(HevcError::OutOfRange { field, value: depth });
+        }
+    }
     let displayed = |size: u64, start: u64, end: u64, unit: u64, field| {
         start
             .checked_add(end)
@@ -178,10 +229,61 @@ pub fn sps_picture_size(nal: &[u8]) -> Result<(u32, u32), HevcError> {
             .map(|shown| shown as u32)
             .ok_or(HevcError::OutOfRange { field, value: size })
     };
-    Ok((
-        displayed(width, left, right, unit_x, "pic_width_in_luma_samples")?,
-        displayed(height, top, bottom, unit_y, "pic_height_in_luma_samples")?,
-    ))
+    // The ranges were checked above: each fits its byte.
+    Ok(SpsInfo {
+        width: displayed(width, left, right, unit_x, "pic_width_in_luma_samples")?,
+        height: displayed(height, top, bottom, unit_y, "pic_height_in_luma_samples")?,
+        chroma_format_idc: chroma_format as u8,
+        bit_depth_luma_minus8: bit_depth_luma_minus8 as u8,
+        bit_depth_chroma_minus8: bit_depth_chroma_minus8 as u8,
+        max_sub_layers_minus1: sub_layers as u8,
+        temporal_id_nesting,
+    })
+}
+
+/// An HEVCDecoderConfigurationRecord with four-byte NAL unit lengths, built from the
+/// parameter sets of a stream: the general profile, tier and level come from the SPS's
+/// profile_tier_level, which starts byte-aligned right after its first byte.
+pub fn decoder_configuration_record(vps: &[&[u8]], sps: &[u8], pps: &[&[u8]]) -> Result<Vec<u8>, HevcError> {
+    if nal_unit_type(sps) != Some(NAL_SPS) {
+        return Err(HevcError::NoSps);
+    }
+    let info = parse_sps(sps)?;
+    let rbsp = remove_emulation_prevention(sps.get(2..).unwrap_or_default());
+    // general_profile_space .. general_level_idc: twelve bytes after the first.
+    let general = rbsp.get(1..13).ok_or(BitsError::Truncated("profile_tier_level"))?;
+    for (field, sets) in [("vps", vps), ("pps", pps)] {
+        if sets.is_empty() || sets.len() > MAX_PARAMETER_SETS {
+            return Err(HevcError::OutOfRange { field, value: sets.len() as u64 });
+        }
+    }
+    let mut record = Vec::with_capacity(64 + sps.len());
+    record.push(1);
+    record.extend_from_slice(general);
+    // min_spatial_segmentation_idc 0 and parallelismType 0 (unknown), with reserved ones.
+    record.extend_from_slice(&[0xf0, 0x00, 0xfc]);
+    record.push(0xfc | info.chroma_format_idc);
+    record.push(0xf8 | info.bit_depth_luma_minus8);
+    record.push(0xf8 | info.bit_depth_chroma_minus8);
+    // avgFrameRate 0 (unknown).
+    record.extend_from_slice(&[0, 0]);
+    // constantFrameRate 0, numTemporalLayers, temporalIdNested, lengthSizeMinusOne 3.
+    record.push(((info.max_sub_layers_minus1 + 1) << 3) | (u8::from(info.temporal_id_nesting) << 2) | 0x03);
+    record.push(3);
+    for (kind, units) in [(nal_type::VPS, vps), (NAL_SPS, &[sps][..]), (nal_type::PPS, pps)] {
+        // array_completeness: every parameter set of the kind is in the record.
+        record.push(0x80 | kind);
+        record.extend_from_slice(&(units.len() as u16).to_be_bytes());
+        for unit in units {
+            let length = u16::try_from(unit.len())
+                .ok()
+                .filter(|length| (2..=MAX_SPS_BYTES as u16).contains(length))
+                .ok_or(HevcError::OutOfRange { field: "nalUnitLength", value: unit.len() as u64 })?;
+            record.extend_from_slice(&length.to_be_bytes());
+            record.extend_from_slice(unit);
+        }
+    }
+    Ok(record)
 }
 
 #[cfg(test)]
@@ -206,6 +308,38 @@ mod tests {
         assert_eq!((config.profile_idc, config.level_idc, config.length_size), (1, 60, 4));
         assert_eq!(config.codec_string("hvc1"), "hvc1.1.6.L60.90");
         assert_eq!(config.picture_size().unwrap(), (320, 180));
+    }
+
+    /// The NAL units of the arrays of a record, by type.
+    fn arrays(record: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut rest = &record[RECORD_HEADER_LEN..];
+        let mut units = Vec::new();
+        for _ in 0..record[22] {
+            let (kind, count) = (rest[0] & 0x3f, u16::from_be_bytes([rest[1], rest[2]]));
+            rest = &rest[3..];
+            for _ in 0..count {
+                let length = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+                units.push((kind, rest[2..2 + length].to_vec()));
+                rest = &rest[2 + length..];
+            }
+        }
+        units
+    }
+
+    #[test]
+    fn builds_the_record_ffmpeg_writes_from_the_parameter_sets() {
+        let units = arrays(HVCC_320X180);
+        let unit = |kind: u8| units.iter().find(|(k, _)| *k == kind).map(|(_, unit)| unit.as_slice()).unwrap();
+        let built = decoder_configuration_record(&[unit(32)], unit(33), &[unit(34)]).unwrap();
+        let mut expected = HVCC_320X180.to_vec();
+        expected[22] = 3;
+        assert_eq!(built, expected, "byte for byte, but for the SEI array this fixture leaves out");
+        let info = parse_sps(unit(33)).unwrap();
+        assert_eq!((info.chroma_format_idc, info.bit_depth_luma_minus8, info.width), (1, 0, 320));
+        assert_eq!(nal_unit_type(unit(34)), Some(nal_type::PPS));
+        assert_eq!(decoder_configuration_record(&[unit(32)], unit(34), &[unit(34)]), Err(HevcError::NoSps));
+        assert!(decoder_configuration_record(&[], unit(33), &[unit(34)]).is_err(), "a VPS is needed");
+        assert!(decoder_configuration_record(&[unit(32)], &unit(33)[..8], &[unit(34)]).is_err(), "a cut SPS");
     }
 
     #[test]

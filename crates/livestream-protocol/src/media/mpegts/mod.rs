@@ -1,6 +1,11 @@
-//! Just enough MPEG-TS demultiplexing to learn a segment's codecs: the PAT and PMT give the
-//! elementary streams, and the first PES packet of each gives its payload start (the SPS
-//! of H.264 video, the ADTS header of AAC audio).
+//! MPEG-TS (ISO/IEC 13818-1) demultiplexing: [`elementary_streams`] reads just enough of a
+//! segment to learn its codecs (the PAT and PMT give the elementary streams, and the first
+//! PES packet of each gives its payload start: the SPS of H.264 video, the ADTS header of
+//! AAC audio); [`TsDemuxer`] reads a live transport stream fed in pieces, PES after PES.
+
+mod demux;
+
+pub use demux::{MAX_PES_BYTES, Pes, ProgramStream, TsDemuxer, TsEvent};
 
 use std::collections::HashMap;
 
@@ -10,10 +15,12 @@ use thiserror::Error;
 pub const TS_PACKET_SIZE: usize = 188;
 /// Stream type of H.264 video in a PMT.
 pub const STREAM_TYPE_H264: u8 = 0x1b;
+/// Stream type of HEVC video in a PMT.
+pub const STREAM_TYPE_HEVC: u8 = 0x24;
 /// Stream type of AAC audio in ADTS framing in a PMT.
 pub const STREAM_TYPE_AAC_ADTS: u8 = 0x0f;
 /// Most bytes gathered from one elementary stream's first PES packet.
-const MAX_PES_BYTES: usize = 2 * 1024 * 1024;
+const MAX_FIRST_PES_BYTES: usize = 2 * 1024 * 1024;
 
 /// Errors from demultiplexing a transport stream.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -30,6 +37,12 @@ pub enum TsError {
     /// A PSI section or PES header is cut short.
     #[error("MPEG-TS {0} truncated")]
     Truncated(&'static str),
+    /// A PES packet larger than [`MAX_PES_BYTES`].
+    #[error("MPEG-TS PES packet on PID {pid} exceeds {MAX_PES_BYTES} bytes")]
+    PesTooLarge { pid: u16 },
+    /// A PES header that breaks the standard.
+    #[error("MPEG-TS PES header invalid: {0}")]
+    BadPes(&'static str),
 }
 
 /// One elementary stream and the start of its first PES packet's payload.
@@ -77,7 +90,7 @@ pub fn elementary_streams(data: &[u8]) -> Result<Vec<ElementaryStream>, TsError>
             continue;
         }
         buffer.extend_from_slice(packet.payload);
-        if buffer.len() >= MAX_PES_BYTES {
+        if buffer.len() >= MAX_FIRST_PES_BYTES {
             *done = true;
         }
     }
@@ -92,6 +105,12 @@ pub fn elementary_streams(data: &[u8]) -> Result<Vec<ElementaryStream>, TsError>
 struct TsPacket<'a> {
     pid: u16,
     unit_start: bool,
+    /// The packet carries a payload (adaptation_field_control 1 or 3).
+    has_payload: bool,
+    /// `continuity_counter`.
+    continuity: u8,
+    /// The adaptation field's `discontinuity_indicator`.
+    discontinuity: bool,
     payload: &'a [u8],
 }
 
@@ -104,13 +123,16 @@ impl<'a> TsPacket<'a> {
         let unit_start = byte(1)? & 0x40 != 0;
         let pid = (u16::from(byte(1)? & 0x1f) << 8) | u16::from(byte(2)?);
         let adaptation_control = (byte(3)? >> 4) & 0x03;
+        let continuity = byte(3)? & 0x0f;
+        let discontinuity = adaptation_control & 0x02 != 0 && byte(4)? > 0 && byte(5)? & 0x80 != 0;
         let payload_start = match adaptation_control {
             1 => 4,
             3 => 5 + usize::from(byte(4)?),
             _ => packet.len(),
         };
         let payload = packet.get(payload_start..).unwrap_or_default();
-        Ok(Self { pid, unit_start, payload })
+        let has_payload = adaptation_control & 0x01 != 0;
+        Ok(Self { pid, unit_start, has_payload, continuity, discontinuity, payload })
     }
 }
 
@@ -151,16 +173,15 @@ fn parse_pmt(section: &[u8]) -> Result<Vec<ElementaryStream>, TsError> {
 }
 
 fn pes_payload(pes: &[u8]) -> Result<&[u8], TsError> {
-    if pes.get(..3) != Some(&[0, 0, 1]) {
-        return Err(TsError::Truncated("PES start code"));
-    }
-    let header_length = usize::from(*pes.get(8).ok_or(TsError::Truncated("PES header"))?);
-    pes.get(9 + header_length..).ok_or(TsError::Truncated("PES header"))
+    let header = demux::PesHeader::parse(pes)?;
+    pes.get(header.payload_start..).ok_or(TsError::Truncated("PES header"))
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    pub(crate) use super::demux::tests::{number, pes_with_times};
 
     /// Packs `payload` into 188-byte packets on `pid`, padding the last one with an
     /// adaptation field of stuffing bytes.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 /// Counts unauthenticated connections.
 #[derive(Clone, Debug)]
-pub(super) struct Admission {
+pub(crate) struct Admission {
     inner: Arc<Inner>,
 }
 
@@ -26,7 +26,7 @@ struct Counts {
 
 /// The budget that refused a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Full {
+pub(crate) struct Full {
     pub limit: usize,
 }
 
@@ -65,7 +65,7 @@ impl Admission {
 /// A connection that has not published yet; dropped (or [`Self::authenticated`]) when it
 /// closes or publishes.
 #[derive(Debug)]
-pub(super) struct Unauthenticated {
+pub(crate) struct Unauthenticated {
     admission: Option<(Admission, IpAddr)>,
 }
 
