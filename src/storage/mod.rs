@@ -14,6 +14,7 @@ pub mod retry;
 pub mod s3;
 mod s3_error;
 mod store;
+mod web_identity;
 
 pub use error::{ErrorClass, StoreError};
 pub use local::LocalStore;

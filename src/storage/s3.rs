@@ -34,6 +34,7 @@ use super::s3_error::{
     redact,
 };
 use super::store::{Expect, MAX_GET_BYTES, MAX_LIST_KEYS, Store, Version};
+use super::web_identity::WebIdentity;
 
 /// The most keys one DeleteObjects request may name.
 const DELETE_BATCH: usize = 1000;
@@ -158,19 +159,31 @@ pub struct S3Store {
     access_key_id: Arc<str>,
 }
 
-/// The SDK's default credentials chain, built at its first use (building it is async) on
-/// the client's own HTTP client. The client's identity cache keeps what it provides until
+/// The provider chain, built at its first use (building the SDK's is async) on the
+/// client's own HTTP client: a web identity of the environment by [`WebIdentity`], else
+/// the SDK's default chain. The client's identity cache keeps what it provides until
 /// shortly before it expires.
 #[derive(Debug)]
 struct ProviderChain {
     http_client: SharedHttpClient,
     region: Region,
-    chain: tokio::sync::OnceCell<DefaultCredentialsChain>,
+    chain: tokio::sync::OnceCell<SharedCredentialsProvider>,
 }
 
 impl ProviderChain {
     fn new(http_client: SharedHttpClient, region: Region) -> Self {
         Self { http_client, region, chain: tokio::sync::OnceCell::new() }
+    }
+
+    async fn build(&self) -> SharedCredentialsProvider {
+        if let Some(web_identity) = WebIdentity::from_env(self.http_client.clone(), self.region.clone()) {
+            return SharedCredentialsProvider::new(web_identity);
+        }
+        let config =
+            ProviderConfig::default().with_http_client(self.http_client.clone()).with_region(Some(self.region.clone()));
+        SharedCredentialsProvider::new(
+            DefaultCredentialsChain::builder().region(self.region.clone()).configure(config).build().await,
+        )
     }
 }
 
@@ -180,16 +193,7 @@ impl ProvideCredentials for ProviderChain {
         Self: 'a,
     {
         credentials_future::ProvideCredentials::new(async move {
-            let chain = self
-                .chain
-                .get_or_init(|| async {
-                    let config = ProviderConfig::default()
-                        .with_http_client(self.http_client.clone())
-                        .with_region(Some(self.region.clone()));
-                    DefaultCredentialsChain::builder().region(self.region.clone()).configure(config).build().await
-                })
-                .await;
-            chain.provide_credentials().await
+            self.chain.get_or_init(|| self.build()).await.provide_credentials().await
         })
     }
 }

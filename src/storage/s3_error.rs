@@ -151,12 +151,12 @@ fn credentials_error(err: &(dyn std::error::Error + 'static)) -> Option<String> 
     while let Some(cause) = source {
         if let Some(credentials) = cause.downcast_ref::<CredentialsError>() {
             return Some(match credentials {
-                CredentialsError::CredentialsNotLoaded(_) => {
-                    "the AWS provider chain found none (environment, web identity token, container or instance \
-                     credentials)"
-                        .to_string()
-                }
-                other => error_chain(other),
+                CredentialsError::CredentialsNotLoaded(_) => "no credentials: the AWS provider chain found none \
+                     (environment, web identity token, container or instance credentials); give the stream a \
+                     credentials Secret or its worker a web identity, or set AWS_ACCESS_KEY_ID and \
+                     AWS_SECRET_ACCESS_KEY"
+                    .to_string(),
+                other => format!("no credentials: {}", error_chain(other)),
             });
         }
         source = cause.source();
@@ -179,14 +179,8 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let redact = |text: String| redact(text, context.access_key_id);
-    if let Some(missing) = credentials_error(&err) {
-        return StoreError::AccessDenied {
-            detail: redact(format!(
-                "bucket {}: no credentials: {missing} (give the stream a credentials Secret, or its worker a web \
-                 identity, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
-                context.bucket
-            )),
-        };
+    if let Some(failure) = credentials_error(&err) {
+        return StoreError::AccessDenied { detail: redact(format!("bucket {}: {failure}", context.bucket)) };
     }
     match &err {
         SdkError::ServiceError(service) => {
