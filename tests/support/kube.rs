@@ -2,7 +2,9 @@
 //! kube-controller-manager) on free loopback ports, with generated certificates and an
 //! admin kubeconfig, as controller-runtime's envtest provides. For a cluster with a node
 //! (`support::cluster`), the API server also serves the node's address, so that pods reach
-//! it through the `kubernetes` Service, and authorizes the kubelet as a node.
+//! it through the `kubernetes` Service, and authorizes the kubelet as a node. On request, the
+//! issuer of its service account tokens is discoverable by anyone (OIDC discovery, as on
+//! EKS and GKE), so that a relying party outside the cluster, such as an STS, trusts them.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -10,8 +12,10 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
@@ -27,6 +31,7 @@ pub struct KubeEnv {
     _etcd: ManagedProcess,
     kubeconfig: PathBuf,
     server: String,
+    token_issuer: Option<TokenIssuer>,
     pki: Pki,
     dir: tempfile::TempDir,
 }
@@ -39,6 +44,28 @@ pub struct KubeEnvOptions {
     pub controller_manager: bool,
     /// Serve a node: listen on its address too, and issue its credentials.
     pub node: Option<NodeAccess>,
+    /// Let anyone read the service account issuer's discovery document and signing keys,
+    /// as a relying party outside the cluster does to verify the tokens (see
+    /// [`KubeHandle::token_issuer`]).
+    pub issuer_discovery: bool,
+}
+
+/// The `iss` of the service account tokens: the in-cluster name of the API server.
+pub const SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+
+/// Where a relying party outside the cluster finds the service account token issuer.
+#[derive(Clone, Debug)]
+pub struct TokenIssuer {
+    /// The tokens' `iss` claim, [`SERVICE_ACCOUNT_ISSUER`]. It is not where the discovery
+    /// document is served: relying parties that insist on OIDC's rule that the issuer
+    /// URL serves it (AWS IAM does) would not trust these tokens, MinIO does.
+    pub issuer: String,
+    /// The OIDC discovery document, `https://127.0.0.1:PORT/.well-known/openid-configuration`,
+    /// readable without credentials; its `jwks_uri` names the API server's own address.
+    pub discovery_url: String,
+    /// The CA that signed the API server's serving certificate (PEM): the relying party
+    /// must trust it to read the document and the keys.
+    pub ca_cert: PathBuf,
 }
 
 /// The node that a cluster's API server serves.
@@ -117,21 +144,43 @@ impl KubeEnv {
             format!("--client-ca-file={}", pki.ca_cert.display()),
             format!("--service-account-key-file={}", pki.sa_pub.display()),
             format!("--service-account-signing-key-file={}", pki.sa_key.display()),
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            format!("--service-account-issuer={SERVICE_ACCOUNT_ISSUER}"),
             format!("--service-cluster-ip-range={SERVICE_CIDR}"),
             "--allow-privileged=true".into(),
             "--enable-priority-and-fairness=false".into(),
             "--profiling=false".into(),
             "--v=0".into(),
         ]);
+        // The discovery document names the key set at the issuer's address unless told
+        // otherwise, and the issuer's name resolves only inside the cluster.
+        if options.issuer_discovery {
+            apiserver_cmd.push(format!("--service-account-jwks-uri={server}/openid/v1/jwks"));
+        }
         let apiserver = spawn_apiserver(&apiserver_cmd, root);
 
         let kubeconfig = root.join("admin.kubeconfig");
         std::fs::write(&kubeconfig, pki.kubeconfig(&server)).expect("write kubeconfig");
 
-        let mut env =
-            Self { controller_manager: None, apiserver, apiserver_cmd, _etcd: etcd, kubeconfig, server, pki, dir };
+        let token_issuer = options.issuer_discovery.then(|| TokenIssuer {
+            issuer: SERVICE_ACCOUNT_ISSUER.to_string(),
+            discovery_url: format!("{server}/.well-known/openid-configuration"),
+            ca_cert: pki.ca_cert.clone(),
+        });
+        let mut env = Self {
+            controller_manager: None,
+            apiserver,
+            apiserver_cmd,
+            _etcd: etcd,
+            kubeconfig,
+            server,
+            token_issuer,
+            pki,
+            dir,
+        };
         env.wait_ready();
+        if options.issuer_discovery {
+            env.publish_issuer_discovery();
+        }
         if options.controller_manager {
             env.start_controller_manager(options.node.is_some());
         }
@@ -159,6 +208,18 @@ impl KubeEnv {
         std::fs::write(&path, kubeconfig_text(&self.server, &self.pki.ca_cert, &node.client_cert, &node.client_key))
             .expect("write the node's kubeconfig");
         Some(path)
+    }
+
+    /// The private key that signs the service account tokens (PEM, ECDSA P-256, so ES256
+    /// tokens), for tests that need a token the API server would not issue (an expired one).
+    pub fn service_account_signing_key(&self) -> &Path {
+        &self.pki.sa_key
+    }
+
+    /// Where a relying party finds the service account token issuer, when the environment
+    /// was started with [`KubeEnvOptions::issuer_discovery`].
+    pub fn token_issuer(&self) -> Option<&TokenIssuer> {
+        self.token_issuer.as_ref()
     }
 
     /// The kubelet's serving certificate and key, when the environment serves a node.
@@ -191,7 +252,11 @@ impl KubeEnv {
 
     /// What a test needs to talk to this environment.
     pub fn handle(&self) -> KubeHandle {
-        KubeHandle { kubeconfig: self.kubeconfig.clone(), server: self.server.clone() }
+        KubeHandle {
+            kubeconfig: self.kubeconfig.clone(),
+            server: self.server.clone(),
+            token_issuer: self.token_issuer.clone(),
+        }
     }
 
     /// The admin kubeconfig file.
@@ -227,6 +292,29 @@ impl KubeEnv {
             let out = handle.kubectl().args(["get", "--raw", "/readyz"]).output().ok()?;
             out.status.success().then_some(())
         });
+    }
+
+    /// Binds the built-in `system:service-account-issuer-discovery` role (GET on the two
+    /// discovery paths, nothing else) to unauthenticated users, whom the API server admits
+    /// as `system:anonymous` by default; the Kubernetes documentation's recipe for a public
+    /// issuer. Everything else stays closed to them.
+    fn publish_issuer_discovery(&self) {
+        let out = self
+            .kubectl()
+            .args([
+                "create",
+                "clusterrolebinding",
+                "service-account-issuer-discovery-public",
+                "--clusterrole=system:service-account-issuer-discovery",
+                "--group=system:unauthenticated",
+            ])
+            .output()
+            .expect("run kubectl");
+        assert!(
+            out.status.success(),
+            "bind the issuer discovery role to unauthenticated users: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn start_controller_manager(&mut self, with_node: bool) {
@@ -273,6 +361,7 @@ impl KubeEnv {
 pub struct KubeHandle {
     kubeconfig: PathBuf,
     server: String,
+    token_issuer: Option<TokenIssuer>,
 }
 
 impl KubeHandle {
@@ -284,6 +373,12 @@ impl KubeHandle {
     /// The API server's URL.
     pub fn server(&self) -> &str {
         &self.server
+    }
+
+    /// Where a relying party finds the service account token issuer, when the environment
+    /// was started with [`KubeEnvOptions::issuer_discovery`].
+    pub fn token_issuer(&self) -> Option<&TokenIssuer> {
+        self.token_issuer.as_ref()
     }
 
     /// A client with cluster-admin rights. Create one per test: a client belongs to the
@@ -317,6 +412,35 @@ impl KubeHandle {
             .unwrap_or_else(|_| panic!("CRD {name} was not Established within 30s"))
             .expect("watch CRD");
     }
+}
+
+/// A token of `service_account` in `namespace` for `audience`, valid for `lifetime` (the API
+/// server's minimum is 10 minutes), from the TokenRequest API: what the kubelet projects
+/// into a pod's volume. The ServiceAccount must exist.
+pub async fn service_account_token(
+    client: &Client,
+    namespace: &str,
+    service_account: &str,
+    audience: &str,
+    lifetime: Duration,
+) -> String {
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            audiences: Some(vec![audience.to_string()]),
+            expiration_seconds: Some(lifetime.as_secs() as i64),
+            ..TokenRequestSpec::default()
+        }),
+        ..TokenRequest::default()
+    };
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let issued = accounts
+        .create_token_request(service_account, &PostParams::default(), &request)
+        .await
+        .unwrap_or_else(|e| panic!("request a token of {namespace}/{service_account} for {audience}: {e}"));
+    issued
+        .status
+        .and_then(|status| status.token)
+        .unwrap_or_else(|| panic!("the TokenRequest for {audience} has no token"))
 }
 
 fn spawn_apiserver(args: &[String], root: &Path) -> ManagedProcess {

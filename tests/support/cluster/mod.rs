@@ -91,8 +91,12 @@ impl Cluster {
         let kube_dir = tempfile::Builder::new().prefix("kube-").tempdir_in(&dir).map_err(|e| e.to_string())?;
         let control_plane = std::thread::spawn(move || {
             let started = Instant::now();
-            let options =
-                KubeEnvOptions { controller_manager: true, node: Some(NodeAccess { name: NODE_NAME, ip: node_ip }) };
+            // Issuer discovery: MinIO's STS verifies the projected tokens of worker pods.
+            let options = KubeEnvOptions {
+                controller_manager: true,
+                node: Some(NodeAccess { name: NODE_NAME, ip: node_ip }),
+                issuer_discovery: true,
+            };
             (KubeEnv::start_in(kube_dir, options), started.elapsed())
         });
 
