@@ -348,6 +348,14 @@ metrics:
     interval: 15s
     scrapeTimeout: 5s
     labels: {release: prometheus}
+gateway:
+  enabled: true
+  url: rtmp://ingest.example.com:1935
+  secureUrl: rtmps://ingest.example.com:443
+  replicas: 3
+  service: {type: NodePort, port: 1935, nodePort: 31950, tlsPort: 443, tlsNodePort: 31951, annotations: {example.com/lb: internal}}
+  tls: {secretName: ingest-tls}
+  maxConnections: 2048
 "#;
 
 #[tokio::test]
@@ -404,6 +412,47 @@ async fn every_option_renders_objects_the_api_server_accepts() {
     );
     assert_eq!(rendered.object("ClusterRoleBinding", FULLNAME)["subjects"][0]["name"], "streaming-operator");
     assert_eq!(rendered.object("PodDisruptionBudget", FULLNAME)["spec"]["maxUnavailable"], "50%");
+
+    // The ingest gateway: its own account with the one Secret it reads, the operator's
+    // rights to write that Secret, its pods and its one Service.
+    let gateway_name = format!("{FULLNAME}-gateway");
+    let routes = format!("{FULLNAME}-gateway-routes");
+    for arg in [
+        "--gateway-url=rtmp://ingest.example.com:1935",
+        "--gateway-secure-url=rtmps://ingest.example.com:443",
+        &format!("--gateway-routes-secret={routes}"),
+    ] {
+        assert!(args.iter().any(|a| *a == arg), "{arg} in {args:?}");
+    }
+    let gateway = rendered.object("Deployment", &gateway_name);
+    assert_eq!(gateway["spec"]["replicas"], 3);
+    let pod = &gateway["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], gateway_name.as_str());
+    let gateway_args = strings(&pod["containers"][0]["args"]);
+    for arg in [
+        "gateway",
+        &format!("--routes-secret=chart-render/{routes}"),
+        "--max-connections=2048",
+        "--tls-cert=/etc/livestream-tls/tls.crt",
+    ] {
+        assert!(gateway_args.iter().any(|a| *a == arg), "{arg} in {gateway_args:?}");
+    }
+    assert_eq!(pod["volumes"][0]["secret"]["secretName"], "ingest-tls");
+    let reads = rendered.object("Role", &gateway_name);
+    assert_eq!(reads["rules"], json!([{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [routes], "verbs": ["get", "list", "watch"]}]));
+    let writes = rendered.object("Role", &format!("{gateway_name}-routes"));
+    assert_eq!(writes["rules"][1]["resourceNames"], json!([routes]));
+    assert_eq!(rendered.object("RoleBinding", &format!("{gateway_name}-routes"))["subjects"][0]["name"], "streaming-operator");
+    let ingest = rendered.object("Service", &gateway_name);
+    assert_eq!(ingest["spec"]["type"], "NodePort");
+    let ports: Vec<(i64, i64)> = ingest["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["port"].as_i64().unwrap(), p["nodePort"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(ports, [(1935, 31950), (443, 31951)]);
+    assert_eq!(rendered.object("PodDisruptionBudget", &gateway_name)["spec"]["maxUnavailable"], 1);
 
     let service = rendered.object("Service", &format!("{FULLNAME}-metrics"));
     assert_eq!(service["spec"]["ports"][0]["port"], 9090);
@@ -470,6 +519,11 @@ fn mistyped_values_fail_naming_the_value() {
         (&["--set", "tolerations[0].effect=Sometimes"], "/tolerations/0/effect"),
         (&["--set", "storageCleanupTimeoutSeconds=-5"], "/storageCleanupTimeoutSeconds"),
         (&["--set", "replicaCount=2,leaderElection=false"], "needs leaderElection=true"),
+        (&["--set", "gateway.enabled=true"], "needs gateway.url"),
+        (&["--set", "gateway.enabled=true,gateway.url=http://ingest:1935"], "/gateway/url"),
+        (&["--set", "gateway.enabled=true,gateway.url=rtmp://i:1935,gateway.tls.secretName=t"], "needs gateway.secureUrl"),
+        (&["--set", "gateway.service.type=ExternalName"], "/gateway/service/type"),
+        (&["--set", "gateway.replicas=0"], "/gateway/replicas"),
     ];
     let mut wrong = Vec::new();
     for (args, named) in cases {

@@ -521,4 +521,42 @@ async fn behind_the_gateway_streams_are_routed_by_their_keys() {
     .await;
     assert_eq!(left.routes[0].stream, format!("{ns}/one"));
     assert_eq!(left.salt, routed.salt, "the salt stays");
+
+    // Two streams with one key (a Secret shared by mistake): the gateway could route the
+    // key to one of them only, so the younger is refused with a reason, and takes the key
+    // over when the older goes.
+    let key = "a-key-two-streams-share";
+    let secret: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "shared-key"}, "stringData": {"streamKey": key}})).unwrap();
+    secrets.create(&PostParams::default(), &secret).await.unwrap();
+    let shared = json!({"ingest": {"streamKeySecretRef": {"name": "shared-key"}}, "storage": {"bucket": "live-video"}});
+    create_stream(&client, ns, "elder", shared.clone()).await;
+    eventually("the elder routed", Duration::from_secs(30), || async {
+        table().await.filter(|table| table.routes.iter().any(|r| r.stream == format!("{ns}/elder")))
+    })
+    .await;
+    create_stream(&client, ns, "younger", shared).await;
+    let refused = stream_where(&client, ns, "younger", "Ready False with StreamKeyInUse", |s| {
+        s.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready")).map(|c| c.reason.as_str())
+            == Some("StreamKeyInUse")
+    })
+    .await;
+    let status = refused.status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Failed));
+    let ready = status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert!(ready.message.contains(&format!("{ns}/elder")), "names the stream holding the key: {}", ready.message);
+    assert!(!ready.message.contains(key), "no key in the status: {}", ready.message);
+    let routed_to = |table: &RouteTable| table.lookup("live", &StreamKey::new(key)).map(|r| r.stream.clone());
+    assert_eq!(routed_to(&table().await.unwrap()), Some(format!("{ns}/elder")), "the key stays with the elder");
+    Api::<LiveStream>::namespaced(client.clone(), ns).delete("elder", &DeleteParams::default()).await.unwrap();
+    let taken_over = eventually("the key routed to the younger", Duration::from_secs(60), || async {
+        table().await.filter(|table| routed_to(table) == Some(format!("{ns}/younger")))
+    })
+    .await;
+    assert_eq!(taken_over.salt, routed.salt);
+    stream_where(&client, ns, "younger", "Ready no longer StreamKeyInUse", |s| {
+        s.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready")).map(|c| c.reason.as_str())
+            != Some("StreamKeyInUse")
+    })
+    .await;
 }

@@ -38,6 +38,17 @@ struct Entry {
     app: String,
     key: StreamKey,
     address: SocketAddr,
+    /// When the stream was created: of two streams with one key, the older keeps it.
+    created: Option<jiff::Timestamp>,
+}
+
+/// A stream whose key another stream, created before it, already publishes with behind
+/// the gateway, which could route a publish with that key to only one of them.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("stream {holder} uses the same stream key and application, and the gateway routes a key to one stream only")]
+pub struct KeyInUse {
+    /// `NAMESPACE/NAME` of the stream that keeps the key.
+    pub holder: String,
 }
 
 /// The routes of the streams, and the Secret they are written to.
@@ -60,14 +71,40 @@ impl GatewayRoutes {
         }
     }
 
-    /// Routes publishes of `stream` (`NAMESPACE/NAME`) with `key` to `app` at `address`.
-    pub fn set(&self, stream: &str, app: &str, key: &StreamKey, address: SocketAddr) {
-        let entry = Entry { app: app.into(), key: key.clone(), address };
+    /// Routes publishes of `stream` (`NAMESPACE/NAME`, created at `created`) with `key`
+    /// to `app` at `address`. A key and application that another stream routes already
+    /// stay with the older of the two (by creation, then name): the younger gets
+    /// [`KeyInUse`] and no route; an older claimant takes the key over, and the stream
+    /// that held it learns so at its next reconcile.
+    pub fn claim(
+        &self,
+        stream: &str,
+        created: Option<jiff::Timestamp>,
+        app: &str,
+        key: &StreamKey,
+        address: SocketAddr,
+    ) -> Result<(), KeyInUse> {
+        let entry = Entry { app: app.into(), key: key.clone(), address, created };
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let rival = entries
+            .iter()
+            .find(|(name, other)| name.as_str() != stream && other.app == entry.app && other.key == entry.key)
+            .map(|(name, other)| (name.clone(), other.created));
+        if let Some((holder, held_since)) = rival {
+            if (held_since, holder.as_str()) < (created, stream) {
+                if entries.remove(stream).is_some() {
+                    self.changed.notify_one();
+                }
+                return Err(KeyInUse { holder });
+            }
+            entries.remove(&holder);
+            self.changed.notify_one();
+        }
         if entries.get(stream) != Some(&entry) {
             entries.insert(stream.into(), entry);
             self.changed.notify_one();
         }
+        Ok(())
     }
 
     /// Routes nothing to `stream` any more.
@@ -194,7 +231,7 @@ mod tests {
                 Route { stream: "a/gone".into(), app: "live".into(), key_digest: "d2".into(), address: address(2) },
             ],
         };
-        routes.set("a/new", "live", &StreamKey::new("k3y"), address(3));
+        routes.claim("a/new", None, "live", &StreamKey::new("k3y"), address(3)).unwrap();
         let streams = vec!["a/new".to_string(), "a/old".to_string()];
         let table = routes.table("5a17", &found, &streams);
         let names: Vec<&str> = table.routes.iter().map(|r| r.stream.as_str()).collect();
@@ -202,7 +239,7 @@ mod tests {
         assert_eq!(table.routes[0].key_digest, table.digest(&StreamKey::new("k3y")));
         assert!(table.lookup("live", &StreamKey::new("k3y")).is_some());
         // Once reconciled, a stream's own entry replaces what was found.
-        routes.set("a/old", "live", &StreamKey::new("other"), address(4));
+        routes.claim("a/old", None, "live", &StreamKey::new("other"), address(4)).unwrap();
         let table = routes.table("5a17", &found, &streams);
         assert_eq!(table.routes[1].address, address(4));
         routes.remove("a/new");
@@ -212,12 +249,36 @@ mod tests {
     #[test]
     fn an_unchanged_entry_is_no_change() {
         let routes = GatewayRoutes::new("livestream", "routes");
-        routes.set("a/s", "live", &StreamKey::new("k"), address(1));
-        routes.set("a/s", "live", &StreamKey::new("k"), address(1));
+        routes.claim("a/s", None, "live", &StreamKey::new("k"), address(1)).unwrap();
+        routes.claim("a/s", None, "live", &StreamKey::new("k"), address(1)).unwrap();
         // One notification is stored at most; the second set did not add one.
         let notified = routes.changed.notified();
         let mut notified = std::pin::pin!(notified);
         assert!(futures::FutureExt::now_or_never(notified.as_mut()).is_some());
         assert!(futures::FutureExt::now_or_never(routes.changed.notified()).is_none());
+    }
+
+    #[test]
+    fn of_two_streams_with_one_key_the_older_keeps_it() {
+        let routes = GatewayRoutes::new("livestream", "routes");
+        let at = |second| Some(jiff::Timestamp::from_second(second).unwrap());
+        let key = StreamKey::new("shared");
+        routes.claim("a/first", at(100), "live", &key, address(1)).unwrap();
+        let refused = routes.claim("a/second", at(200), "live", &key, address(2)).unwrap_err();
+        assert_eq!(refused.holder, "a/first");
+        // Another application is another route.
+        routes.claim("a/second", at(200), "other", &key, address(2)).unwrap();
+        // An older stream that comes later (an operator restarted, a reconcile out of
+        // order) takes the key over.
+        routes.claim("a/elder", at(50), "live", &key, address(3)).unwrap();
+        assert_eq!(routes.claim("a/first", at(100), "live", &key, address(1)).unwrap_err().holder, "a/elder");
+        let streams: Vec<String> = ["a/elder", "a/first", "a/second"].map(String::from).to_vec();
+        let table = routes.table("5a17", &RouteTable::default(), &streams);
+        let routed: Vec<(&str, &str)> = table.routes.iter().map(|r| (r.stream.as_str(), r.app.as_str())).collect();
+        assert_eq!(routed, [("a/elder", "live"), ("a/second", "other")]);
+        // Same age: the name decides, the same way each time.
+        routes.remove("a/elder");
+        routes.claim("a/b", at(100), "live", &key, address(4)).unwrap();
+        assert_eq!(routes.claim("a/c", at(100), "live", &key, address(5)).unwrap_err().holder, "a/b");
     }
 }

@@ -58,6 +58,26 @@ httpGet:
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection) -}}
 {{- fail (printf "replicaCount=%d needs leaderElection=true: without the Lease every replica would reconcile the same streams" (int .Values.replicaCount)) -}}
 {{- end -}}
+{{- if and .Values.gateway.enabled (not .Values.gateway.url) -}}
+{{- fail "gateway.enabled needs gateway.url: the rtmp://HOST:PORT at which encoders reach the gateway, which the streams' status shows" -}}
+{{- end -}}
+{{- if and .Values.gateway.tls.secretName (not .Values.gateway.secureUrl) -}}
+{{- fail "gateway.tls.secretName needs gateway.secureUrl: the rtmps://HOST:PORT at which encoders reach the gateway" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The ingest gateway's objects, and the Secret of its routes. */}}
+{{- define "livestream-operator.gatewayName" -}}
+{{- printf "%s-gateway" (include "livestream-operator.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "livestream-operator.gatewayRoutesSecret" -}}
+{{- printf "%s-gateway-routes" (include "livestream-operator.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "livestream-operator.gatewaySelectorLabels" -}}
+app.kubernetes.io/name: livestream-gateway
+app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{/* The labels of one alert: its severity, then prometheusRule.alertLabels. */}}

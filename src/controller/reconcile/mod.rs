@@ -32,7 +32,7 @@ use super::cache::{Cached, until_ready};
 use super::children::{self, BuildError, FINALIZER, ingest_service_name, origin_service_name, worker_name};
 use super::cleanup::{CleanupOutcome, PrefixCleaner, StorageTarget, clean_up};
 use super::events::{Notice, publish};
-use super::gateway_routes::GatewayRoutes;
+use super::gateway_routes::{GatewayRoutes, KeyInUse};
 use super::probe::WorkerStatusClient;
 use super::status::{Observed, WorkerObservation, compute};
 use super::validate::{Invalid, Resolved};
@@ -170,7 +170,17 @@ async fn apply_stream(stream: &LiveStream, ctx: &Context) -> Result<Action, Reco
     };
     let children = children::build(stream, &ctx.config, &resolved)?;
     let applied = apply_children::apply(children, &namespace, ctx).await?;
-    route_through_gateway(stream, &resolved, &applied.ingest_service, ctx);
+    if let Err(in_use) = route_through_gateway(stream, &resolved, &applied.ingest_service, ctx) {
+        let secret = &resolved.stream_key;
+        let message = format!(
+            "the stream key in Secret {} (key {}) is also the key of stream {} with the same application, \
+             and the ingest gateway routes a key to one stream only, the older: give this stream a key of its own \
+             (another Secret, or no spec.ingest.streamKeySecretRef to have one generated)",
+            secret.name, secret.key, in_use.holder
+        );
+        let invalid = Invalid { reason: "StreamKeyInUse", message };
+        return report_invalid(stream, &namespace, &invalid, ctx).await;
+    }
 
     let pod = observe::running_worker_pod(&ctx.stores.pods, &namespace, &stream.name_any());
     let available = applied.deployment.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0) > 0;
@@ -198,9 +208,15 @@ async fn apply_stream(stream: &LiveStream, ctx: &Context) -> Result<Action, Reco
 }
 
 /// Routes the stream's publishes through the ingest gateway to its ingest Service's
-/// cluster IP, where kube-proxy finds its current worker pod.
-fn route_through_gateway(stream: &LiveStream, resolved: &Resolved, service: &Service, ctx: &Context) {
-    let Some(routes) = &ctx.gateway_routes else { return };
+/// cluster IP, where kube-proxy finds its current worker pod; refused when an older
+/// stream publishes with the same key.
+fn route_through_gateway(
+    stream: &LiveStream,
+    resolved: &Resolved,
+    service: &Service,
+    ctx: &Context,
+) -> Result<(), KeyInUse> {
+    let Some(routes) = &ctx.gateway_routes else { return Ok(()) };
     let spec = service.spec.as_ref();
     let ip = spec.and_then(|spec| spec.cluster_ip.as_deref()).and_then(|ip| ip.parse::<std::net::IpAddr>().ok());
     let port = spec
@@ -210,9 +226,13 @@ fn route_through_gateway(stream: &LiveStream, resolved: &Resolved, service: &Ser
     match (ip, port) {
         (Some(ip), Some(port)) => {
             let address = std::net::SocketAddr::new(ip, port);
-            routes.set(&stream_key(stream), &stream.spec.ingest.app, &resolved.key, address);
+            let created = stream.metadata.creation_timestamp.as_ref().map(|time| time.0);
+            routes.claim(&stream_key(stream), created, &stream.spec.ingest.app, &resolved.key, address)
         }
-        _ => routes.remove(&stream_key(stream)),
+        _ => {
+            routes.remove(&stream_key(stream));
+            Ok(())
+        }
     }
 }
 
