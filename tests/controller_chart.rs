@@ -439,10 +439,16 @@ async fn every_option_renders_objects_the_api_server_accepts() {
     }
     assert_eq!(pod["volumes"][0]["secret"]["secretName"], "ingest-tls");
     let reads = rendered.object("Role", &gateway_name);
-    assert_eq!(reads["rules"], json!([{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [routes], "verbs": ["get", "list", "watch"]}]));
+    assert_eq!(
+        reads["rules"],
+        json!([{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [routes], "verbs": ["get", "list", "watch"]}])
+    );
     let writes = rendered.object("Role", &format!("{gateway_name}-routes"));
     assert_eq!(writes["rules"][1]["resourceNames"], json!([routes]));
-    assert_eq!(rendered.object("RoleBinding", &format!("{gateway_name}-routes"))["subjects"][0]["name"], "streaming-operator");
+    assert_eq!(
+        rendered.object("RoleBinding", &format!("{gateway_name}-routes"))["subjects"][0]["name"],
+        "streaming-operator"
+    );
     let ingest = rendered.object("Service", &gateway_name);
     assert_eq!(ingest["spec"]["type"], "NodePort");
     let ports: Vec<(i64, i64)> = ingest["spec"]["ports"]
@@ -521,7 +527,10 @@ fn mistyped_values_fail_naming_the_value() {
         (&["--set", "replicaCount=2,leaderElection=false"], "needs leaderElection=true"),
         (&["--set", "gateway.enabled=true"], "needs gateway.url"),
         (&["--set", "gateway.enabled=true,gateway.url=http://ingest:1935"], "/gateway/url"),
-        (&["--set", "gateway.enabled=true,gateway.url=rtmp://i:1935,gateway.tls.secretName=t"], "needs gateway.secureUrl"),
+        (
+            &["--set", "gateway.enabled=true,gateway.url=rtmp://i:1935,gateway.tls.secretName=t"],
+            "needs gateway.secureUrl",
+        ),
         (&["--set", "gateway.service.type=ExternalName"], "/gateway/service/type"),
         (&["--set", "gateway.replicas=0"], "/gateway/replicas"),
     ];

@@ -783,8 +783,13 @@ fn a_poster_of_the_top_rendition_is_kept_fresh() {
 
 /// The codec of the first video stream of `input`, as ffprobe names it.
 fn video_codec(input: &str) -> String {
+    stream_codec(input, "v:0")
+}
+
+/// The codec of the stream `selector` (`v:0`, `a:0`) of `input`; empty without one.
+fn stream_codec(input: &str, selector: &str) -> String {
     let out = Command::new(support::process::testenv_bin("ffprobe"))
-        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name", "-of", "csv=p=0"])
+        .args(["-v", "error", "-select_streams", selector, "-show_entries", "stream=codec_name", "-of", "csv=p=0"])
         .arg(input)
         .output()
         .unwrap();
@@ -797,6 +802,7 @@ fn video_codec(input: &str) -> String {
 /// of a multitrack source); every rendition decodes.
 #[test]
 fn enhanced_rtmp_hevc_av1_and_multitrack_are_transcoded_and_passed_through() {
+    use livestream::media::flv::FlvTagKind;
     use support::enhanced_source::{EnhancedCodec, enhanced_tags};
     use support::rtmp_publisher::{self, Scheduled};
     let _serial = media::serial();
@@ -807,8 +813,19 @@ fn enhanced_rtmp_hevc_av1_and_multitrack_are_transcoded_and_passed_through() {
         (EnhancedCodec::Hevc, "hevc", "hvc1.1.6.L", "hevc"),
         (EnhancedCodec::Av1, "av1", "av01.0.", "av1"),
         (EnhancedCodec::MultitrackAvc, "multitrack", "avc1.64", "h264"),
+        (EnhancedCodec::Hevc, "hevc-late-audio", "hvc1.1.6.L", "hevc"),
     ] {
-        let tags: Vec<Scheduled> = enhanced_tags(dir.path(), codec, 4, "320x180")
+        let mut tags = enhanced_tags(dir.path(), codec, 4, "320x180");
+        if name.ends_with("late-audio") {
+            // The AAC configuration after the first keyframe and a few frames, as some
+            // encoders send it: the audio must still be there.
+            let config = tags.iter().position(|t| t.kind == FlvTagKind::Audio && t.data.get(1) == Some(&0)).unwrap();
+            let mut config = tags.remove(config);
+            let after = tags.iter().position(|t| t.kind == FlvTagKind::Video && t.timestamp_ms >= 120).unwrap();
+            config.timestamp_ms = tags[after].timestamp_ms;
+            tags.insert(after, config);
+        }
+        let tags: Vec<Scheduled> = tags
             .into_iter()
             .map(|tag| Scheduled { at: Duration::from_millis(u64::from(tag.timestamp_ms)), tag })
             .collect();
@@ -833,6 +850,7 @@ fn enhanced_rtmp_hevc_av1_and_multitrack_are_transcoded_and_passed_through() {
             assert!((total - 4.0).abs() <= 1.0, "{name}: {uri} holds {total} s of the 4 s pushed");
             let first = first_segment(dir.path(), &base, uri, playlist);
             assert_eq!(video_codec(&first), expected, "{name}: {uri}");
+            assert_eq!(stream_codec(&first, "a:0"), "aac", "{name}: {uri} has its audio from the first segment");
             let errors = media::decode_errors(&format!("{base}/{uri}"), "0");
             assert!(errors.trim().is_empty(), "{name}: {uri} does not decode cleanly: {errors}");
         }

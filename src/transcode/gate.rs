@@ -13,6 +13,12 @@
 //!
 //! Tags before that keyframe are dropped, so a restarted ffmpeg starts decoding cleanly.
 //! Without any video sequence header (audio only) media flows at once.
+//!
+//! A Matroska header cannot add a track later, and encoders may send the AAC
+//! configuration just after the first keyframe: when the source has audio and its
+//! configuration has not come yet, the keyframe and what follows it are held until it
+//! comes, for at most [`AUDIO_CONFIG_WAIT_MS`] of input, and the run starts without
+//! audio after that.
 
 use bytes::Bytes;
 
@@ -51,6 +57,14 @@ impl InputFormat {
     }
 }
 
+/// How long, in input time, a Matroska run waits after its keyframe for the AAC
+/// configuration of a source that has audio.
+pub const AUDIO_CONFIG_WAIT_MS: u32 = 1_000;
+
+/// Tags held at most while waiting for the AAC configuration (a bound on memory whatever
+/// the timestamps say).
+const MAX_HELD_TAGS: usize = 512;
+
 /// Matroska's codec id for a video codec ffmpeg is given in Matroska.
 fn matroska_codec_id(codec: VideoCodec) -> Option<&'static str> {
     match codec {
@@ -75,6 +89,12 @@ pub struct InputGate {
     metadata: Option<FlvTag>,
     video_header: Option<FlvTag>,
     audio_header: Option<FlvTag>,
+    /// The source has audio (Matroska runs wait a little for its configuration).
+    expect_audio: bool,
+    /// A Matroska run's keyframe and what followed it, held until the AAC configuration.
+    held: Vec<FlvTag>,
+    /// The current run's Matroska header has an audio track.
+    audio_track: bool,
     /// Media flows to the current run, which started at this input timestamp.
     flowing_since: Option<u32>,
     dropped: u64,
@@ -86,10 +106,16 @@ impl InputGate {
         Self { format, ..Self::default() }
     }
 
+    /// The same gate for a source that has audio (`true`) or not.
+    pub fn expecting_audio(self, expect_audio: bool) -> Self {
+        Self { expect_audio, ..self }
+    }
+
     /// Starts a run: returns what to write first (the FLV file header; nothing for
     /// Matroska, whose header needs the configuration records).
     pub fn start_run(&mut self) -> Bytes {
         self.flowing_since = None;
+        self.held.clear();
         match self.format {
             InputFormat::Flv => Bytes::from_static(&FILE_HEADER),
             InputFormat::Matroska => Bytes::new(),
@@ -106,6 +132,9 @@ impl InputGate {
                 InputFormat::Matroska => Ok(self.matroska_block(tag).into_iter().collect()),
             };
         }
+        if !self.held.is_empty() {
+            return Ok(self.hold_for_audio_config(tag, is_header));
+        }
         if is_header {
             // Sent with the first keyframe, from the cache.
             return Ok(Vec::new());
@@ -113,6 +142,10 @@ impl InputGate {
         let starts = starts_decoding(tag) || (self.video_header.is_none() && tag.kind == FlvTagKind::Audio);
         if !starts {
             self.dropped += 1;
+            return Ok(Vec::new());
+        }
+        if self.format == InputFormat::Matroska && self.expect_audio && self.audio_header.is_none() {
+            self.held.push(tag.clone());
             return Ok(Vec::new());
         }
         self.flowing_since = Some(tag.timestamp_ms);
@@ -132,6 +165,25 @@ impl InputGate {
         Ok(out)
     }
 
+    /// Holds `tag` after a Matroska run's keyframe until the AAC configuration comes or
+    /// the wait is over; then starts the run with everything held.
+    fn hold_for_audio_config(&mut self, tag: &FlvTag, is_header: bool) -> Vec<Bytes> {
+        if !is_header {
+            self.held.push(tag.clone());
+        }
+        let first = self.held.first().map_or(tag.timestamp_ms, |held| held.timestamp_ms);
+        let waited = tag.timestamp_ms.saturating_sub(first);
+        if self.audio_header.is_none() && waited < AUDIO_CONFIG_WAIT_MS && self.held.len() < MAX_HELD_TAGS {
+            return Vec::new();
+        }
+        self.flowing_since = Some(first);
+        let held = std::mem::take(&mut self.held);
+        let mut out = Vec::with_capacity(held.len() + 1);
+        out.push(self.matroska_header());
+        out.extend(held.iter().filter_map(|tag| self.matroska_block(tag)));
+        out
+    }
+
     /// The Matroska header from the cached configuration records.
     fn matroska_header(&mut self) -> Bytes {
         let video = self.video_header.as_ref().and_then(|tag| VideoPacket::parse(&tag.data).ok()).and_then(|packet| {
@@ -142,6 +194,7 @@ impl InputGate {
             Some(AacPacket::Config(config)) => Some(AudioTrack { audio_specific_config: config }),
             _ => None,
         });
+        self.audio_track = audio.is_some();
         Bytes::from(self.matroska.header(video.as_ref(), audio.as_ref()))
     }
 
@@ -154,6 +207,7 @@ impl InputGate {
                 let time = timestamp + i64::from(packet.composition_time_ms);
                 self.matroska.block(VIDEO_TRACK, time, packet.keyframe, packet.payload)
             }
+            FlvTagKind::Audio if !self.audio_track => return None,
             FlvTagKind::Audio => match aac_packet(&tag.data)? {
                 AacPacket::Frame(frame) => self.matroska.block(AUDIO_TRACK, timestamp, true, frame),
                 AacPacket::Config(_) => return None,
@@ -284,5 +338,60 @@ mod tests {
         );
         let metadata = tag(FlvTagKind::Script, 100, b"\x02\x00\x0aonMetaData");
         assert!(gate.accept(&metadata).unwrap().is_empty(), "metadata is not carried");
+    }
+
+    #[test]
+    fn a_matroska_run_waits_for_a_late_aac_configuration() {
+        use crate::media::video_tag::enhanced_body;
+        let mut gate = InputGate::new(InputFormat::Matroska).expecting_audio(true);
+        gate.start_run();
+        let start = FlvTag::new(FlvTagKind::Video, 0, Bytes::from(enhanced_body(b"hvc1", true, 0, 0, &[1, 0xAA])));
+        assert!(gate.accept(&start).unwrap().is_empty());
+        let key = FlvTag::new(FlvTagKind::Video, 0, Bytes::from(enhanced_body(b"hvc1", true, 1, 0, &[9])));
+        assert!(gate.accept(&key).unwrap().is_empty(), "held for the audio configuration");
+        let inter = FlvTag::new(FlvTagKind::Video, 33, Bytes::from(enhanced_body(b"hvc1", false, 1, 0, &[7])));
+        assert!(gate.accept(&inter).unwrap().is_empty());
+        assert!(
+            gate.accept(&tag(FlvTagKind::Audio, 20, &[0xaf, 1, 4])).unwrap().is_empty(),
+            "a frame before its configuration"
+        );
+        let out = gate.accept(&tag(FlvTagKind::Audio, 40, &[0xaf, 0, 0x11, 0x90])).unwrap();
+        let contains = |data: &[u8], needle: &[u8]| data.windows(needle.len()).any(|w| w == needle);
+        assert!(contains(&out[0], b"A_AAC"), "the header has the audio track");
+        assert_eq!(out.len(), 4, "header, the keyframe, the inter frame and the early audio frame");
+        assert_eq!(gate.run_start(), Some(0), "the run starts at the keyframe");
+        assert_eq!(gate.accept(&tag(FlvTagKind::Audio, 60, &[0xaf, 1, 5])).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_matroska_run_starts_without_audio_when_its_configuration_never_comes() {
+        use crate::media::video_tag::enhanced_body;
+        let mut gate = InputGate::new(InputFormat::Matroska).expecting_audio(true);
+        gate.start_run();
+        let start = FlvTag::new(FlvTagKind::Video, 0, Bytes::from(enhanced_body(b"av01", true, 0, 0, &[0x81, 0])));
+        gate.accept(&start).unwrap();
+        for time in (0..AUDIO_CONFIG_WAIT_MS).step_by(100) {
+            let frame =
+                FlvTag::new(FlvTagKind::Video, time, Bytes::from(enhanced_body(b"av01", time == 0, 1, 0, &[3])));
+            assert!(gate.accept(&frame).unwrap().is_empty(), "held at {time} ms");
+        }
+        let last = FlvTag::new(
+            FlvTagKind::Video,
+            AUDIO_CONFIG_WAIT_MS,
+            Bytes::from(enhanced_body(b"av01", false, 1, 0, &[3])),
+        );
+        let out = gate.accept(&last).unwrap();
+        assert_eq!(out.len(), 12, "header and every frame held");
+        assert!(!out[0].windows(5).any(|w| w == b"A_AAC"), "no audio track");
+        assert!(
+            gate.accept(&tag(FlvTagKind::Audio, 1_100, &[0xaf, 1, 5])).unwrap().is_empty(),
+            "no audio block without its track"
+        );
+        // A source without audio starts at once.
+        let mut silent = InputGate::new(InputFormat::Matroska).expecting_audio(false);
+        silent.start_run();
+        silent.accept(&start).unwrap();
+        let key = FlvTag::new(FlvTagKind::Video, 0, Bytes::from(enhanced_body(b"av01", true, 1, 0, &[3])));
+        assert_eq!(silent.accept(&key).unwrap().len(), 2);
     }
 }

@@ -232,7 +232,7 @@ impl Transcoder {
             let _guard = runtime.enter();
             Run::spawn(&config, config.first_run, &events_tx)?
         };
-        let gate = InputGate::new(InputFormat::for_source(&config.source));
+        let gate = InputGate::new(InputFormat::for_source(&config.source)).expecting_audio(config.plan.has_audio);
         let supervisor =
             Supervisor { config, events: events_tx, pid: pid_tx, gate, restarts: VecDeque::new(), preset: preset_rx };
         let task = runtime.spawn(supervisor.run(run, input_rx));
