@@ -7,8 +7,10 @@
 //! playlists changes at most once and never back).
 //!
 //! The faults: the worker container killed (the kubelet restarts it), the worker pod
-//! deleted (a new pod takes over), the leader operator pod killed (another replica takes the
-//! Lease within the lease time), kube-apiserver restarted, MinIO stopped for 30 seconds, the kubelet restarted.
+//! deleted behind the ingest gateway (a new pod takes over, and the gateway's route leads
+//! to it), a gateway pod deleted under two streams (their encoders reconnect through the
+//! other), the leader operator pod killed (another replica takes the Lease within the lease
+//! time), kube-apiserver restarted, MinIO stopped for 30 seconds, the kubelet restarted.
 //! One at a time: each disturbs the whole cluster, and two cores run one stream well.
 
 mod support;
@@ -25,7 +27,7 @@ use livestream::api::Phase;
 use support::cluster::{Cluster, ClusterHandle};
 use support::helm;
 use support::livestream::{
-    StreamRef, StreamSpec, condition_is_true, create_namespace_with_credentials, phase, pod_ready, restarts,
+    StreamRef, StreamSpec, condition_is_true, create_namespace_with_credentials, jsonpath, phase, pod_ready, restarts,
     stream_yaml,
 };
 use support::minio::MinioServer;
@@ -46,17 +48,35 @@ const OUTAGE: Duration = Duration::from_secs(30);
 /// short when the push ends.
 const TOLERANCE_SECONDS: f64 = 2.5;
 
+/// The ingest gateway's node port: one of the static band, which the API server never
+/// hands to Services that ask for any port.
+const GATEWAY_NODE_PORT: u16 = 30010;
+
 /// One fault at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The shared cluster, with the operator installed once (watching every namespace).
+/// Where encoders reach the ingest gateway.
+fn gateway_url(cluster: &ClusterHandle) -> String {
+    format!("rtmp://{}:{GATEWAY_NODE_PORT}", cluster.node_ip)
+}
+
+/// The shared cluster, with the operator installed once (watching every namespace) with
+/// its ingest gateway on a node port.
 fn cluster() -> &'static ClusterHandle {
     static OPERATOR: OnceLock<()> = OnceLock::new();
     let cluster = tokio::task::block_in_place(Cluster::shared);
     OPERATOR.get_or_init(|| {
         let home = cluster.dir.join("helm-faults");
+        let values = [
+            "gateway.enabled=true".to_string(),
+            format!("gateway.url={}", gateway_url(cluster)),
+            "gateway.service.type=NodePort".to_string(),
+            format!("gateway.service.nodePort={GATEWAY_NODE_PORT}"),
+            "gateway.resources.requests.cpu=20m".to_string(),
+        ];
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
         tokio::task::block_in_place(|| {
-            helm::install_operator(cluster.kube.kubeconfig(), &home, RELEASE, OPERATOR_NAMESPACE, &[])
+            helm::install_operator(cluster.kube.kubeconfig(), &home, RELEASE, OPERATOR_NAMESPACE, &values)
         })
         .unwrap_or_else(|e| panic!("install the operator: {e}\n{}", cluster.logs_tail()));
     });
@@ -67,6 +87,7 @@ fn cluster() -> &'static ClusterHandle {
 struct LiveRun {
     stream: StreamRef,
     minio: MinioServer,
+    ingest_url: String,
     playback_url: String,
     watch: PlaylistWatch,
     encoder: Encoder,
@@ -74,9 +95,14 @@ struct LiveRun {
     logs: tempfile::TempDir,
 }
 
-/// Sets up `namespace` with MinIO and a stream, pushes to it, and returns once its
-/// playlists name a few segments.
+/// Sets up `namespace` with MinIO and a stream with its own ingest NodePort, pushes to
+/// it, and returns once its playlists name a few segments.
 async fn go_live(namespace: &str, push: Duration) -> LiveRun {
+    go_live_with(namespace, push, &StreamSpec::default()).await
+}
+
+/// [`go_live`] with a stream as `spec` says.
+async fn go_live_with(namespace: &str, push: Duration, spec: &StreamSpec<'_>) -> LiveRun {
     let cluster = cluster();
     let client = cluster.kube.client().await;
     let minio = MinioServer::start_on(cluster.node_ip).await;
@@ -89,7 +115,7 @@ async fn go_live(namespace: &str, push: Duration) -> LiveRun {
         name: "stream".into(),
         operator_namespace: OPERATOR_NAMESPACE.into(),
     };
-    kubectl_apply(cluster.kubectl(), &stream_yaml(namespace, &stream.name, &minio, &StreamSpec::default()));
+    kubectl_apply(cluster.kubectl(), &stream_yaml(namespace, &stream.name, &minio, spec));
     let ready = stream.wait_for("condition Ready", Duration::from_secs(90), |s| condition_is_true(s, "Ready")).await;
     let status = ready.status.expect("a status");
     let ingest_url = status.ingest_url.expect("status.ingestUrl");
@@ -105,13 +131,13 @@ async fn go_live(namespace: &str, push: Duration) -> LiveRun {
             p.iter().all(|(_, m)| m.segments.len() >= 4)
         })
         .await;
-    LiveRun { stream, minio, playback_url, watch, encoder, key, logs }
+    LiveRun { stream, minio, ingest_url, playback_url, watch, encoder, key, logs }
 }
 
 /// Lets the push finish; waits for Ended and ENDLIST; returns what the encoder and the
 /// watch saw.
 async fn finish(run: LiveRun) -> (StreamRef, MinioServer, Vec<Connection>, WatchReport, Instant) {
-    let LiveRun { stream, minio, playback_url, watch, encoder, key, logs } = run;
+    let LiveRun { stream, minio, playback_url, watch, encoder, key, logs, .. } = run;
     let connections = tokio::task::block_in_place(|| encoder.finish());
     let push_ended = Instant::now();
     let seconds: Vec<String> = connections.iter().map(|c| format!("{:.1}s", c.seconds())).collect();
@@ -155,6 +181,12 @@ impl Expect {
             writer_marker_required: false,
             window_may_jump: false,
         }
+    }
+
+    /// A fault that breaks the encoder's connection only: it reconnects within the grace
+    /// window, and the same worker goes on with one discontinuity.
+    fn encoder_reconnected(recovered_at: Instant) -> Self {
+        Self { discontinuities: 1, ..Self::worker_spared(recovered_at) }
     }
 
     /// A fault that costs the worker its run: one discontinuity where the next run (or the
@@ -277,10 +309,18 @@ async fn a_killed_worker_container_is_restarted_and_the_stream_continues() {
     assert_continuity(&stream, &report, &expect, push_ended).await;
 }
 
+/// Behind the ingest gateway: the gateway's route is the stream's Service, which leads to
+/// the new pod once it is ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_deleted_worker_pod_is_replaced_and_only_one_worker_writes() {
     let _serial = SERIAL.lock().await;
-    let run = go_live("fault-pod", PUSH).await;
+    let behind_the_gateway = StreamSpec { ingest_service: None, ..StreamSpec::default() };
+    let run = go_live_with("fault-pod", PUSH, &behind_the_gateway).await;
+    assert_eq!(
+        run.ingest_url,
+        format!("{}/live", gateway_url(&run.stream.cluster)),
+        "the stream is behind the gateway"
+    );
     let before = worker(&run.stream).await;
     let pods: Api<Pod> = Api::namespaced(run.stream.client.clone(), &run.stream.namespace);
     pods.delete(&before.name_any(), &DeleteParams::default()).await.expect("delete the worker pod");
@@ -419,4 +459,71 @@ async fn a_restarted_kubelet_leaves_the_running_worker_alone() {
         .unwrap_or_else(|e| panic!("{e}"));
     eprintln!("kubelet: node Ready again after {:.1}s", restarted_at.elapsed().as_secs_f64());
     finish_with_the_worker_spared(run, &worker_before, restarted_at).await;
+}
+
+/// The gateway pods, and the one whose log says it routed a publish of `stream`.
+async fn gateway_pods(stream: &StreamRef) -> (Vec<Pod>, Option<String>) {
+    let pods: Api<Pod> = Api::namespaced(stream.client.clone(), OPERATOR_NAMESPACE);
+    let selector = format!("app.kubernetes.io/name=livestream-gateway,app.kubernetes.io/instance={RELEASE}");
+    let list = pods.list(&ListParams::default().labels(&selector)).await.expect("list gateway pods").items;
+    let routed = format!("{}/{}", stream.namespace, stream.name);
+    let mut serving = None;
+    for pod in &list {
+        let log = pods.logs(&pod.name_any(), &Default::default()).await.unwrap_or_default();
+        if log.lines().any(|line| line.contains("publish routed") && line.contains(&routed)) {
+            serving = Some(pod.name_any());
+        }
+    }
+    (list, serving)
+}
+
+/// Two streams behind one address: the gateway's NodePort, the same `status.ingestUrl`
+/// for both, each key reaching its own worker; the gateway pod that relays the first is
+/// deleted, and its encoder reconnects through the other pod to the same worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deleted_gateway_pod_drops_its_encoders_which_reconnect_through_another() {
+    let _serial = SERIAL.lock().await;
+    let behind_the_gateway = StreamSpec { ingest_service: None, ..StreamSpec::default() };
+    // The first push lasts while the second stream is set up, and past the fault.
+    let first = go_live_with("gateway-first", PUSH + Duration::from_secs(45), &behind_the_gateway).await;
+    let second = go_live_with("gateway-second", PUSH, &behind_the_gateway).await;
+    let cluster = &first.stream.cluster;
+    let address = format!("{}/live", gateway_url(cluster));
+    assert_eq!((first.ingest_url.as_str(), second.ingest_url.as_str()), (address.as_str(), address.as_str()));
+    for run in [&first, &second] {
+        let service = format!("{}-ingest", run.stream.name);
+        let type_ = jsonpath(cluster, &["service", "-n", &run.stream.namespace, &service], "{.spec.type}");
+        assert_eq!(type_, "ClusterIP", "no address of its own for {}", run.stream.namespace);
+    }
+    let (pods, serving) = gateway_pods(&first.stream).await;
+    assert_eq!(pods.len(), 2, "two gateway pods");
+    let serving = serving.unwrap_or_else(|| panic!("no gateway pod logged the first stream's publish"));
+    let second_serving = gateway_pods(&second.stream).await.1.expect("a gateway pod relays the second stream");
+
+    let keys = [first.key.clone(), second.key.clone()];
+    let gateways: Api<Pod> = Api::namespaced(first.stream.client.clone(), OPERATOR_NAMESPACE);
+    let deleted_at = Instant::now();
+    gateways.delete(&serving, &DeleteParams::default()).await.expect("delete the gateway pod");
+    // Each run finishes on its own task, so that each push's end is seen when it comes.
+    let second = tokio::spawn(finish(second));
+    let (first_stream, _minio, connections, report, push_ended) = finish(first).await;
+    assert!(connections.len() >= 2, "the first encoder reconnected: {connections:?}");
+    let recovered_at = connections.last().expect("a connection").started;
+    assert!(recovered_at > deleted_at);
+    assert_continuity(&first_stream, &report, &Expect::encoder_reconnected(recovered_at), push_ended).await;
+    let (second_stream, _minio, connections, report, push_ended) = second.await.expect("the second run finished");
+    if second_serving == serving {
+        assert!(connections.len() >= 2, "the second encoder, on the same pod, reconnected: {connections:?}");
+        let recovered_at = connections.last().expect("a connection").started;
+        assert_continuity(&second_stream, &report, &Expect::encoder_reconnected(recovered_at), push_ended).await;
+    } else {
+        assert_eq!(connections.len(), 1, "the other gateway pod's encoder was left alone: {connections:?}");
+        assert_continuity(&second_stream, &report, &Expect::worker_spared(deleted_at), push_ended).await;
+    }
+    let (pods, _) = gateway_pods(&first_stream).await;
+    assert!(pods.iter().all(|p| p.name_any() != serving), "the deleted gateway pod is gone");
+    for pod in &pods {
+        let log = gateways.logs(&pod.name_any(), &Default::default()).await.unwrap_or_default();
+        assert!(keys.iter().all(|key| !log.contains(key.as_str())), "a stream key in the gateway's log");
+    }
 }

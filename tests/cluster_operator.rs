@@ -2,7 +2,8 @@
 //! project's image as users build it; the Helm chart installs, upgrades and uninstalls the
 //! operator, which runs as pods with the chart's rights only; and a LiveStream applied with
 //! kubectl goes live through the operator, the worker pod, the ingest NodePort and MinIO,
-//! ends, and is cleaned from storage on delete.
+//! ends, and is cleaned from storage on delete; and a stream with `storage.webIdentity`
+//! writes with its worker's projected token and no key anywhere.
 
 mod support;
 
@@ -26,7 +27,7 @@ use support::livestream::{
     stream_yaml,
 };
 use support::media::decode_errors;
-use support::minio::MinioServer;
+use support::minio::{MinioServer, OpenIdProvider};
 use support::process::wait_for;
 use support::stream::{
     Encoder, PlaylistWatch, history, kubectl_apply, kubectl_output, redacted_log, variants, wait_until_reachable,
@@ -532,4 +533,113 @@ async fn a_livestream_applied_with_kubectl_goes_live_ends_and_is_cleaned() {
     let no_worker = stream.wait_pods("the worker pod to go", Duration::from_secs(60), |pods| pods.is_empty()).await;
     assert!(no_worker.is_empty());
     eprintln!("e2e: done {:.1}s after kubectl apply", started.elapsed().as_secs_f64());
+}
+
+/// A stream without a key: `storage.webIdentity` names MinIO's role, the operator mounts
+/// a token of the worker's ServiceAccount for MinIO's audience, and the worker exchanges
+/// it at MinIO's STS (which trusts the cluster's token issuer) for temporary credentials
+/// that write the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_writes_with_its_workers_token_and_no_key() {
+    const AUDIENCE: &str = "livestream-minio";
+    const POLICY: &str = "livestream-writer";
+    const BUCKET: &str = "identity";
+    let cluster = cluster();
+    let client = cluster.kube.client().await;
+    let (release, ops, ns, name) = ("identity", "identity-ops", "identity", "keyless");
+    let issuer = cluster.kube.token_issuer().expect("the cluster publishes its token issuer");
+    let provider = OpenIdProvider {
+        discovery_url: issuer.discovery_url.clone(),
+        ca_cert: Some(issuer.ca_cert.clone()),
+        audience: AUDIENCE.into(),
+        role_policy: POLICY.into(),
+    };
+    let minio = MinioServer::start_with_openid(cluster.node_ip, provider).await;
+    minio.create_bucket(BUCKET, true).await;
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+             "Resource": [format!("arn:aws:s3:::{BUCKET}/*")]},
+            {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+             "Resource": [format!("arn:aws:s3:::{BUCKET}")]},
+        ],
+    });
+    minio.create_policy(POLICY, &policy).await;
+    install_crd_release().await;
+    kubectl_apply(cluster.kubectl(), &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"));
+    tokio::task::block_in_place(|| cluster.wait_default_service_account(ns));
+    let home = tempfile::tempdir().expect("helm home");
+    tokio::task::block_in_place(|| {
+        let watch = format!("watchNamespace={ns}");
+        helm::install_operator(cluster.kube.kubeconfig(), home.path(), release, ops, &[&watch, "crds.install=false"])
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs_tail()));
+    let stream = StreamRef {
+        cluster: cluster.clone(),
+        client: client.clone(),
+        namespace: ns.into(),
+        name: name.into(),
+        operator_namespace: ops.into(),
+    };
+    let role_arn = minio.role_arn();
+    let sts = minio.sts_endpoint();
+    let spec = StreamSpec {
+        bucket: BUCKET,
+        retention: "Retain",
+        web_identity: Some((&role_arn, AUDIENCE, &sts)),
+        ..StreamSpec::default()
+    };
+    kubectl_apply(cluster.kubectl(), &stream_yaml(ns, name, &minio, &spec));
+    let ready = stream.wait_for("condition Ready", Duration::from_secs(90), |s| condition_is_true(s, "Ready")).await;
+    let status = ready.status.expect("a status");
+    let (ingest_url, playback_url) = (status.ingest_url.expect("ingestUrl"), status.playback_url.expect("playbackUrl"));
+
+    let pods = stream.worker_pods().await;
+    let pod = serde_json::to_value(&pods[0]).expect("the worker pod as JSON");
+    let env = &pod["spec"]["containers"][0]["env"];
+    let names: Vec<&str> = env.as_array().into_iter().flatten().filter_map(|e| e["name"].as_str()).collect();
+    assert!(!names.contains(&"AWS_SECRET_ACCESS_KEY"), "no key in the worker's environment: {names:?}");
+    for variable in ["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ENDPOINT_URL_STS"] {
+        assert!(names.contains(&variable), "{variable} in {names:?}");
+    }
+    let projected = pod["spec"]["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|v| v["projected"]["sources"][0]["serviceAccountToken"].as_object().cloned())
+        .expect("a projected ServiceAccount token");
+    assert_eq!(projected["audience"], AUDIENCE);
+
+    let key = stream.stream_key().await;
+    let logs = tempfile::tempdir().expect("log dir");
+    tokio::task::block_in_place(|| wait_until_reachable(&ingest_url, Duration::from_secs(30)));
+    let encoder = Encoder::start(format!("{ingest_url}/{key}"), Duration::from_secs(8), logs.path());
+    stream.wait_for("phase Live", Duration::from_secs(40), |s| phase(s) == Some(Phase::Live)).await;
+    let connections = tokio::task::block_in_place(|| encoder.finish());
+    assert_eq!(connections.len(), 1, "one push: {connections:?}");
+    stream.wait_for("phase Ended", Duration::from_secs(40), |s| phase(s) == Some(Phase::Ended)).await;
+    let playlists = stream
+        .wait_playlists("ENDLIST in every media playlist", Duration::from_secs(20), &playback_url, |p| {
+            p.iter().all(|(_, m)| m.ended)
+        })
+        .await;
+    let seconds: f64 = playlists.iter().flat_map(|(_, m)| m.segments.iter().map(|s| s.1)).sum();
+    assert!(seconds >= 5.0, "the push reached storage: {seconds:.1} s in {playlists:?}");
+    let written = minio.store(BUCKET).list(&format!("{ns}/{name}"), 1000).await.expect("list the prefix as root");
+    assert!(written.len() > 5, "objects under the stream's prefix: {written:?}");
+
+    let worker = stream.worker_pods().await[0].name_any();
+    let log = kubectl_output({
+        let mut c = cluster.kubectl();
+        c.args(["logs", "-n", ns, &worker]);
+        c
+    });
+    let (ok, token) = tokio::task::block_in_place(|| {
+        exec(cluster, ns, &worker, &["cat", "/var/run/secrets/livestream/web-identity/token"])
+    });
+    assert!(ok, "the token is mounted: {token}");
+    let signature = token.trim().rsplit('.').next().expect("a signed token");
+    assert!(!log.contains(signature) && !log.contains(&key), "no token or key in the worker's log:\n{log}");
+    assert!(!log.contains("ASIA"), "no temporary access key in the worker's log:\n{log}");
 }

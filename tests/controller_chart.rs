@@ -422,7 +422,7 @@ async fn every_option_renders_objects_the_api_server_accepts() {
         "--gateway-secure-url=rtmps://ingest.example.com:443",
         &format!("--gateway-routes-secret={routes}"),
     ] {
-        assert!(args.iter().any(|a| *a == arg), "{arg} in {args:?}");
+        assert!(args.contains(&arg), "{arg} in {args:?}");
     }
     let gateway = rendered.object("Deployment", &gateway_name);
     assert_eq!(gateway["spec"]["replicas"], 3);
@@ -435,7 +435,7 @@ async fn every_option_renders_objects_the_api_server_accepts() {
         "--max-connections=2048",
         "--tls-cert=/etc/livestream-tls/tls.crt",
     ] {
-        assert!(gateway_args.iter().any(|a| *a == arg), "{arg} in {gateway_args:?}");
+        assert!(gateway_args.contains(&arg), "{arg} in {gateway_args:?}");
     }
     assert_eq!(pod["volumes"][0]["secret"]["secretName"], "ingest-tls");
     let reads = rendered.object("Role", &gateway_name);

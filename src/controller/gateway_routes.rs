@@ -19,7 +19,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 use serde_json::json;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::Metrics;
@@ -56,8 +56,24 @@ pub struct KeyInUse {
 pub struct GatewayRoutes {
     namespace: String,
     name: String,
-    entries: Mutex<BTreeMap<String, Entry>>,
+    state: Mutex<State>,
     changed: Notify,
+    /// The version of the entries that the Secret holds.
+    written: watch::Sender<u64>,
+}
+
+/// The entries, and their version: one more at each change.
+#[derive(Debug, Default)]
+struct State {
+    entries: BTreeMap<String, Entry>,
+    version: u64,
+}
+
+impl State {
+    fn changed(&mut self, notify: &Notify) {
+        self.version += 1;
+        notify.notify_one();
+    }
 }
 
 impl GatewayRoutes {
@@ -66,8 +82,9 @@ impl GatewayRoutes {
         Self {
             namespace: namespace.into(),
             name: name.into(),
-            entries: Mutex::new(BTreeMap::new()),
+            state: Mutex::new(State::default()),
             changed: Notify::new(),
+            written: watch::Sender::new(0),
         }
     }
 
@@ -85,40 +102,51 @@ impl GatewayRoutes {
         address: SocketAddr,
     ) -> Result<(), KeyInUse> {
         let entry = Entry { app: app.into(), key: key.clone(), address, created };
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let rival = entries
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let rival = state
+            .entries
             .iter()
             .find(|(name, other)| name.as_str() != stream && other.app == entry.app && other.key == entry.key)
             .map(|(name, other)| (name.clone(), other.created));
         if let Some((holder, held_since)) = rival {
             if (held_since, holder.as_str()) < (created, stream) {
-                if entries.remove(stream).is_some() {
-                    self.changed.notify_one();
+                if state.entries.remove(stream).is_some() {
+                    state.changed(&self.changed);
                 }
                 return Err(KeyInUse { holder });
             }
-            entries.remove(&holder);
-            self.changed.notify_one();
+            state.entries.remove(&holder);
+            state.changed(&self.changed);
         }
-        if entries.get(stream) != Some(&entry) {
-            entries.insert(stream.into(), entry);
-            self.changed.notify_one();
+        if state.entries.get(stream) != Some(&entry) {
+            state.entries.insert(stream.into(), entry);
+            state.changed(&self.changed);
         }
         Ok(())
     }
 
     /// Routes nothing to `stream` any more.
     pub fn remove(&self, stream: &str) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.remove(stream).is_some() {
-            self.changed.notify_one();
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.entries.remove(stream).is_some() {
+            state.changed(&self.changed);
         }
     }
 
-    /// The table to write: the streams of `streams` by their entries, or by their routes
-    /// in `found` (the Secret as the operator found it) until a reconcile visits them.
-    fn table(&self, salt: &str, found: &RouteTable, streams: &[String]) -> RouteTable {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Waits, at most `patience`, until the Secret holds every change made so far, so
+    /// that a stream reported ready is routed; whether it does.
+    pub async fn settled(&self, patience: Duration) -> bool {
+        let version = self.state.lock().unwrap_or_else(PoisonError::into_inner).version;
+        let mut written = self.written.subscribe();
+        tokio::time::timeout(patience, written.wait_for(|written| *written >= version)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// The table to write, and the version of the entries it holds: the streams of
+    /// `streams` by their entries, or by their routes in `found` (the Secret as the
+    /// operator found it) until a reconcile visits them.
+    fn table(&self, salt: &str, found: &RouteTable, streams: &[String]) -> (RouteTable, u64) {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let entries = &state.entries;
         let mut table = RouteTable { salt: salt.to_string(), routes: Vec::new() };
         for stream in streams {
             let route = match entries.get(stream) {
@@ -132,7 +160,7 @@ impl GatewayRoutes {
             };
             table.routes.extend(route);
         }
-        table
+        (table, state.version)
     }
 
     /// Writes the table whenever it changes, until `stop`.
@@ -162,13 +190,14 @@ impl GatewayRoutes {
                 .map(|stream| format!("{}/{}", stream.namespace().unwrap_or_default(), stream.name_any()))
                 .collect();
             names.sort();
-            let table = self.table(&salt, &found, &names);
+            let (table, version) = self.table(&salt, &found, &names);
             if table != written || written.salt != salt {
                 match self.write(&api, &table).await {
                     Ok(()) => {
                         metrics.observe_write("Secret");
                         tracing::info!(routes = table.routes.len(), "wrote the gateway's routes");
                         written = table;
+                        self.written.send_replace(version);
                     }
                     Err(error) => {
                         tracing::warn!(%error, secret = %self.name, "cannot write the gateway's routes; retrying");
@@ -178,6 +207,8 @@ impl GatewayRoutes {
                         }
                     }
                 }
+            } else {
+                self.written.send_replace(version);
             }
             tokio::select! {
                 () = self.changed.notified() => {}
@@ -233,17 +264,17 @@ mod tests {
         };
         routes.claim("a/new", None, "live", &StreamKey::new("k3y"), address(3)).unwrap();
         let streams = vec!["a/new".to_string(), "a/old".to_string()];
-        let table = routes.table("5a17", &found, &streams);
+        let (table, _) = routes.table("5a17", &found, &streams);
         let names: Vec<&str> = table.routes.iter().map(|r| r.stream.as_str()).collect();
         assert_eq!(names, ["a/new", "a/old"], "a stream that is gone loses its route");
         assert_eq!(table.routes[0].key_digest, table.digest(&StreamKey::new("k3y")));
         assert!(table.lookup("live", &StreamKey::new("k3y")).is_some());
         // Once reconciled, a stream's own entry replaces what was found.
         routes.claim("a/old", None, "live", &StreamKey::new("other"), address(4)).unwrap();
-        let table = routes.table("5a17", &found, &streams);
+        let (table, _) = routes.table("5a17", &found, &streams);
         assert_eq!(table.routes[1].address, address(4));
         routes.remove("a/new");
-        assert_eq!(routes.table("5a17", &found, &streams).routes.len(), 1);
+        assert_eq!(routes.table("5a17", &found, &streams).0.routes.len(), 1);
     }
 
     #[test]
@@ -273,12 +304,26 @@ mod tests {
         routes.claim("a/elder", at(50), "live", &key, address(3)).unwrap();
         assert_eq!(routes.claim("a/first", at(100), "live", &key, address(1)).unwrap_err().holder, "a/elder");
         let streams: Vec<String> = ["a/elder", "a/first", "a/second"].map(String::from).to_vec();
-        let table = routes.table("5a17", &RouteTable::default(), &streams);
+        let (table, _) = routes.table("5a17", &RouteTable::default(), &streams);
         let routed: Vec<(&str, &str)> = table.routes.iter().map(|r| (r.stream.as_str(), r.app.as_str())).collect();
         assert_eq!(routed, [("a/elder", "live"), ("a/second", "other")]);
         // Same age: the name decides, the same way each time.
         routes.remove("a/elder");
         routes.claim("a/b", at(100), "live", &key, address(4)).unwrap();
         assert_eq!(routes.claim("a/c", at(100), "live", &key, address(5)).unwrap_err().holder, "a/b");
+    }
+
+    #[tokio::test]
+    async fn settled_waits_for_the_write_of_every_change_made_before() {
+        let routes = GatewayRoutes::new("livestream", "routes");
+        assert!(routes.settled(Duration::ZERO).await, "nothing changed, nothing to wait for");
+        routes.claim("a/s", None, "live", &StreamKey::new("k"), address(1)).unwrap();
+        assert!(!routes.settled(Duration::from_millis(50)).await, "the change is not written yet");
+        let (_, version) = routes.table("5a17", &RouteTable::default(), &["a/s".to_string()]);
+        let waiting = routes.settled(Duration::from_secs(30));
+        let mut waiting = std::pin::pin!(waiting);
+        assert!(futures::FutureExt::now_or_never(waiting.as_mut()).is_none());
+        routes.written.send_replace(version);
+        assert!(waiting.await, "settled once the table of that version is written");
     }
 }

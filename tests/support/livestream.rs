@@ -36,11 +36,24 @@ pub struct StreamSpec<'a> {
     pub bucket: &'a str,
     /// The `kubernetes.io/tls` Secret of RTMPS, when the stream takes RTMPS.
     pub tls_secret: Option<&'a str>,
+    /// The ingest Service's type; none behind the ingest gateway.
+    pub ingest_service: Option<&'a str>,
+    /// Storage credentials by web identity (`roleArn`, `audience`, `stsEndpoint`) instead
+    /// of the `storage` Secret.
+    pub web_identity: Option<(&'a str, &'a str, &'a str)>,
 }
 
 impl Default for StreamSpec<'_> {
     fn default() -> Self {
-        Self { renditions: &[("90p", 160, 90, 100)], retention: "Delete", window: 10, bucket: "live", tls_secret: None }
+        Self {
+            renditions: &[("90p", 160, 90, 100)],
+            retention: "Delete",
+            window: 10,
+            bucket: "live",
+            tls_secret: None,
+            ingest_service: Some("NodePort"),
+            web_identity: None,
+        }
     }
 }
 
@@ -59,7 +72,8 @@ pub fn create_namespace_with_credentials(cluster: &ClusterHandle, namespace: &st
     cluster.wait_default_service_account(namespace);
 }
 
-/// The LiveStream's manifest: an ingest NodePort, a small ladder of 1-second segments, MinIO.
+/// The LiveStream's manifest: an ingest NodePort (unless the spec says otherwise), a small
+/// ladder of 1-second segments, MinIO.
 pub fn stream_yaml(namespace: &str, name: &str, minio: &MinioServer, spec: &StreamSpec<'_>) -> String {
     let renditions: String = spec
         .renditions
@@ -75,10 +89,7 @@ metadata:
   name: {name}
   namespace: {namespace}
 spec:
-  ingest:
-    service:
-      type: NodePort
-{tls}  ladder:
+{ingest}  ladder:
     keyframeIntervalSeconds: 1
     renditions:
 {renditions}  hls:
@@ -88,18 +99,33 @@ spec:
     bucket: {bucket}
     endpoint: {endpoint}
     forcePathStyle: true
-    credentialsSecretRef:
-      name: storage
-      accessKeyIdKey: accessKeyId
-      secretAccessKeyKey: secretAccessKey
-    retention: {retention}
+{credentials}    retention: {retention}
 ",
+        ingest = ingest_yaml(spec),
+        credentials = match spec.web_identity {
+            Some((role_arn, audience, sts)) => format!(
+                "    webIdentity:\n      roleArn: {role_arn}\n      audience: {audience}\n      stsEndpoint: {sts}\n"
+            ),
+            None => "    credentialsSecretRef:\n      name: storage\n      accessKeyIdKey: accessKeyId\n      \
+                     secretAccessKeyKey: secretAccessKey\n"
+                .to_string(),
+        },
         window = spec.window,
-        tls = spec.tls_secret.map(|secret| format!("    tls:\n      secretName: {secret}\n")).unwrap_or_default(),
         bucket = spec.bucket,
         endpoint = minio.endpoint(),
         retention = spec.retention,
     )
+}
+
+/// The `ingest` of a stream's manifest.
+fn ingest_yaml(spec: &StreamSpec<'_>) -> String {
+    let service = spec.ingest_service.map(|type_| format!("    service:\n      type: {type_}\n")).unwrap_or_default();
+    let tls = spec.tls_secret.map(|secret| format!("    tls:\n      secretName: {secret}\n")).unwrap_or_default();
+    if service.is_empty() && tls.is_empty() {
+        "  ingest: {}\n".to_string()
+    } else {
+        format!("  ingest:\n{service}{tls}")
+    }
 }
 
 pub fn phase(stream: &LiveStream) -> Option<Phase> {

@@ -62,6 +62,10 @@ impl Stores {
     }
 }
 
+/// How long a reconcile waits for the gateway's routes to be written before it reports
+/// the stream's status.
+const ROUTES_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
@@ -180,6 +184,12 @@ async fn apply_stream(stream: &LiveStream, ctx: &Context) -> Result<Action, Reco
         );
         let invalid = Invalid { reason: "StreamKeyInUse", message };
         return report_invalid(stream, &namespace, &invalid, ctx).await;
+    }
+    // Ready behind the gateway means routed: the routes Secret holds this stream's route.
+    if let Some(routes) = &ctx.gateway_routes
+        && !routes.settled(ROUTES_PATIENCE).await
+    {
+        warn!(stream = %stream_key(stream), "the gateway's routes are not written yet; reporting the status anyway");
     }
 
     let pod = observe::running_worker_pod(&ctx.stores.pods, &namespace, &stream.name_any());

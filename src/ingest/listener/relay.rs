@@ -5,14 +5,25 @@
 //! parsed or buffered on the way.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout};
 
 use super::{ListenerConfig, wait_for_shutdown};
+use crate::backoff::Backoff;
 use crate::ingest::relay::{PublishAnswer, ServerReplies};
+
+/// How long a relay keeps trying to connect to its target: a worker that has just become
+/// ready may not be reachable at its Service's address for a moment (until kube-proxy
+/// has its endpoint), nor a restarted worker until its new pod is; a publisher waits for
+/// the answer to its publish meanwhile.
+const CONNECT_PATIENCE: Duration = Duration::from_secs(5);
+
+/// The pause between two attempts to connect.
+const CONNECT_BACKOFF: Backoff = Backoff { min: Duration::from_millis(100), max: Duration::from_secs(1) };
 
 /// How a relayed publish ended.
 #[derive(Debug)]
@@ -23,6 +34,26 @@ pub(super) enum RelayOutcome {
     Refused(String),
     /// The server could not be reached or did not answer in time.
     Unreachable(String),
+}
+
+/// A connection to `target`, each attempt within `attempt_timeout`, tried again after
+/// refusals and failures until `patience` has passed.
+async fn connect(target: SocketAddr, attempt_timeout: Duration, patience: Duration) -> Result<TcpStream, String> {
+    let deadline = Instant::now() + patience;
+    let mut attempts = 0;
+    loop {
+        let error = match timeout(attempt_timeout, TcpStream::connect(target)).await {
+            Ok(Ok(server)) => return Ok(server),
+            Ok(Err(error)) => format!("cannot connect: {error}"),
+            Err(_) => "no connection in time".to_string(),
+        };
+        attempts += 1;
+        let pause = CONNECT_BACKOFF.delay(attempts);
+        if Instant::now() + pause >= deadline {
+            return Err(format!("{error} ({attempts} attempts)"));
+        }
+        tokio::time::sleep(pause).await;
+    }
 }
 
 /// Relays the connection `client`, whose bytes so far are `recorded`, to `target`.
@@ -36,10 +67,9 @@ pub(super) async fn relay<S: AsyncRead + AsyncWrite + Unpin>(
     started: impl FnOnce(),
 ) -> RelayOutcome {
     let unreachable = |what: String| RelayOutcome::Unreachable(format!("{target}: {what}"));
-    let mut server = match timeout(config.handshake_timeout, TcpStream::connect(target)).await {
-        Ok(Ok(server)) => server,
-        Ok(Err(error)) => return unreachable(format!("cannot connect: {error}")),
-        Err(_) => return unreachable("no connection in time".into()),
+    let mut server = match connect(target, config.handshake_timeout, CONNECT_PATIENCE).await {
+        Ok(server) => server,
+        Err(error) => return unreachable(error),
     };
     let _ = server.set_nodelay(true);
     let mut replies = match ServerReplies::new(config.session.outgoing_chunk_size) {
@@ -122,4 +152,36 @@ pub(super) async fn relay<S: AsyncRead + AsyncWrite + Unpin>(
         () = wait_for_shutdown(&mut shutdown) => "the listener shut down",
     };
     RelayOutcome::Ended { ended }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A free port on the loopback interface, with nothing listening on it.
+    fn vacant() -> SocketAddr {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_target_that_comes_up_within_the_patience_is_reached() {
+        let target = vacant();
+        let server = tokio::spawn(async move {
+            // The worker comes up a moment after the publisher arrived.
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            let listener = tokio::net::TcpListener::bind(target).await.unwrap();
+            listener.accept().await.map(|_| ())
+        });
+        let connected = connect(target, Duration::from_secs(1), Duration::from_secs(5)).await;
+        assert!(connected.is_ok(), "{connected:?}");
+        server.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_target_that_never_comes_up_is_given_up_after_the_patience() {
+        let started = Instant::now();
+        let error = connect(vacant(), Duration::from_secs(1), Duration::from_millis(800)).await.unwrap_err();
+        assert!(error.contains("cannot connect") && error.contains("attempts"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(10), "gave up in {:?}", started.elapsed());
+    }
 }
