@@ -2,7 +2,8 @@
 //! project's image as users build it; the Helm chart installs, upgrades and uninstalls the
 //! operator, which runs as pods with the chart's rights only; and a LiveStream applied with
 //! kubectl goes live through the operator, the worker pod, the ingest NodePort and MinIO,
-//! ends, and is cleaned from storage on delete; and a stream with `storage.webIdentity`
+//! ends, and is cleaned from storage on delete, while its pods serve every metric the
+//! chart's dashboard queries; and a stream with `storage.webIdentity`
 //! writes with its worker's projected token and no key anywhere.
 
 mod support;
@@ -355,6 +356,99 @@ async fn wait_for_async<T, F: std::future::Future<Output = Option<T>>>(
     }
 }
 
+/// The chart's Grafana dashboard against the pods of a live stream that has uploaded a few
+/// segments: every metric family it queries is served by the worker pod's `/metrics` (the
+/// stream's, its storage's and its RTMP ingest's) or by the leading operator pod's (the
+/// controller's), as the chart's PodMonitor and ServiceMonitor would scrape them, but for
+/// upload failures, whose series come with the first failure of a class; and the live
+/// stream's own series say it is live and uploading.
+async fn the_dashboard_reads_what_the_pods_serve(client: &Client, release: &str, ops: &str, ns: &str, worker: &str) {
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/charts/livestream-operator/files/dashboards/livestream.json"
+        ))
+        .expect("the chart's dashboard"),
+    )
+    .expect("the dashboard is JSON");
+    let mut queried = std::collections::BTreeSet::new();
+    let mut exprs = Vec::new();
+    collect_exprs(&dashboard, &mut exprs);
+    for expr in &exprs {
+        for token in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if token.starts_with("livestream_") || token.starts_with("rtmp_") {
+                queried.insert(token.to_string());
+            }
+        }
+    }
+    assert!(queried.len() > 10, "the dashboard's queries name the product's metrics: {queried:?}");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let worker_ip = pods.get(worker).await.expect("the worker pod").status.and_then(|s| s.pod_ip).expect("a pod IP");
+    let worker_text = http_text(&format!("http://{worker_ip}:8080/metrics")).await;
+    let leader = Api::<Lease>::namespaced(client.clone(), ops)
+        .get(&format!("{release}-livestream-operator"))
+        .await
+        .expect("the leader Lease")
+        .spec
+        .and_then(|s| s.holder_identity)
+        .expect("a leader");
+    let operator = operator_pods(client, release, ops).await.into_iter().find(|p| p.name_any() == leader);
+    let operator_ip = operator.and_then(|p| p.status).and_then(|s| s.pod_ip).expect("the leader's pod IP");
+    let operator_text = http_text(&format!("http://{operator_ip}:8080/metrics")).await;
+    let declared = |text: &str, name: &str| {
+        let family = ["_total", "_bucket", "_sum", "_count"].iter().fold(name, |n, suffix| n.trim_end_matches(suffix));
+        text.lines()
+            .any(|line| line.starts_with(&format!("# TYPE {family} ")) || line.starts_with(&format!("# TYPE {name} ")))
+    };
+    let missing: Vec<&String> = queried
+        .iter()
+        .filter(|name| name.as_str() != "livestream_storage_upload_failures_total")
+        .filter(|name| {
+            let text = if name.starts_with("livestream_controller_") { &operator_text } else { &worker_text };
+            !declared(text, name)
+        })
+        .collect();
+    assert!(missing.is_empty(), "dashboard metrics the pods do not serve: {missing:?}\n{worker_text}\n{operator_text}");
+    let stream = format!("stream=\"{ns}/launch\"");
+    let sample = |name: &str| {
+        worker_text
+            .lines()
+            .find(|line| line.starts_with(name) && line.contains(&stream))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse::<f64>().ok())
+    };
+    assert_eq!(sample("livestream_live{"), Some(1.0), "{worker_text}");
+    assert!(sample("livestream_ingest_bitrate_kbps{").is_some_and(|kbps| kbps > 0.0), "{worker_text}");
+    assert!(sample("livestream_segments_uploaded_total{").is_some_and(|count| count >= 2.0), "{worker_text}");
+    assert_eq!(sample("livestream_ffmpeg_restarts_total{"), Some(0.0), "{worker_text}");
+    assert!(
+        operator_text.lines().any(|l| l.starts_with("livestream_controller_streams{") && l.contains("phase=\"Live\"")),
+        "{operator_text}"
+    );
+}
+
+/// Every `expr` of a Grafana dashboard's panels and targets.
+fn collect_exprs(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("expr", serde_json::Value::String(expr)) => out.push(expr.clone()),
+                    _ => collect_exprs(value, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|item| collect_exprs(item, out)),
+        _ => {}
+    }
+}
+
+async fn http_text(url: &str) -> String {
+    let response = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    assert_eq!(response.status(), 200, "GET {url}");
+    response.text().await.expect("the body")
+}
+
 /// The whole product: the operator installed by its chart, a LiveStream applied with
 /// kubectl and awaited with `kubectl wait`, its worker pod running the image locked down,
 /// ffmpeg pushing to the ingest NodePort with the generated key, the status Live with
@@ -473,6 +567,12 @@ async fn a_livestream_applied_with_kubectl_goes_live_ends_and_is_cleaned() {
     assert!(!condition_is_true(&live, "Degraded"), "a healthy stream is not Degraded: {:?}", live.status);
     assert_eq!(condition_reason(&live, "Live").as_deref(), Some("Publishing"), "{:?}", live.status);
     eprintln!("e2e: Live {:.1}s after kubectl apply", started.elapsed().as_secs_f64());
+    stream
+        .wait_playlists("two segments in every media playlist", Duration::from_secs(20), &playback_url, |p| {
+            p.iter().all(|(_, m)| m.segments.len() >= 2)
+        })
+        .await;
+    the_dashboard_reads_what_the_pods_serve(&client, release, ops, ns, &worker).await;
 
     let connections = tokio::task::block_in_place(|| encoder.finish());
     assert!(

@@ -5,7 +5,8 @@
 //! publish whose ffmpeg is killed and whose storage goes away for a while, and a publish
 //! whose source clock leaps, while its `/metrics` is scraped; `livestream controller` runs
 //! against a real API server with a stream it cannot apply, one whose Secret is missing and
-//! one without a worker, while its `/metrics` is scraped. Then: every metric and label the
+//! one without a worker, while its `/metrics` is scraped; `livestream gateway` is scraped
+//! once. Then: every metric and label the
 //! dashboard and the rules name is in those scrapes; every dashboard query returns data
 //! over the scraped series, and each alert fires and stays quiet where it should, both
 //! evaluated by the real `promtool test rules` on series whose names and labels are the
@@ -227,6 +228,8 @@ impl Scraper {
 struct RealRun {
     worker: Vec<Exposition>,
     operator: Vec<Exposition>,
+    /// One scrape of the ingest gateway.
+    gateway: Exposition,
     /// The UNREACHED families, from [`recorded`].
     recorded: Exposition,
 }
@@ -234,7 +237,12 @@ struct RealRun {
 impl RealRun {
     /// Every family either process declared, with its type.
     fn families(&self) -> BTreeMap<String, String> {
-        self.worker.iter().chain(&self.operator).chain([&self.recorded]).flat_map(|s| s.families.clone()).collect()
+        self.worker
+            .iter()
+            .chain(&self.operator)
+            .chain([&self.gateway, &self.recorded])
+            .flat_map(|s| s.families.clone())
+            .collect()
     }
 
     /// Sample name -> label name -> values seen, over every scrape of both processes.
@@ -270,7 +278,8 @@ impl RealRun {
 fn real_run() -> &'static RealRun {
     static RUN: OnceLock<Result<RealRun, String>> = OnceLock::new();
     let run = RUN.get_or_init(|| {
-        let run = || RealRun { operator: operator_run(), worker: worker_run(), recorded: recorded() };
+        let run =
+            || RealRun { operator: operator_run(), worker: worker_run(), gateway: gateway_run(), recorded: recorded() };
         std::panic::catch_unwind(run).map_err(|panic| {
             panic
                 .downcast_ref::<String>()
@@ -280,6 +289,13 @@ fn real_run() -> &'static RealRun {
         })
     });
     run.as_ref().unwrap_or_else(|e| panic!("the real run failed: {e}"))
+}
+
+/// `livestream gateway` with no route yet: what it declares.
+fn gateway_run() -> Exposition {
+    let dir = tempfile::tempdir().expect("a directory for the gateway");
+    let gateway = support::gateway::Gateway::start(dir.path(), &[]);
+    Exposition::fetch(&format!("http://127.0.0.1:{}/metrics", gateway.http_port))
 }
 
 const KEY: &str = "k3y-0f-the-d3mo";

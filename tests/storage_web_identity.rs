@@ -15,6 +15,13 @@
 //! STS's reason: one for another audience (IRSA's `sts.amazonaws.com`), an expired one
 //! signed by the issuer's own key, one signed by another key, and a file that holds no
 //! token.
+//!
+//! The product's own provider (`storage::web_identity`) makes the exchange that works:
+//! `livestream serve`, given only the variables IRSA and `storage.webIdentity` set (no
+//! key), writes a whole stream into the role's bucket, keeps the token and the temporary
+//! key out of its log, and with a token for another audience stays unready and logs the
+//! STS's reason. `cluster_operator` takes the same path through the operator and a worker
+//! pod's projected token.
 
 mod support;
 

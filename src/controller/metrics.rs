@@ -56,6 +56,10 @@ impl Metrics {
         for phase in PHASES {
             metrics.phases.get_or_create(&phase_labels(phase)).set(0);
         }
+        // Every reason from 0, so that the first error is an increase.
+        for reason in super::reconcile::ReconcileError::METRIC_REASONS {
+            metrics.errors.get_or_create(&vec![("reason".to_string(), reason.to_string())]).inc_by(0);
+        }
         metrics
     }
 

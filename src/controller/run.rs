@@ -237,9 +237,16 @@ async fn run_reconcilers(
     });
     // Bounded concurrency: every reconcile in flight holds an API connection (HTTP/1.1)
     // and its buffers, so a thousand new streams would otherwise open a thousand at once.
-    let controller = Controller::new(api::<LiveStream>(&client, ns), watcher::Config::default())
+    // The LiveStreams, kept without their managedFields: a reconcile never reads them, and
+    // in memory (as JSON values) they outweigh the rest of a stream.
+    let (streams, streams_writer) = reflector::store();
+    let stream_events = watcher(api::<LiveStream>(&client, ns), watcher::Config::default())
+        .default_backoff()
+        .modify(|stream| stream.managed_fields_mut().clear())
+        .reflect(streams_writer)
+        .applied_objects();
+    let controller = Controller::for_stream(stream_events, streams.clone())
         .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY));
-    let streams = controller.store();
     let routes_writer = gateway_routes.map(|routes| {
         let (client, streams, metrics, stop) = (client.clone(), streams.clone(), ctx.metrics.clone(), stop.clone());
         tokio::spawn(async move { routes.run(client, streams, metrics, stop).await })

@@ -160,6 +160,7 @@ pub async fn run_until(
     let mut registry = Registry::default();
     let metrics = Arc::new(IngestMetrics::default());
     metrics.register(&mut registry);
+    metrics.register_relays(&mut registry);
     let route_count = Gauge::<i64>::default();
     registry.register("gateway_routes", "Streams the gateway routes publishes to", route_count.clone());
     tokio::spawn({

@@ -98,8 +98,20 @@ impl WorkerMetrics {
         self.inner.ingest_fps.get_or_create(&label(stream)).set(fps);
     }
 
+    /// Counts a publish of `stream`, and gives its counters and its transcoder-behind
+    /// gauge a series at 0 if they have none yet: the first restart, drop or leap is then
+    /// an increase, which `increase()` and `rate()` see.
     pub fn publish_started(&self, stream: &str) {
-        self.inner.publishes.get_or_create(&label(stream)).inc();
+        let stream = label(stream);
+        self.inner.publishes.get_or_create(&stream).inc();
+        let m = &self.inner;
+        for counter in
+            [&m.segments_produced, &m.segments_uploaded, &m.segments_dropped, &m.ffmpeg_restarts, &m.timestamp_leaps]
+        {
+            counter.get_or_create(&stream).inc_by(0);
+        }
+        m.presets_lowered.get_or_create(&stream).inc_by(0);
+        m.transcoder_behind.get_or_create(&stream).inc_by(0);
     }
 
     pub fn segment_produced(&self, stream: &str) {

@@ -102,6 +102,10 @@ pub enum ReconcileError {
 }
 
 impl ReconcileError {
+    /// Every label of [`Self::metric_reason`].
+    pub const METRIC_REASONS: [&str; 7] =
+        ["ReadSecret", "Build", "ApplyChild", "WriteStatus", "StorageCleanup", "NoNamespace", "Finalizer"];
+
     /// A short label for metrics.
     pub fn metric_reason(&self) -> &'static str {
         match self {

@@ -20,6 +20,9 @@ struct RelayLabels {
     result: &'static str,
 }
 
+/// The results of a relayed publish.
+pub const RELAY_RESULTS: [&str; 3] = ["started", "refused", "unreachable"];
+
 /// Counters and gauges of a listener, shared by all its connections.
 #[derive(Debug, Default)]
 pub struct IngestMetrics {
@@ -42,6 +45,13 @@ impl IngestMetrics {
             "RTMPS connections closed because their TLS handshake failed or timed out",
             self.tls_failures.clone(),
         );
+    }
+
+    /// Registers the relays of the ingest gateway, each result from 0.
+    pub fn register_relays(&self, registry: &mut Registry) {
+        for result in RELAY_RESULTS {
+            self.relays.get_or_create(&RelayLabels { result }).inc_by(0);
+        }
         registry.register(
             "rtmp_relays",
             "Publishes relayed to a worker, by result: started, refused (by the worker), unreachable",
@@ -65,6 +75,10 @@ impl IngestMetrics {
     }
 
     fn register_as(&self, registry: &mut Registry, prefix: &str, protocol: &str) {
+        // Every reason from 0, so that the first refusal is an increase.
+        for rejection in [Rejection::BadKey, Rejection::AlreadyLive, Rejection::Other(String::new())] {
+            self.publishes_rejected.get_or_create(&RejectionLabels { reason: rejection.label() }).inc_by(0);
+        }
         registry.register(
             format!("{prefix}_connections_accepted"),
             format!("{protocol} connections accepted"),
