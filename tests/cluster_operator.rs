@@ -65,6 +65,25 @@ async fn install_crd_release() -> Duration {
         .await
 }
 
+/// Installs the operator as `release` in `ops`, watching `ns` only (the CRD is the CRD
+/// release's), with its helm home in `home`; the stream `name` of `ns` under it.
+async fn install_watching(release: &str, ops: &str, ns: &str, name: &str, home: &std::path::Path) -> StreamRef {
+    let cluster = cluster();
+    install_crd_release().await;
+    tokio::task::block_in_place(|| {
+        let watch = format!("watchNamespace={ns}");
+        helm::install_operator(cluster.kube.kubeconfig(), home, release, ops, &[&watch, "crds.install=false"])
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs_tail()));
+    StreamRef {
+        cluster: cluster.clone(),
+        client: cluster.kube.client().await,
+        namespace: ns.into(),
+        name: name.into(),
+        operator_namespace: ops.into(),
+    }
+}
+
 /// A pod of the image behind a NodePort Service: scheduled by kube-scheduler, started by
 /// containerd and runc as the image's non-root user on a read-only root filesystem, probed
 /// by the kubelet, and reached through kube-proxy on its ClusterIP and on the node's port.
@@ -462,21 +481,8 @@ async fn a_livestream_applied_with_kubectl_goes_live_ends_and_is_cleaned() {
     let minio = MinioServer::start_on(cluster.node_ip).await;
     minio.create_bucket("live", true).await;
     let home = tempfile::tempdir().expect("helm home");
-    let kubeconfig = cluster.kube.kubeconfig().to_path_buf();
-    install_crd_release().await;
     tokio::task::block_in_place(|| create_namespace_with_credentials(cluster, ns, &minio));
-    tokio::task::block_in_place(|| {
-        let watch = format!("watchNamespace={ns}");
-        helm::install_operator(&kubeconfig, home.path(), release, ops, &[&watch, "crds.install=false"])
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs_tail()));
-    let stream = StreamRef {
-        cluster: cluster.clone(),
-        client: client.clone(),
-        namespace: ns.into(),
-        name: name.into(),
-        operator_namespace: ops.into(),
-    };
+    let stream = install_watching(release, ops, ns, name, home.path()).await;
     // The stream takes RTMPS with a certificate from a kubernetes.io/tls Secret, created
     // after the stream: until then the stream says what is missing.
     let spec = StreamSpec {
@@ -645,7 +651,6 @@ async fn a_stream_writes_with_its_workers_token_and_no_key() {
     const POLICY: &str = "livestream-writer";
     const BUCKET: &str = "identity";
     let cluster = cluster();
-    let client = cluster.kube.client().await;
     let (release, ops, ns, name) = ("identity", "identity-ops", "identity", "keyless");
     let issuer = cluster.kube.token_issuer().expect("the cluster publishes its token issuer");
     let provider = OpenIdProvider {
@@ -666,22 +671,10 @@ async fn a_stream_writes_with_its_workers_token_and_no_key() {
         ],
     });
     minio.create_policy(POLICY, &policy).await;
-    install_crd_release().await;
     kubectl_apply(cluster.kubectl(), &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"));
     tokio::task::block_in_place(|| cluster.wait_default_service_account(ns));
     let home = tempfile::tempdir().expect("helm home");
-    tokio::task::block_in_place(|| {
-        let watch = format!("watchNamespace={ns}");
-        helm::install_operator(cluster.kube.kubeconfig(), home.path(), release, ops, &[&watch, "crds.install=false"])
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs_tail()));
-    let stream = StreamRef {
-        cluster: cluster.clone(),
-        client: client.clone(),
-        namespace: ns.into(),
-        name: name.into(),
-        operator_namespace: ops.into(),
-    };
+    let stream = install_watching(release, ops, ns, name, home.path()).await;
     let role_arn = minio.role_arn();
     let sts = minio.sts_endpoint();
     let spec = StreamSpec {

@@ -8,6 +8,17 @@ use crate::controller::config::GatewaySettings;
 use crate::storage::bucket_url;
 use crate::transcode::poster::POSTER_FILE;
 
+/// The gateway that `service`'s stream is behind: the operator runs one, and the stream's
+/// own Service is a ClusterIP one.
+fn behind<'a>(service: &Service, gateway: Option<&'a GatewaySettings>) -> Option<&'a GatewaySettings> {
+    gateway.filter(|_| is_cluster_ip(service))
+}
+
+/// `base` (a gateway's URL) with the application `app` as its path.
+fn with_app(base: &str, app: &str) -> String {
+    format!("{}/{app}", base.trim_end_matches('/'))
+}
+
 /// `rtmp://HOST:PORT/APP` where encoders push: the ingest gateway's address when the
 /// stream's own Service is a ClusterIP one behind it, else that Service's. Never carries
 /// the stream key.
@@ -19,8 +30,8 @@ pub fn ingest_url(
 ) -> Option<String> {
     let app = &stream.spec.ingest.app;
     let service = service?;
-    if let Some(gateway) = gateway.filter(|_| is_cluster_ip(service)) {
-        return Some(format!("{}/{app}", gateway.url.trim_end_matches('/')));
+    if let Some(gateway) = behind(service, gateway) {
+        return Some(with_app(&gateway.url, app));
     }
     let (host, port) = service_address(service, "rtmp", node_address)?;
     Some(format!("rtmp://{host}:{port}/{app}"))
@@ -36,8 +47,8 @@ pub fn secure_ingest_url(
 ) -> Option<String> {
     let app = &stream.spec.ingest.app;
     let service = service?;
-    if let Some(gateway) = gateway.filter(|_| is_cluster_ip(service)) {
-        return gateway.secure_url.as_ref().map(|url| format!("{}/{app}", url.trim_end_matches('/')));
+    if let Some(gateway) = behind(service, gateway) {
+        return gateway.secure_url.as_deref().map(|url| with_app(url, app));
     }
     stream.spec.ingest.tls.as_ref()?;
     let (host, port) = service_address(service, "rtmps", node_address)?;
