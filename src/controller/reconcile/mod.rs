@@ -178,22 +178,8 @@ async fn apply_stream(stream: &LiveStream, ctx: &Context) -> Result<Action, Reco
     };
     let children = children::build(stream, &ctx.config, &resolved)?;
     let applied = apply_children::apply(children, &namespace, ctx).await?;
-    if let Err(in_use) = route_through_gateway(stream, &resolved, &applied.ingest_service, ctx) {
-        let secret = &resolved.stream_key;
-        let message = format!(
-            "the stream key in Secret {} (key {}) is also the key of stream {} with the same application, \
-             and the ingest gateway routes a key to one stream only, the older: give this stream a key of its own \
-             (another Secret, or no spec.ingest.streamKeySecretRef to have one generated)",
-            secret.name, secret.key, in_use.holder
-        );
-        let invalid = Invalid { reason: "StreamKeyInUse", message };
+    if let Err(invalid) = route_through_gateway(stream, &resolved, &applied.ingest_service, ctx).await {
         return report_invalid(stream, &namespace, &invalid, ctx).await;
-    }
-    // Ready behind the gateway means routed: the routes Secret holds this stream's route.
-    if let Some(routes) = &ctx.gateway_routes
-        && !routes.settled(ROUTES_PATIENCE).await
-    {
-        warn!(stream = %stream_key(stream), "the gateway's routes are not written yet; reporting the status anyway");
     }
 
     let pod = observe::running_worker_pod(&ctx.stores.pods, &namespace, &stream.name_any());
@@ -222,14 +208,15 @@ async fn apply_stream(stream: &LiveStream, ctx: &Context) -> Result<Action, Reco
 }
 
 /// Routes the stream's publishes through the ingest gateway to its ingest Service's
-/// cluster IP, where kube-proxy finds its current worker pod; refused when an older
+/// cluster IP, where kube-proxy finds its current worker pod, and waits for the route to
+/// be written, so that Ready behind the gateway means routed; refused when an older
 /// stream publishes with the same key.
-fn route_through_gateway(
+async fn route_through_gateway(
     stream: &LiveStream,
     resolved: &Resolved,
     service: &Service,
     ctx: &Context,
-) -> Result<(), KeyInUse> {
+) -> Result<(), Invalid> {
     let Some(routes) = &ctx.gateway_routes else { return Ok(()) };
     let spec = service.spec.as_ref();
     let ip = spec.and_then(|spec| spec.cluster_ip.as_deref()).and_then(|ip| ip.parse::<std::net::IpAddr>().ok());
@@ -241,13 +228,27 @@ fn route_through_gateway(
         (Some(ip), Some(port)) => {
             let address = std::net::SocketAddr::new(ip, port);
             let created = stream.metadata.creation_timestamp.as_ref().map(|time| time.0);
-            routes.claim(&stream_key(stream), created, &stream.spec.ingest.app, &resolved.key, address)
+            let claimed = routes.claim(&stream_key(stream), created, &stream.spec.ingest.app, &resolved.key, address);
+            claimed.map_err(|in_use| key_in_use(resolved, &in_use))?;
         }
-        _ => {
-            routes.remove(&stream_key(stream));
-            Ok(())
-        }
+        _ => routes.remove(&stream_key(stream)),
     }
+    if !routes.settled(ROUTES_PATIENCE).await {
+        warn!(stream = %stream_key(stream), "the gateway's routes are not written yet; reporting the status anyway");
+    }
+    Ok(())
+}
+
+/// The reason a stream whose key an older stream holds behind the gateway is not routed.
+fn key_in_use(resolved: &Resolved, in_use: &KeyInUse) -> Invalid {
+    let secret = &resolved.stream_key;
+    let message = format!(
+        "the stream key in Secret {} (key {}) is also the key of stream {} with the same application, and the \
+         ingest gateway routes a key to one stream only, the older: give this stream a key of its own (another \
+         Secret, or no spec.ingest.streamKeySecretRef to have one generated)",
+        secret.name, secret.key, in_use.holder
+    );
+    Invalid { reason: "StreamKeyInUse", message }
 }
 
 /// A stream whose references are unusable: its status says why (with what the caches hold
