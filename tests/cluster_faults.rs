@@ -7,9 +7,9 @@
 //! playlists changes at most once and never back).
 //!
 //! The faults: the worker container killed (the kubelet restarts it), the worker pod
-//! deleted behind the ingest gateway (a new pod takes over, and the gateway's route leads
-//! to it), a gateway pod deleted under two streams (their encoders reconnect through the
-//! other), the leader operator pod killed (another replica takes the Lease within the lease
+//! deleted (a new pod takes over), the worker rolled behind the ingest gateway (the
+//! gateway's route leads to the new pod), a gateway pod deleted under two streams (their
+//! encoders reconnect through the other), the leader operator pod killed (another replica takes the Lease within the lease
 //! time), kube-apiserver restarted, MinIO stopped for 30 seconds, the kubelet restarted.
 //! One at a time: each disturbs the whole cluster, and two cores run one stream well.
 
@@ -309,21 +309,38 @@ async fn a_killed_worker_container_is_restarted_and_the_stream_continues() {
     assert_continuity(&stream, &report, &expect, push_ended).await;
 }
 
-/// Behind the ingest gateway: the gateway's route is the stream's Service, which leads to
-/// the new pod once it is ready.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_deleted_worker_pod_is_replaced_and_only_one_worker_writes() {
-    let _serial = SERIAL.lock().await;
-    let behind_the_gateway = StreamSpec { ingest_service: None, ..StreamSpec::default() };
-    let run = go_live_with("fault-pod", PUSH, &behind_the_gateway).await;
-    assert_eq!(
-        run.ingest_url,
-        format!("{}/live", gateway_url(&run.stream.cluster)),
-        "the stream is behind the gateway"
-    );
+/// How a test has a stream's worker pod replaced.
+enum Replacement {
+    /// The pod is deleted; its Deployment makes another.
+    DeletePod,
+    /// `kubectl rollout restart` of the worker Deployment.
+    RolloutRestart,
+}
+
+/// A stream as `spec` says, live, whose worker pod is replaced: the encoder reconnects
+/// (to the stream's own address, or through the gateway to the stream's Service, which
+/// leads to the new pod once it is ready), and the new worker takes the playlists over.
+async fn the_stream_continues_on_a_new_worker(namespace: &str, spec: &StreamSpec<'_>, replacement: Replacement) {
+    let run = go_live_with(namespace, PUSH, spec).await;
+    if spec.ingest_service.is_none() {
+        let gateway = format!("{}/live", gateway_url(&run.stream.cluster));
+        assert_eq!(run.ingest_url, gateway, "the stream is behind the gateway");
+    }
     let before = worker(&run.stream).await;
-    let pods: Api<Pod> = Api::namespaced(run.stream.client.clone(), &run.stream.namespace);
-    pods.delete(&before.name_any(), &DeleteParams::default()).await.expect("delete the worker pod");
+    match replacement {
+        Replacement::DeletePod => {
+            let pods: Api<Pod> = Api::namespaced(run.stream.client.clone(), &run.stream.namespace);
+            pods.delete(&before.name_any(), &DeleteParams::default()).await.expect("delete the worker pod");
+        }
+        Replacement::RolloutRestart => {
+            let deployment = format!("deployment/{}-worker", run.stream.name);
+            let rolled = tokio::task::block_in_place(|| {
+                run.stream.cluster.kubectl().args(["rollout", "restart", "-n", namespace, &deployment]).output()
+            })
+            .expect("kubectl rollout restart");
+            assert!(rolled.status.success(), "{}", String::from_utf8_lossy(&rolled.stderr));
+        }
+    }
     let uid = before.uid();
     run.stream
         .wait_pods("a new worker pod to be Ready", Duration::from_secs(90), |pods| {
@@ -335,6 +352,21 @@ async fn a_deleted_worker_pod_is_replaced_and_only_one_worker_writes() {
     let recovered_at = connections.last().expect("a connection").started;
     let expect = Expect::worker_replaced(recovered_at, true);
     assert_continuity(&stream, &report, &expect, push_ended).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deleted_worker_pod_is_replaced_and_only_one_worker_writes() {
+    let _serial = SERIAL.lock().await;
+    the_stream_continues_on_a_new_worker("fault-pod", &StreamSpec::default(), Replacement::DeletePod).await;
+}
+
+/// Behind the ingest gateway, a rolled worker: the gateway's route is the stream's
+/// Service, which leads to the new pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolled_worker_is_reached_through_the_gateway_at_its_new_pod() {
+    let _serial = SERIAL.lock().await;
+    let behind_the_gateway = StreamSpec { ingest_service: None, ..StreamSpec::default() };
+    the_stream_continues_on_a_new_worker("fault-roll", &behind_the_gateway, Replacement::RolloutRestart).await;
 }
 
 /// The holder of the operator's leader Lease.
