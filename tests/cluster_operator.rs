@@ -589,10 +589,12 @@ async fn a_livestream_applied_with_kubectl_goes_live_ends_and_is_cleaned() {
     let ended = stream.wait_for("phase Ended", Duration::from_secs(40), |s| phase(s) == Some(Phase::Ended)).await;
     assert!(!condition_is_true(&ended, "Live"), "an ended stream is not Live: {:?}", ended.status);
     assert_eq!(condition_reason(&ended, "Live").as_deref(), Some("StreamEnded"), "{:?}", ended.status);
-    let reasons = event_reasons(&client, ns).await;
-    for reason in ["PublishStarted", "PublishStopped"] {
-        assert!(reasons.iter().any(|r| r == reason), "an event {reason} among {reasons:?}");
-    }
+    // The events follow the status write that they describe.
+    wait_for_async("the events PublishStarted and PublishStopped", Duration::from_secs(20), || async {
+        let reasons = event_reasons(&client, ns).await;
+        ["PublishStarted", "PublishStopped"].iter().all(|reason| reasons.iter().any(|r| r == reason)).then_some(())
+    })
+    .await;
     let base = playback_url.trim_end_matches("/master.m3u8").to_string();
     let poster_url = ended.status.as_ref().and_then(|s| s.poster_url.clone()).expect("status.posterUrl");
     assert_eq!(poster_url, format!("{base}/poster.jpg"));
