@@ -190,7 +190,9 @@ async fn serve_writes_with_a_web_identity_and_names_a_refused_token(world: &Worl
         ("AWS_WEB_IDENTITY_TOKEN_FILE".to_string(), token_file.display().to_string()),
         ("AWS_ENDPOINT_URL_STS".to_string(), sts.clone()),
     ];
-    let log = tokio::task::spawn_blocking({
+    // The server stays up until its ended playlist is read: it ends the stream after the
+    // encoder has gone.
+    let serve = tokio::task::spawn_blocking({
         let (args, env, logs) = (args.clone(), env.clone(), world.dir.path().to_path_buf());
         move || {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -202,7 +204,7 @@ async fn serve_writes_with_a_web_identity_and_names_a_refused_token(world: &Worl
                 &logs.join("push.log"),
             );
             assert!(wait_exit(&mut pusher, Duration::from_secs(40)), "{}", pusher.log_tail(2000));
-            serve.log()
+            serve
         }
     })
     .await
@@ -219,9 +221,15 @@ async fn serve_writes_with_a_web_identity_and_names_a_refused_token(world: &Worl
         if text.contains("#EXT-X-ENDLIST") {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no ended playlist in {BUCKET} within 30 s: {text}\n{log}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no ended playlist in {BUCKET} within 30 s: {text}\n{}",
+            serve.log()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let log = serve.log();
+    drop(serve);
     let token = std::fs::read_to_string(&token_file).expect("the token file");
     let signature = token.rsplit('.').next().expect("a signed token");
     assert!(!log.contains(signature) && !log.contains("ASIA"), "no token or key in the log:\n{log}");

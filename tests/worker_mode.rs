@@ -333,10 +333,22 @@ fn worker_takes_an_encrypted_srt_publish_from_its_config_file() {
         start_worker_with(&minio, dir.path(), "srt", &config, &[("SRT_PASSPHRASE", "w0rker-srt-passphrase")]);
     let url = format!("srt://127.0.0.1:{srt}?streamid=live/w0rker-key-of-keynote&passphrase=w0rker-srt-passphrase");
     let mut pusher = push(&url, &Push { seconds: 4.0, ..Push::default() }, &dir.path().join("push.log"));
-    assert!(wait_exit(&mut pusher, Duration::from_secs(30)), "{}", pusher.log_tail(2000));
-    wait_for("/status to say Ended", Duration::from_secs(20), || {
-        status(worker.http).filter(|s| s.phase == StreamPhase::Ended)
-    });
+    assert!(
+        wait_exit(&mut pusher, Duration::from_secs(30)),
+        "{}\n{}",
+        pusher.log_tail(2000),
+        worker.process.log_tail(5000)
+    );
+    // A sender's close ends the publish at once, well inside the 30 s reconnect grace.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while status(worker.http).is_none_or(|s| s.phase != StreamPhase::Ended) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/status did not say Ended within 20 s of the sender's close:\n{}",
+            worker.process.log_tail(5000)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let base = format!("{}/streams/media/keynote", minio.endpoint());
     let playlists = fetch_consistent(&base).expect("playlists");
     assert!(playlists.iter().all(|(_, p)| p.ended && p.segments.len() >= 3), "{playlists:?}");
