@@ -1,7 +1,8 @@
 //! The S3 backend against a real MinIO: objects round-trip with the right headers, read
 //! anonymously like a CDN origin would; refused credentials and missing buckets give
 //! their own errors, without leaking secrets; an outage gives retryable errors, and an
-//! upload retried until cancelled lands once the server is back.
+//! upload retried until cancelled lands once the server is back; a playlist write whose
+//! answer was lost does not stop `serve`'s stream.
 
 mod support;
 
@@ -174,4 +175,48 @@ async fn uploads_retried_until_cancelled_land_after_an_outage() {
     assert_eq!(store.get("s/index.m3u8").await.unwrap().as_deref(), Some(&b"#EXTM3U\n"[..]), "data survived");
     assert_eq!(metrics.uploads(SEGMENT), 1);
     assert!(metrics.failures(SEGMENT, ErrorClass::Unreachable) >= 3);
+}
+
+/// A playlist write that MinIO carried out but whose answer never came back (the server
+/// died, the connection broke) is retried; the retry's condition no longer holds, since the
+/// object is already the one it writes. The worker takes that for its own write, not for
+/// another writer's, and the stream goes on to its end.
+#[test]
+fn a_playlist_write_whose_answer_was_lost_does_not_stop_the_stream() {
+    use support::lossy_proxy::LossyProxy;
+    use support::media::{self, Push, Serve, fetch_consistent, push, wait_exit};
+
+    let _serial = media::serial();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let minio = runtime.block_on(MinioServer::start());
+    runtime.block_on(minio.create_bucket("live", true));
+    let upstream = minio.endpoint().trim_start_matches("http://").parse().expect("MinIO's address");
+    // The third conditional write of a media playlist loses its answer.
+    let proxy = LossyProxy::start(upstream, &["PUT /", "/index.m3u8", "If-Match:"], 3);
+    let endpoint = format!("--s3-endpoint=http://127.0.0.1:{}", proxy.port);
+    let args = ["--rendition", "90p:160x90:100", "--segment-duration", "1", "--reconnect-grace", "1"];
+    let serve = Serve::start(
+        &[&args[..], &["--s3-bucket", "live", "--s3-path-style", &endpoint]].concat(),
+        &[("AWS_ACCESS_KEY_ID", minio.access_key()), ("AWS_SECRET_ACCESS_KEY", minio.secret_key())],
+    );
+    let logs = tempfile::tempdir().unwrap();
+    let mut pusher = push(&serve.rtmp_url("live", "demo"), &Push::default(), &logs.path().join("push.log"));
+    assert!(wait_exit(&mut pusher, Duration::from_secs(40)), "{}", pusher.log_tail(2000));
+
+    let base = format!("{}/live/live/demo", minio.endpoint());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let playlists = loop {
+        if let Some(playlists) = fetch_consistent(&base).filter(|p| p.iter().all(|(_, p)| p.ended)) {
+            break playlists;
+        }
+        assert!(std::time::Instant::now() < deadline, "no ended playlists within 30 s:\n{}", serve.log());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(proxy.lost(), 1, "the proxy lost no answer ({} requests matched)", proxy.matched());
+    let log = serve.log();
+    assert!(!log.contains("no longer writes the stream"), "the worker took its own write for another's:\n{log}");
+    let seconds: f64 = playlists[0].1.segments.iter().map(|s| s.1).sum();
+    assert!(seconds >= 5.0, "{seconds} s of a 6 s push in the playlist: {playlists:?}");
+    let errors = media::decode_errors(&format!("{base}/{}", playlists[0].0), "0");
+    assert!(errors.trim().is_empty(), "{errors}");
 }

@@ -494,7 +494,10 @@ impl<S: Store> Publisher<S> {
             let body = body.clone();
             let (full, expect) = (full.clone(), expect.clone());
             async move {
-                let outcome = store.put_if(&full, body, kind, &expect).await;
+                let outcome = match store.put_if(&full, body.clone(), kind, &expect).await {
+                    Err(StoreError::Conflict { .. }) => written_already(store.as_ref(), &full, &body).await,
+                    outcome => outcome,
+                };
                 if let Err(e) = &outcome
                     && e.is_retryable()
                 {
@@ -543,6 +546,17 @@ impl<S: Store> Publisher<S> {
             Err(RetryError::Cancelled { .. }) => Err(PublishError::Cancelled),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// After a conditional write was refused: the version under `key` when the object there
+/// is `body` byte for byte, else the conflict. An attempt whose answer was lost (storage
+/// went away after writing, or the connection broke) may have written this very body; no
+/// other writer can, since every playlist names its writer.
+async fn written_already<S: Store>(store: &S, key: &str, body: &Bytes) -> Result<storage::Version, StoreError> {
+    match store.get_versioned(key).await? {
+        Some((stored, version)) if stored == *body => Ok(version),
+        _ => Err(StoreError::Conflict { key: key.to_string() }),
     }
 }
 
@@ -636,6 +650,25 @@ async fn read_bounded<S: Store>(store: &S, key: &str) -> Result<Option<(String, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_refused_write_whose_body_is_stored_already_was_this_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = storage::LocalStore::new(dir.path().to_path_buf());
+        let key = "live/demo/720p/index.m3u8";
+        let ours = Bytes::from_static(b"#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:4\n# writer a\n");
+        let written = store.put_if(key, ours.clone(), ObjectKind::MediaPlaylist, &Expect::Absent).await.unwrap();
+        // The same write again, as a retry after a lost answer: its condition no longer holds.
+        let retried = store.put_if(key, ours.clone(), ObjectKind::MediaPlaylist, &Expect::Absent).await;
+        assert!(matches!(retried, Err(StoreError::Conflict { .. })), "{retried:?}");
+        assert_eq!(written_already(&store, key, &ours).await.unwrap(), written);
+
+        let theirs = Bytes::from_static(b"#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:4\n# writer b\n");
+        let refused = written_already(&store, key, &theirs).await;
+        assert!(matches!(refused, Err(StoreError::Conflict { .. })), "another writer's object: {refused:?}");
+        let missing = written_already(&store, "live/demo/360p/index.m3u8", &ours).await;
+        assert!(matches!(missing, Err(StoreError::Conflict { .. })), "no object: {missing:?}");
+    }
 
     #[test]
     fn keys_join_the_prefix() {

@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod helm;
 pub mod kube;
 pub mod livestream;
+pub mod lossy_proxy;
 pub mod media;
 pub mod minio;
 pub mod peer;
