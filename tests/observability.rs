@@ -370,9 +370,11 @@ fn worker_run() -> Vec<Exposition> {
             .then_some(())
     });
     runtime.block_on(minio.restart());
-    wait_for("uploads to go on after the outage", Duration::from_secs(30), || {
-        now("livestream_segments_uploaded_total", &demo).filter(|n| *n > uploaded)
-    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while now("livestream_segments_uploaded_total", &demo).is_none_or(|n| n <= uploaded) {
+        assert!(std::time::Instant::now() < deadline, "no upload within 30 s of the outage's end:\n{}", serve.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     let port = serve.rtmp_port;
     let leap = std::thread::spawn(move || rtmp_publisher::publish(port, "live", LEAP_KEY, &leaping));
