@@ -160,7 +160,8 @@ async fn finish(run: LiveRun) -> (StreamRef, MinioServer, Vec<Connection>, Watch
 struct Expect {
     discontinuities: usize,
     /// The moment from which on every pushed second must reach storage: the fault's end, or
-    /// for a fault that breaks the push the start of the encoder's last connection.
+    /// for a fault that breaks the push the moment the media of the encoder's last
+    /// connection began to flow.
     recovered_at: Instant,
     /// Whether the writer of the playlists may change (once).
     writer_may_change: bool,
@@ -304,7 +305,7 @@ async fn a_killed_worker_container_is_restarted_and_the_stream_continues() {
     assert_eq!(restarts(&restarted[0]), 1, "restarted once");
     let (stream, _minio, connections, report, push_ended) = finish(run).await;
     assert!(connections.len() >= 2, "the encoder reconnected: {connections:?}");
-    let recovered_at = connections.last().expect("a connection").started;
+    let recovered_at = connections.last().expect("a connection").media_started();
     let expect = Expect::worker_replaced(recovered_at, false);
     assert_continuity(&stream, &report, &expect, push_ended).await;
 }
@@ -349,7 +350,7 @@ async fn the_stream_continues_on_a_new_worker(namespace: &str, spec: &StreamSpec
         .await;
     let (stream, _minio, connections, report, push_ended) = finish(run).await;
     assert!(connections.len() >= 2, "the encoder reconnected: {connections:?}");
-    let recovered_at = connections.last().expect("a connection").started;
+    let recovered_at = connections.last().expect("a connection").media_started();
     let expect = Expect::worker_replaced(recovered_at, true);
     assert_continuity(&stream, &report, &expect, push_ended).await;
 }
@@ -540,13 +541,13 @@ async fn a_deleted_gateway_pod_drops_its_encoders_which_reconnect_through_anothe
     let second = tokio::spawn(finish(second));
     let (first_stream, _minio, connections, report, push_ended) = finish(first).await;
     assert!(connections.len() >= 2, "the first encoder reconnected: {connections:?}");
-    let recovered_at = connections.last().expect("a connection").started;
+    let recovered_at = connections.last().expect("a connection").media_started();
     assert!(recovered_at > deleted_at);
     assert_continuity(&first_stream, &report, &Expect::encoder_reconnected(recovered_at), push_ended).await;
     let (second_stream, _minio, connections, report, push_ended) = second.await.expect("the second run finished");
     if second_serving == serving {
         assert!(connections.len() >= 2, "the second encoder, on the same pod, reconnected: {connections:?}");
-        let recovered_at = connections.last().expect("a connection").started;
+        let recovered_at = connections.last().expect("a connection").media_started();
         assert_continuity(&second_stream, &report, &Expect::encoder_reconnected(recovered_at), push_ended).await;
     } else {
         assert_eq!(connections.len(), 1, "the other gateway pod's encoder was left alone: {connections:?}");

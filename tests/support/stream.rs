@@ -64,11 +64,25 @@ pub struct Connection {
     /// Whether ffmpeg finished its part of the push (false: the connection broke or was
     /// refused).
     pub completed: bool,
+    /// The media ffmpeg was to push on this connection.
+    pub media: Duration,
 }
 
 impl Connection {
     pub fn seconds(&self) -> f64 {
         (self.ended - self.started).as_secs_f64()
+    }
+
+    /// When the media of this connection began to flow: for a completed connection, its
+    /// media's length before its end (ffmpeg reads its input in real time only once the
+    /// server has taken the publish, which a gateway waiting for a new worker delays);
+    /// else the connection's start.
+    pub fn media_started(&self) -> Instant {
+        if self.completed {
+            self.ended.checked_sub(self.media).unwrap_or(self.started).max(self.started)
+        } else {
+            self.started
+        }
     }
 }
 
@@ -138,7 +152,7 @@ fn push_reconnecting(url: &str, total: Duration, log: &Path, stop: &AtomicBool) 
         }
         process.kill();
         let completed = process.exit_success();
-        connections.push(Connection { started, ended: Instant::now(), completed });
+        connections.push(Connection { started, ended: Instant::now(), completed, media: remaining });
         if completed {
             break;
         }
